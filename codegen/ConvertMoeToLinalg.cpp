@@ -1,0 +1,359 @@
+//===- ConvertMoeToLinalg.cpp - moe kernel ops to linalg ------------------===//
+//
+// Target-independent lowering of the moe kernel ops to linalg on tensors. The
+// generics are written so that every access but the weight (or row) gather is
+// affine; the gather is a tensor.extract inside the body, which bufferizes to
+// a plain load on both the CPU and the GPU.
+//
+//===----------------------------------------------------------------------===//
+
+#include "codegen/Passes.h"
+#include "dialect/MoeOps.h"
+
+#include "mlir/Dialect/Affine/IR/AffineOps.h"
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/AffineMap.h"
+#include "mlir/IR/PatternMatch.h"
+#include "mlir/Transforms/DialectConversion.h"
+
+namespace mlir::moe {
+#define GEN_PASS_DEF_CONVERTMOETOLINALG
+#include "codegen/Passes.h.inc"
+} // namespace mlir::moe
+
+using namespace mlir;
+using namespace mlir::moe;
+
+namespace {
+
+auto kParallel = utils::IteratorType::parallel;
+auto kReduction = utils::IteratorType::reduction;
+
+/// Sizes of `value`'s dimensions, static ones as attributes.
+SmallVector<OpFoldResult> mixedSizes(OpBuilder &b, Location loc, Value value) {
+  return tensor::getMixedSizes(b, loc, value);
+}
+
+/// A tensor of `sizes` filled with `value`.
+Value filledTensor(OpBuilder &b, Location loc, ArrayRef<OpFoldResult> sizes,
+                   TypedAttr value) {
+  Value empty = tensor::EmptyOp::create(b, loc, sizes, value.getType());
+  Value scalar = arith::ConstantOp::create(b, loc, value);
+  return linalg::FillOp::create(b, loc, scalar, empty).getResult(0);
+}
+
+Value toF32(OpBuilder &b, Location loc, Value v) {
+  if (v.getType().isF32())
+    return v;
+  return arith::ExtFOp::create(b, loc, b.getF32Type(), v);
+}
+
+Value fromF32(OpBuilder &b, Location loc, Value v, Type to) {
+  if (to.isF32())
+    return v;
+  return arith::TruncFOp::create(b, loc, to, v);
+}
+
+/// Elementwise `f32 -> elementType` over a 2-D accumulator, or the
+/// accumulator itself when it already has that type.
+Value castAccumulator(OpBuilder &b, Location loc, Value acc, Type resultType) {
+  auto type = cast<RankedTensorType>(resultType);
+  if (type.getElementType().isF32())
+    return acc;
+  Value init = tensor::EmptyOp::create(b, loc, mixedSizes(b, loc, acc),
+                                       type.getElementType());
+  AffineMap id = b.getMultiDimIdentityMap(2);
+  return linalg::GenericOp::create(
+             b, loc, init.getType(), ValueRange{acc}, ValueRange{init},
+             ArrayRef<AffineMap>{id, id},
+             ArrayRef<utils::IteratorType>{kParallel, kParallel},
+             [&](OpBuilder &nb, Location nl, ValueRange args) {
+               linalg::YieldOp::create(
+                   nb, nl, fromF32(nb, nl, args[0], type.getElementType()));
+             })
+      .getResult(0);
+}
+
+Value castToType(OpBuilder &b, Location loc, Value v, Type type) {
+  if (v.getType() == type)
+    return v;
+  return tensor::CastOp::create(b, loc, type, v);
+}
+
+//===----------------------------------------------------------------------===//
+// moe.grouped_matmul
+//===----------------------------------------------------------------------===//
+
+struct GroupedMatmulLowering : OpRewritePattern<GroupedMatmulOp> {
+  using OpRewritePattern::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(GroupedMatmulOp op,
+                                PatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    MLIRContext *ctx = op.getContext();
+    Value input = op.getInput(), weight = op.getWeight();
+    Value upWeight = op.getUpWeight(), scale = op.getRowScale();
+    int64_t numGroups = op.getNumGroups();
+    if (ShapedType::isDynamic(numGroups))
+      return rewriter.notifyMatchFailure(op, "needs a static group count");
+
+    OpFoldResult rows = tensor::getMixedSize(rewriter, loc, input, 0);
+    OpFoldResult cols = tensor::getMixedSize(rewriter, loc, weight, 1);
+
+    // Group of each row: the number of groups that end at or before it.
+    Value ends = tensor::ExtractSliceOp::create(
+        rewriter, loc, op.getGroupOffsets(),
+        ArrayRef<OpFoldResult>{rewriter.getIndexAttr(1)},
+        ArrayRef<OpFoldResult>{rewriter.getIndexAttr(numGroups)},
+        ArrayRef<OpFoldResult>{rewriter.getIndexAttr(1)});
+    Value zeros = filledTensor(rewriter, loc, {rows}, rewriter.getI32IntegerAttr(0));
+    auto rg = [&](unsigned d) {
+      return AffineMap::get(2, 0, getAffineDimExpr(d, ctx));
+    };
+    Value groups =
+        linalg::GenericOp::create(
+            rewriter, loc, zeros.getType(), ValueRange{ends}, ValueRange{zeros},
+            ArrayRef<AffineMap>{rg(1), rg(0)},
+            ArrayRef<utils::IteratorType>{kParallel, kReduction},
+            [&](OpBuilder &b, Location l, ValueRange args) {
+              Value row = arith::IndexCastOp::create(
+                  b, l, b.getI32Type(), linalg::IndexOp::create(b, l, 0));
+              Value done = arith::CmpIOp::create(
+                  b, l, arith::CmpIPredicate::sle, args[0], row);
+              Value one =
+                  arith::ExtUIOp::create(b, l, b.getI32Type(), done);
+              linalg::YieldOp::create(
+                  b, l, Value(arith::AddIOp::create(b, l, args[1], one)));
+            })
+            .getResult(0);
+
+    // Products over (row, n, k), reading weight[group(row), n, k].
+    SmallVector<Value> accs{
+        filledTensor(rewriter, loc, {rows, cols}, rewriter.getF32FloatAttr(0))};
+    if (upWeight)
+      accs.push_back(accs.front());
+    auto map3 = [&](ArrayRef<unsigned> dims) {
+      SmallVector<AffineExpr> exprs;
+      for (unsigned d : dims)
+        exprs.push_back(getAffineDimExpr(d, ctx));
+      return AffineMap::get(3, 0, exprs, ctx);
+    };
+    SmallVector<AffineMap> maps{map3({0, 2}), map3({0})};
+    maps.append(accs.size(), map3({0, 1}));
+    SmallVector<Type> accTypes(accs.size(), accs.front().getType());
+    auto products = linalg::GenericOp::create(
+        rewriter, loc, accTypes, ValueRange{input, groups}, accs, maps,
+        ArrayRef<utils::IteratorType>{kParallel, kParallel, kReduction},
+        [&](OpBuilder &b, Location l, ValueRange args) {
+          Value n = linalg::IndexOp::create(b, l, 1);
+          Value k = linalg::IndexOp::create(b, l, 2);
+          // Clamp so that malformed offsets cannot read out of bounds.
+          Value g = arith::MinUIOp::create(
+              b, l, args[1],
+              arith::ConstantIntOp::create(b, l, numGroups - 1, 32));
+          Value gi = arith::IndexCastUIOp::create(b, l, b.getIndexType(), g);
+          Value x = toF32(b, l, args[0]);
+          SmallVector<Value> results;
+          for (auto [i, w] : llvm::enumerate(
+                   upWeight ? SmallVector<Value>{weight, upWeight}
+                            : SmallVector<Value>{weight})) {
+            Value wv = toF32(
+                b, l, tensor::ExtractOp::create(b, l, w, ValueRange{gi, n, k}));
+            Value prod = arith::MulFOp::create(b, l, x, wv);
+            results.push_back(arith::AddFOp::create(b, l, args[2 + i], prod));
+          }
+          linalg::YieldOp::create(b, l, results);
+        });
+
+    auto resultType = cast<RankedTensorType>(op.getType());
+    bool swiglu = op.getEpilogue() == Epilogue::swiglu;
+    if (!swiglu && !scale) {
+      Value result = castAccumulator(rewriter, loc, products.getResult(0),
+                                     resultType);
+      rewriter.replaceOp(op, castToType(rewriter, loc, result, resultType));
+      return success();
+    }
+
+    // Epilogue over (row, n): silu(gate) * up, then the row scale.
+    AffineMap id = rewriter.getMultiDimIdentityMap(2);
+    SmallVector<Value> ins(products.getResults());
+    SmallVector<AffineMap> epilogueMaps(ins.size(), id);
+    if (scale) {
+      ins.push_back(scale);
+      epilogueMaps.push_back(AffineMap::get(2, 0, getAffineDimExpr(0, ctx)));
+    }
+    Value init = tensor::EmptyOp::create(rewriter, loc,
+                                         mixedSizes(rewriter, loc, ins.front()),
+                                         resultType.getElementType());
+    epilogueMaps.push_back(id);
+    Value result =
+        linalg::GenericOp::create(
+            rewriter, loc, init.getType(), ins, ValueRange{init}, epilogueMaps,
+            ArrayRef<utils::IteratorType>{kParallel, kParallel},
+            [&](OpBuilder &b, Location l, ValueRange args) {
+              Value v = args[0];
+              if (swiglu) {
+                // silu(a) = a * sigmoid(a) = a / (1 + exp(-a)).
+                Value one = arith::ConstantFloatOp::create(
+                    b, l, b.getF32Type(), APFloat(1.0f));
+                Value e = math::ExpOp::create(
+                    b, l, arith::NegFOp::create(b, l, v));
+                Value silu = arith::DivFOp::create(
+                    b, l, v, arith::AddFOp::create(b, l, one, e));
+                v = arith::MulFOp::create(b, l, silu, args[1]);
+              }
+              if (scale)
+                v = arith::MulFOp::create(b, l, v, args[swiglu ? 2 : 1]);
+              linalg::YieldOp::create(
+                  b, l, fromF32(b, l, v, resultType.getElementType()));
+            })
+            .getResult(0);
+    rewriter.replaceOp(op, castToType(rewriter, loc, result, resultType));
+    return success();
+  }
+};
+
+//===----------------------------------------------------------------------===//
+// moe.combine
+//===----------------------------------------------------------------------===//
+
+struct CombineLowering : OpRewritePattern<CombineOp> {
+  using OpRewritePattern::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(CombineOp op,
+                                PatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    MLIRContext *ctx = op.getContext();
+    Value rows = op.getRows();
+    OpFoldResult tokens = tensor::getMixedSize(rewriter, loc, op.getWeights(), 0);
+    OpFoldResult width = tensor::getMixedSize(rewriter, loc, rows, 1);
+    Value acc = filledTensor(rewriter, loc, {tokens, width},
+                             rewriter.getF32FloatAttr(0));
+
+    // Iterate (token, d, slot); the slot dimension reduces.
+    auto map3 = [&](ArrayRef<unsigned> dims) {
+      SmallVector<AffineExpr> exprs;
+      for (unsigned d : dims)
+        exprs.push_back(getAffineDimExpr(d, ctx));
+      return AffineMap::get(3, 0, exprs, ctx);
+    };
+    Value sum =
+        linalg::GenericOp::create(
+            rewriter, loc, acc.getType(),
+            ValueRange{op.getWeights(), op.getSlotToRow(), op.getCounts()},
+            ValueRange{acc},
+            ArrayRef<AffineMap>{map3({0, 2}), map3({0, 2}), map3({0}),
+                                map3({0, 1})},
+            ArrayRef<utils::IteratorType>{kParallel, kParallel, kReduction},
+            [&](OpBuilder &b, Location l, ValueRange args) {
+              Value weight = args[0], row = args[1], count = args[2];
+              Value partial = args[3];
+              Value d = linalg::IndexOp::create(b, l, 1);
+              Value slot = arith::IndexCastOp::create(
+                  b, l, b.getI32Type(), linalg::IndexOp::create(b, l, 2));
+              Value used = arith::CmpIOp::create(
+                  b, l, arith::CmpIPredicate::slt, slot, count);
+              // Unused slots hold row -1: never read through them.
+              auto ifOp = scf::IfOp::create(
+                  b, l, used,
+                  [&](OpBuilder &tb, Location tl) {
+                    Value r = arith::IndexCastOp::create(
+                        tb, tl, tb.getIndexType(), row);
+                    Value v = toF32(tb, tl,
+                                    tensor::ExtractOp::create(
+                                        tb, tl, rows, ValueRange{r, d}));
+                    Value prod = arith::MulFOp::create(tb, tl, weight, v);
+                    scf::YieldOp::create(
+                        tb, tl, Value(arith::AddFOp::create(tb, tl, partial, prod)));
+                  },
+                  [&](OpBuilder &eb, Location el) {
+                    scf::YieldOp::create(eb, el, partial);
+                  });
+              linalg::YieldOp::create(b, l, ifOp.getResult(0));
+            })
+            .getResult(0);
+    Value result = castAccumulator(rewriter, loc, sum, op.getType());
+    rewriter.replaceOp(op, castToType(rewriter, loc, result, op.getType()));
+    return success();
+  }
+};
+
+//===----------------------------------------------------------------------===//
+// moe.split_tokens / moe.merge_tokens
+//===----------------------------------------------------------------------===//
+
+/// Both are a reshape through [T, heads, D / heads].
+template <typename OpTy, bool isSplit>
+struct TokenReshapeLowering : OpRewritePattern<OpTy> {
+  using OpRewritePattern<OpTy>::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(OpTy op,
+                                PatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    auto inType = cast<RankedTensorType>(op.getInput().getType());
+    int64_t heads = op.getHeads();
+    SmallVector<ReassociationIndices> splitLast{{0}, {1, 2}};
+    SmallVector<ReassociationIndices> splitFirst{{0, 1}, {2}};
+    Value result;
+    if (isSplit) {
+      // [T, D] -> [T, h, D/h] -> [T*h, D/h]
+      int64_t d = inType.getDimSize(1);
+      auto midType = RankedTensorType::get({inType.getDimSize(0), heads, d / heads},
+                                           inType.getElementType());
+      SmallVector<OpFoldResult> midSizes{
+          tensor::getMixedSize(rewriter, loc, op.getInput(), 0),
+          rewriter.getIndexAttr(heads), rewriter.getIndexAttr(d / heads)};
+      Value mid = tensor::ExpandShapeOp::create(rewriter, loc, midType,
+                                                op.getInput(), splitLast,
+                                                midSizes);
+      result = tensor::CollapseShapeOp::create(rewriter, loc, mid, splitFirst);
+    } else {
+      // [T*h, d] -> [T, h, d] -> [T, h*d]
+      int64_t s = inType.getDimSize(0), w = inType.getDimSize(1);
+      int64_t t = ShapedType::isDynamic(s) ? ShapedType::kDynamic : s / heads;
+      auto midType = RankedTensorType::get({t, heads, w}, inType.getElementType());
+      OpFoldResult subTokens =
+          tensor::getMixedSize(rewriter, loc, op.getInput(), 0);
+      AffineExpr s0 = rewriter.getAffineSymbolExpr(0);
+      OpFoldResult tokens = affine::makeComposedFoldedAffineApply(
+          rewriter, loc, s0.floorDiv(heads), {subTokens});
+      SmallVector<OpFoldResult> midSizes{tokens, rewriter.getIndexAttr(heads),
+                                         rewriter.getIndexAttr(w)};
+      Value mid = tensor::ExpandShapeOp::create(rewriter, loc, midType,
+                                                op.getInput(), splitFirst,
+                                                midSizes);
+      result = tensor::CollapseShapeOp::create(rewriter, loc, mid, splitLast);
+    }
+    rewriter.replaceOp(op, castToType(rewriter, loc, result, op.getType()));
+    return success();
+  }
+};
+
+struct ConvertMoeToLinalgPass
+    : moe::impl::ConvertMoeToLinalgBase<ConvertMoeToLinalgPass> {
+  void runOnOperation() override {
+    MLIRContext *ctx = &getContext();
+    RewritePatternSet patterns(ctx);
+    populateMoeToLinalgConversionPatterns(patterns);
+    ConversionTarget target(*ctx);
+    target.addIllegalDialect<MoeDialect>();
+    target.markUnknownOpDynamicallyLegal([](Operation *) { return true; });
+    if (failed(applyPartialConversion(getOperation(), target,
+                                      std::move(patterns))))
+      signalPassFailure();
+  }
+};
+
+} // namespace
+
+void mlir::moe::populateMoeToLinalgConversionPatterns(
+    RewritePatternSet &patterns) {
+  patterns.add<GroupedMatmulLowering, CombineLowering,
+               TokenReshapeLowering<SplitTokensOp, true>,
+               TokenReshapeLowering<MergeTokensOp, false>>(
+      patterns.getContext());
+}

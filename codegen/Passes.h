@@ -1,0 +1,34 @@
+//===- Passes.h - moe codegen passes ----------------------------*- C++ -*-===//
+
+#ifndef MOEC_CODEGEN_PASSES_H
+#define MOEC_CODEGEN_PASSES_H
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/Pass/Pass.h"
+
+namespace mlir {
+class RewritePatternSet;
+class ConversionTarget;
+class TypeConverter;
+
+namespace moe {
+
+#define GEN_PASS_DECL
+#include "codegen/Passes.h.inc"
+
+/// Patterns lowering moe kernel ops to linalg/tensor (convert-moe-to-linalg).
+void populateMoeToLinalgConversionPatterns(RewritePatternSet &patterns);
+
+#define GEN_PASS_REGISTRATION
+#include "codegen/Passes.h.inc"
+
+} // namespace moe
+} // namespace mlir
+
+#endif // MOEC_CODEGEN_PASSES_H

@@ -1,0 +1,84 @@
+//===- Passes.td - moe codegen passes ----------------------*- tablegen -*-===//
+
+#ifndef MOEC_CODEGEN_PASSES_TD
+#define MOEC_CODEGEN_PASSES_TD
+
+include "mlir/Pass/PassBase.td"
+
+def ConvertMoeToLinalg : Pass<"convert-moe-to-linalg"> {
+  let summary = "Lower moe kernel ops to linalg, tensor and arith on tensors";
+  let description = [{
+    Rewrites the moe ops that have a target-independent lowering into
+    destination-passing `linalg.generic` ops on tensors, ready for one-shot
+    bufferization and for either the CPU or the CUDA pipeline:
+
+    * `moe.grouped_matmul`: a generic that finds each row's group from the
+      offsets, a generic over (row, n, k) that reads the group's weight with
+      `tensor.extract`, and an elementwise epilogue (SwiGLU, row scale, cast);
+    * `moe.combine`: a generic over (token, d, slot) that gathers rows through
+      `slot_to_row` and skips unused slots;
+    * `moe.split_tokens` / `moe.merge_tokens`: `tensor.expand_shape` and
+      `tensor.collapse_shape`.
+
+    The other moe ops are not lowered here yet; their presence is an error
+    that names them.
+
+    Before:
+    ```mlir
+    %y = moe.grouped_matmul %x, %w offsets(%off)
+        : (tensor<?x4xf32>, tensor<3x2x4xf32>, tensor<4xi32>) -> tensor<?x2xf32>
+    ```
+    After (abridged):
+    ```mlir
+    %groups = linalg.generic {iterator_types = ["parallel", "reduction"]}
+        ins(%ends : tensor<3xi32>) outs(%zeros : tensor<?xi32>) { ... }
+    %y = linalg.generic {iterator_types = ["parallel", "parallel", "reduction"]}
+        ins(%x, %groups : tensor<?x4xf32>, tensor<?xi32>)
+        outs(%acc : tensor<?x2xf32>) {
+      ...
+      %wv = tensor.extract %w[%g, %n, %k] : tensor<3x2x4xf32>
+      ...
+    }
+    ```
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::linalg::LinalgDialect",
+    "::mlir::math::MathDialect",
+    "::mlir::scf::SCFDialect",
+    "::mlir::tensor::TensorDialect",
+  ];
+}
+
+def MapAllocsToGpu : Pass<"moe-map-allocs-to-gpu", "::mlir::ModuleOp"> {
+  let summary = "Place host-side buffer allocations in GPU memory";
+  let description = [{
+    After bufferization and kernel outlining, the buffers that host code
+    allocates are read and written by GPU kernels. This pass turns each
+    `memref.alloc` / `memref.dealloc` outside `gpu.module`s into
+    `gpu.alloc` / `gpu.dealloc`. With `host-shared` (the default) the memory
+    is managed memory that the host may read as well, which keeps host-side
+    copies and result inspection working; without it, the memory is
+    device-only.
+
+    Before:
+    ```mlir
+    %buf = memref.alloc(%n) : memref<?x8xf32>
+    gpu.launch_func @kernels::@k args(%buf : memref<?x8xf32>) ...
+    memref.dealloc %buf : memref<?x8xf32>
+    ```
+    After:
+    ```mlir
+    %buf = gpu.alloc host_shared (%n) : memref<?x8xf32>
+    gpu.launch_func @kernels::@k args(%buf : memref<?x8xf32>) ...
+    gpu.dealloc %buf : memref<?x8xf32>
+    ```
+  }];
+  let options = [
+    Option<"hostShared", "host-shared", "bool", /*default=*/"true",
+           "Allocate managed memory that the host can access as well">,
+  ];
+  let dependentDialects = ["::mlir::gpu::GPUDialect"];
+}
+
+#endif // MOEC_CODEGEN_PASSES_TD

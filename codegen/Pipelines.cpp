@@ -1,0 +1,99 @@
+//===- Pipelines.cpp - moe lowering pipelines -----------------------------===//
+
+#include "codegen/Pipelines.h"
+#include "codegen/Passes.h"
+
+#include "mlir/Conversion/Passes.h"
+#include "mlir/Dialect/Bufferization/Pipelines/Passes.h"
+#include "mlir/Dialect/Bufferization/Transforms/Passes.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/GPU/Transforms/Passes.h"
+#include "mlir/Dialect/Linalg/Passes.h"
+#include "mlir/Dialect/MemRef/Transforms/Passes.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Pass/PassRegistry.h"
+#include "mlir/Transforms/Passes.h"
+
+using namespace mlir;
+
+const char *moe::defaultCudaToolkit() { return MOEC_DEFAULT_CUDA_TOOLKIT; }
+
+/// The steps both targets share: moe ops to linalg on tensors, then buffers
+/// with explicit deallocation, then parallel loops.
+static void buildTensorToParallelLoops(OpPassManager &pm) {
+  pm.addPass(moe::createConvertMoeToLinalg());
+  pm.addPass(createCanonicalizerPass());
+  bufferization::OneShotBufferizePassOptions bufferize;
+  bufferize.bufferizeFunctionBoundaries = true;
+  bufferize.functionBoundaryTypeConversion =
+      bufferization::LayoutMapOption::IdentityLayoutMap;
+  pm.addPass(bufferization::createOneShotBufferizePass(bufferize));
+  bufferization::buildBufferDeallocationPipeline(pm);
+  pm.addPass(createConvertBufferizationToMemRefPass());
+  pm.addNestedPass<func::FuncOp>(createConvertLinalgToParallelLoopsPass());
+  pm.addPass(createCanonicalizerPass());
+}
+
+void moe::buildMoeToCpuPipeline(OpPassManager &pm,
+                                const CpuPipelineOptions &options) {
+  buildTensorToParallelLoops(pm);
+  if (options.openmp) {
+    pm.addPass(createConvertSCFToOpenMPPass());
+    // Inlines the memref.alloca_scope wrapped around each loop body: our
+    // bodies allocate nothing, and scf-to-cf cannot lower a scope holding
+    // loops.
+    pm.addPass(createCanonicalizerPass());
+  }
+  // expand-strided-metadata emits affine.apply: lower affine after it.
+  pm.addPass(memref::createExpandStridedMetadataPass());
+  pm.addPass(createLowerAffinePass());
+  pm.addPass(createSCFToControlFlowPass());
+  pm.addPass(createConvertToLLVMPass());
+  pm.addPass(createReconcileUnrealizedCastsPass());
+}
+
+void moe::buildMoeToCudaPipeline(OpPassManager &pm,
+                                 const CudaPipelineOptions &options) {
+  buildTensorToParallelLoops(pm);
+  // Outer parallel dimensions become the grid, the rest sequential loops
+  // inside each thread.
+  pm.addNestedPass<func::FuncOp>(createGpuMapParallelLoopsPass());
+  pm.addNestedPass<func::FuncOp>(createConvertParallelLoopToGpuPass());
+  pm.addPass(createGpuKernelOutliningPass());
+  pm.addPass(moe::createMapAllocsToGpu({options.hostShared}));
+
+  GpuNVVMAttachTargetOptions target;
+  target.chip = options.chip;
+  target.features = options.features;
+  target.optLevel = options.optLevel;
+  pm.addPass(createGpuNVVMAttachTarget(target));
+
+  pm.addPass(memref::createExpandStridedMetadataPass());
+  pm.addPass(createLowerAffinePass());
+  pm.addPass(createSCFToControlFlowPass());
+  OpPassManager &device = pm.nest<gpu::GPUModuleOp>();
+  device.addPass(createConvertGpuOpsToNVVMOps());
+  device.addPass(createCanonicalizerPass());
+  device.addPass(createReconcileUnrealizedCastsPass());
+  pm.addPass(createGpuToLLVMConversionPass());
+  pm.addPass(createConvertToLLVMPass());
+  pm.addPass(createReconcileUnrealizedCastsPass());
+
+  GpuModuleToBinaryPassOptions binary;
+  binary.toolkitPath = options.toolkit;
+  binary.compilationTarget = options.format;
+  pm.addPass(createGpuModuleToBinaryPass(binary));
+}
+
+void moe::registerPipelines() {
+  PassPipelineRegistration<CpuPipelineOptions>(
+      "moe-to-cpu-pipeline",
+      "Lower moe ops on tensors to the LLVM dialect for the host CPU, with "
+      "parallel loops on OpenMP threads",
+      buildMoeToCpuPipeline);
+  PassPipelineRegistration<CudaPipelineOptions>(
+      "moe-to-cuda-pipeline",
+      "Lower moe ops on tensors to host LLVM dialect code that launches GPU "
+      "kernels, compiled into a gpu.binary (an sm_90a cubin by default)",
+      buildMoeToCudaPipeline);
+}

@@ -1,0 +1,66 @@
+//===- Pipelines.h - moe lowering pipelines ---------------------*- C++ -*-===//
+
+#ifndef MOEC_CODEGEN_PIPELINES_H
+#define MOEC_CODEGEN_PIPELINES_H
+
+#include "mlir/Pass/PassOptions.h"
+
+#include <string>
+
+namespace mlir {
+class OpPassManager;
+
+namespace moe {
+
+/// The CUDA toolkit that CMake found, or "" (then MLIR's own search applies).
+const char *defaultCudaToolkit();
+
+struct CpuPipelineOptions : PassPipelineOptions<CpuPipelineOptions> {
+  Option<bool> openmp{*this, "openmp",
+                      llvm::cl::desc("Run parallel loops on every core "
+                                     "through OpenMP (link libomp)"),
+                      llvm::cl::init(true)};
+};
+
+struct CudaPipelineOptions : PassPipelineOptions<CudaPipelineOptions> {
+  Option<std::string> chip{*this, "chip",
+                           llvm::cl::desc("GPU architecture of the cubin"),
+                           llvm::cl::init("sm_90a")};
+  Option<std::string> features{
+      *this, "features",
+      llvm::cl::desc("PTX features; CUDA 13 needs at least +ptx80 for sm_90a"),
+      llvm::cl::init("+ptx80")};
+  Option<unsigned> optLevel{*this, "opt-level",
+                            llvm::cl::desc("Device code optimisation level"),
+                            llvm::cl::init(3)};
+  Option<std::string> format{
+      *this, "format",
+      llvm::cl::desc("Device object kind: bin (cubin), fatbin, isa (PTX), "
+                     "llvm, offloading"),
+      llvm::cl::init("bin")};
+  Option<std::string> toolkit{
+      *this, "toolkit",
+      llvm::cl::desc("CUDA toolkit holding ptxas (default: found at build "
+                     "time)"),
+      llvm::cl::init(defaultCudaToolkit())};
+  Option<bool> hostShared{
+      *this, "host-shared",
+      llvm::cl::desc("Allocate buffers in managed memory the host can read"),
+      llvm::cl::init(true)};
+};
+
+/// moe (tensors) -> LLVM dialect for the host CPU.
+void buildMoeToCpuPipeline(OpPassManager &pm,
+                           const CpuPipelineOptions &options);
+
+/// moe (tensors) -> host LLVM dialect + gpu.binary holding the kernels.
+void buildMoeToCudaPipeline(OpPassManager &pm,
+                            const CudaPipelineOptions &options);
+
+/// Registers moe-to-cpu-pipeline and moe-to-cuda-pipeline.
+void registerPipelines();
+
+} // namespace moe
+} // namespace mlir
+
+#endif // MOEC_CODEGEN_PIPELINES_H

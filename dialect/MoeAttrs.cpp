@@ -1,0 +1,182 @@
+//===- MoeAttrs.cpp - moe attributes --------------------------------------===//
+
+#include "dialect/MoeAttrs.h"
+#include "dialect/MoeDialect.h"
+
+#include "mlir/IR/Builders.h"
+#include "llvm/ADT/SmallString.h"
+#include "llvm/ADT/TypeSwitch.h"
+
+#include <cmath>
+#include "llvm/Support/MathExtras.h"
+
+using namespace mlir;
+using namespace mlir::moe;
+
+//===----------------------------------------------------------------------===//
+// Parameter syntax
+//===----------------------------------------------------------------------===//
+
+FailureOr<bool> mlir::moe::parseBoolParameter(AsmParser &parser) {
+  SMLoc loc = parser.getCurrentLocation();
+  StringRef keyword;
+  if (succeeded(parser.parseOptionalKeyword(&keyword, {"true", "false"})))
+    return keyword == "true";
+  return parser.emitError(loc, "expected 'true' or 'false'");
+}
+
+FailureOr<llvm::APFloat> mlir::moe::parseFloatParameter(AsmParser &parser) {
+  double value;
+  if (parser.parseFloat(value))
+    return failure();
+  return llvm::APFloat(value);
+}
+
+void mlir::moe::printFloatParameter(AsmPrinter &printer,
+                                    const llvm::APFloat &value) {
+  // The shortest decimal form that reads back as the same double.
+  SmallString<32> text;
+  value.toString(text, /*FormatPrecision=*/0, /*FormatMaxPadding=*/0);
+  if (!StringRef(text).contains_insensitive('e') &&
+      !StringRef(text).contains('.'))
+    text.append(".0");
+  printer << text;
+}
+
+//===----------------------------------------------------------------------===//
+// TopKAttr
+//===----------------------------------------------------------------------===//
+
+LogicalResult TopKAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                               int64_t k, bool normalize) {
+  if (k < 1)
+    return emitError() << "top_k needs k >= 1, got " << k;
+  return success();
+}
+
+int64_t TopKAttr::getMaxExpertsPerToken(int64_t numExperts) const {
+  return std::min(getK(), numExperts);
+}
+
+bool TopKAttr::hasDynamicExpertCount() const { return false; }
+
+LogicalResult
+TopKAttr::verifyForExperts(int64_t numExperts,
+                           function_ref<InFlightDiagnostic()> emitError) const {
+  if (getK() > numExperts)
+    return emitError() << "top_k selects k = " << getK()
+                       << " experts but the layer has only " << numExperts
+                       << "; use k <= " << numExperts;
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// TopPAttr
+//===----------------------------------------------------------------------===//
+
+LogicalResult TopPAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                               llvm::APFloat thresholdValue,
+                               std::optional<int64_t> maxExperts,
+                               bool normalize) {
+  double threshold = thresholdValue.convertToDouble();
+  if (!(threshold > 0.0 && threshold < 1.0))
+    return emitError() << "top_p needs a threshold in (0, 1), got "
+                       << threshold;
+  if (maxExperts && *maxExperts < 1)
+    return emitError() << "top_p needs max_experts >= 1, got " << *maxExperts;
+  return success();
+}
+
+int64_t TopPAttr::getMaxExpertsPerToken(int64_t numExperts) const {
+  if (std::optional<int64_t> cap = getMaxExperts())
+    return std::min(*cap, numExperts);
+  return numExperts;
+}
+
+bool TopPAttr::hasDynamicExpertCount() const { return true; }
+
+LogicalResult
+TopPAttr::verifyForExperts(int64_t numExperts,
+                           function_ref<InFlightDiagnostic()> emitError) const {
+  return success();
+}
+
+RoutingPolicyAttrInterface
+TopPAttr::simplifyForExperts(int64_t numExperts) const {
+  int64_t bound = getMaxExpertsPerToken(numExperts);
+  // One expert per token: its raw probability is exactly top-1's weight.
+  if (bound == 1)
+    return TopKAttr::get(getContext(), 1, getNormalize());
+  // A cap that can never bind routes like no cap at all.
+  if (getMaxExperts() && *getMaxExperts() >= numExperts)
+    return TopPAttr::get(getContext(), getThreshold(), std::nullopt,
+                         getNormalize());
+  return *this;
+}
+
+//===----------------------------------------------------------------------===//
+// ExpertScheduleAttr
+//===----------------------------------------------------------------------===//
+
+LogicalResult
+ExpertScheduleAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                           ExpertScheduleKind kind, int64_t minExperts,
+                           int64_t maxExperts, std::optional<int64_t> period) {
+  if (minExperts < 1)
+    return emitError() << "expert_schedule needs min_experts >= 1, got "
+                       << minExperts;
+  if (maxExperts < minExperts)
+    return emitError() << "expert_schedule needs min_experts <= max_experts, "
+                          "got "
+                       << minExperts << " > " << maxExperts;
+  if (kind == ExpertScheduleKind::wave) {
+    if (!period)
+      return emitError() << "the wave expert_schedule needs a period";
+    if (*period < 1)
+      return emitError() << "expert_schedule needs period >= 1, got "
+                         << *period;
+  } else if (period) {
+    return emitError() << "period applies only to the wave expert_schedule, "
+                          "not to "
+                       << stringifyExpertScheduleKind(kind);
+  }
+  return success();
+}
+
+int64_t ExpertScheduleAttr::getNumExperts(int64_t layer,
+                                          int64_t numLayers) const {
+  double lo = getMinExperts(), hi = getMaxExperts(), delta = hi - lo;
+  double t = numLayers > 1 ? double(layer) / double(numLayers - 1) : 0.0;
+  double tent = 1.0 - std::abs(2.0 * t - 1.0);
+  auto round = [](double x) { return int64_t(std::floor(x + 0.5)); };
+  switch (getKind()) {
+  case ExpertScheduleKind::uniform:
+    return getMaxExperts();
+  case ExpertScheduleKind::descending:
+    return round(hi - delta * t);
+  case ExpertScheduleKind::ascending:
+    return round(lo + delta * t);
+  case ExpertScheduleKind::pyramid:
+    return round(lo + delta * tent);
+  case ExpertScheduleKind::hourglass:
+    return round(hi - delta * tent);
+  case ExpertScheduleKind::wave: {
+    double phase = 2.0 * llvm::numbers::pi * double(layer) / double(*getPeriod());
+    return round(lo + delta * (1.0 + std::sin(phase)) / 2.0);
+  }
+  }
+  llvm_unreachable("unknown expert schedule kind");
+}
+
+#include "dialect/MoeEnums.cpp.inc"
+#include "dialect/MoeInterfaces.cpp.inc"
+
+#define GET_ATTRDEF_CLASSES
+#include "dialect/MoeAttrs.cpp.inc"
+
+void MoeDialect::registerAttributes() {
+  addAttributes<
+#define GET_ATTRDEF_LIST
+#include "dialect/MoeAttrs.cpp.inc"
+      >();
+}

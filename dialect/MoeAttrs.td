@@ -1,0 +1,132 @@
+//===- MoeAttrs.td - moe attributes and enums -------------*- tablegen -*-===//
+
+#ifndef MOEC_DIALECT_MOEATTRS_TD
+#define MOEC_DIALECT_MOEATTRS_TD
+
+include "dialect/MoeDialect.td"
+include "dialect/MoeInterfaces.td"
+include "mlir/IR/EnumAttr.td"
+
+//===----------------------------------------------------------------------===//
+// Parameters with readable syntax (`true`, `0.4`) instead of the generic
+// integer and APFloat field parsers.
+//===----------------------------------------------------------------------===//
+
+class Moe_BoolParameter<string desc, string default>
+    : DefaultValuedParameter<"bool", default, desc> {
+  let parser = [{ ::mlir::moe::parseBoolParameter($_parser) }];
+  let printer = [{ $_printer << ($_self ? "true" : "false") }];
+}
+
+class Moe_FloatParameter<string desc>
+    : AttrParameter<"::llvm::APFloat", desc> {
+  let parser = [{ ::mlir::moe::parseFloatParameter($_parser) }];
+  let printer = [{ ::mlir::moe::printFloatParameter($_printer, $_self) }];
+  let comparator = "$_lhs.bitwiseIsEqual($_rhs)";
+}
+
+//===----------------------------------------------------------------------===//
+// Routing policies
+//===----------------------------------------------------------------------===//
+
+def Moe_TopKAttr : Moe_Attr<"TopK", "top_k", [
+    DeclareAttrInterfaceMethods<Moe_RoutingPolicyAttrInterface>]> {
+  let summary = "Fixed top-k routing";
+  let description = [{
+    Every token uses the `k` most probable experts (ties go to the lower
+    expert index). Their weights are the softmax probabilities, renormalised
+    to sum to one when `normalize` is true (the default, as in Mixtral).
+    In a layer with fewer than `k` experts, every expert is used.
+
+    ```mlir
+    #moe.top_k<k = 2>
+    #moe.top_k<k = 4, normalize = false>
+    ```
+  }];
+  let parameters = (ins "int64_t":$k,
+                        Moe_BoolParameter<"renormalise the weights", "true">:$normalize);
+  let assemblyFormat = "`<` struct(params) `>`";
+  let genVerifyDecl = 1;
+}
+
+def Moe_TopPAttr : Moe_Attr<"TopP", "top_p", [
+    DeclareAttrInterfaceMethods<Moe_RoutingPolicyAttrInterface,
+                                ["simplifyForExperts"]>]> {
+  let summary = "Dynamic top-p routing";
+  let description = [{
+    Sorts the probabilities in descending order (ties to the lower expert
+    index) and keeps the shortest prefix whose sum is strictly greater than
+    `threshold`; when no prefix exceeds it, all experts are kept. The count is
+    then capped at `max_experts` when given. Weights are the raw
+    probabilities unless `normalize` is true. Tokens thus use different
+    numbers of experts.
+
+    ```mlir
+    #moe.top_p<threshold = 0.4>
+    #moe.top_p<threshold = 0.6, max_experts = 4, normalize = true>
+    ```
+  }];
+  let parameters = (ins
+      Moe_FloatParameter<"cumulative probability to exceed, in (0, 1)">:$threshold,
+      OptionalParameter<"std::optional<int64_t>", "cap on experts per token">:$max_experts,
+      Moe_BoolParameter<"renormalise the weights", "false">:$normalize);
+  let assemblyFormat = "`<` struct(params) `>`";
+  let genVerifyDecl = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Layer-wise expert schedules
+//===----------------------------------------------------------------------===//
+
+def Moe_ExpertScheduleKind : I32EnumAttr<"ExpertScheduleKind",
+    "how the number of experts varies with depth", [
+      I32EnumAttrCase<"uniform", 0>,
+      I32EnumAttrCase<"descending", 1>,
+      I32EnumAttrCase<"ascending", 2>,
+      I32EnumAttrCase<"pyramid", 3>,
+      I32EnumAttrCase<"hourglass", 4>,
+      I32EnumAttrCase<"wave", 5>]> {
+  let cppNamespace = "::mlir::moe";
+  let genSpecializedAttr = 0;
+}
+
+def Moe_ExpertScheduleAttr : Moe_Attr<"ExpertSchedule", "expert_schedule"> {
+  let summary = "Number of experts of each layer (DynaMoE schedules)";
+  let description = [{
+    Gives `E_l`, the number of experts of layer `l` among `L`, from the
+    schedule kind and its bounds; see `getNumExperts`. `period` belongs to
+    the `wave` kind only.
+
+    ```mlir
+    #moe.expert_schedule<descending, min_experts = 2, max_experts = 8>
+    #moe.expert_schedule<wave, min_experts = 2, max_experts = 8, period = 4>
+    ```
+  }];
+  let parameters = (ins
+      EnumParameter<Moe_ExpertScheduleKind>:$kind,
+      "int64_t":$min_experts,
+      "int64_t":$max_experts,
+      OptionalParameter<"std::optional<int64_t>", "wave period in layers">:$period);
+  let assemblyFormat = "`<` $kind `,` struct($min_experts, $max_experts, $period) `>`";
+  let genVerifyDecl = 1;
+  let extraClassDeclaration = [{
+    /// E_l for layer `layer` of a model with `numLayers` layers (SEEDS §4).
+    int64_t getNumExperts(int64_t layer, int64_t numLayers) const;
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// Grouped matmul epilogues
+//===----------------------------------------------------------------------===//
+
+def Moe_Epilogue : I32EnumAttr<"Epilogue",
+    "elementwise work fused after a grouped matmul", [
+      I32EnumAttrCase<"none", 0>,
+      I32EnumAttrCase<"swiglu", 1>]> {
+  let cppNamespace = "::mlir::moe";
+  let genSpecializedAttr = 0;
+}
+
+def Moe_EpilogueAttr : EnumAttr<Moe_Dialect, Moe_Epilogue, "epilogue">;
+
+#endif // MOEC_DIALECT_MOEATTRS_TD

@@ -1,0 +1,48 @@
+//===- MoeDialect.td - The moe dialect ---------------------*- tablegen -*-===//
+//
+// The dialect definition shared by the attribute and op definitions.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOEC_DIALECT_MOEDIALECT_TD
+#define MOEC_DIALECT_MOEDIALECT_TD
+
+include "mlir/IR/OpBase.td"
+include "mlir/IR/AttrTypeBase.td"
+
+def Moe_Dialect : Dialect {
+  let name = "moe";
+  let cppNamespace = "::mlir::moe";
+  let summary = "Mixture-of-Experts routing, dispatch and expert computation";
+  let description = [{
+    The `moe` dialect describes Mixture-of-Experts transformer layers at the
+    graph level, on tensors whose token dimension is dynamic:
+
+    * `moe.router` turns gate logits into per-token expert choices under a
+      routing policy attribute (`#moe.top_k`, `#moe.top_p`, ...). The number
+      of experts a token uses may differ from token to token (dynamic K).
+    * `moe.dispatch` sorts (token, expert) pairs by expert, producing the
+      rows each expert processes and the per-expert offsets.
+    * `moe.grouped_matmul` multiplies the rows of group `g` by the weight of
+      group `g` (a ragged grouped GEMM), with an optional fused epilogue.
+    * `moe.combine` returns expert outputs to their tokens as a weighted sum.
+    * `moe.split_tokens` / `moe.merge_tokens` implement Multi-Head MoE.
+    * `moe.attention` / `moe.grouped_attention` are causal attention kernels.
+    * `moe.moe_block` is the composite layer, decomposed by a pass.
+  }];
+  let useDefaultAttributePrinterParser = 1;
+  let extraClassDeclaration = [{
+    /// Defined beside the attribute storage classes, which it needs.
+    void registerAttributes();
+  }];
+}
+
+class Moe_Op<string mnemonic, list<Trait> traits = []>
+    : Op<Moe_Dialect, mnemonic, traits>;
+
+class Moe_Attr<string name, string attrMnemonic, list<Trait> traits = []>
+    : AttrDef<Moe_Dialect, name, traits> {
+  let mnemonic = attrMnemonic;
+}
+
+#endif // MOEC_DIALECT_MOEDIALECT_TD

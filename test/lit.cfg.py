@@ -1,0 +1,71 @@
+# -*- Python -*-
+# lit configuration for moec.
+
+import ctypes
+import os
+
+import lit.formats
+from lit.llvm import llvm_config
+from lit.llvm.subst import ToolSubst
+
+config.name = "MOEC"
+config.test_format = lit.formats.ShTest(not llvm_config.use_lit_shell)
+config.suffixes = [".mlir"]
+config.excludes = ["CMakeLists.txt", "lit.cfg.py", "lit.site.cfg.py", "utils"]
+config.test_source_root = os.path.dirname(__file__)
+config.test_exec_root = os.path.join(config.moec_obj_root, "test")
+
+llvm_config.use_default_substitutions()
+llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
+
+def shared_lib(directory, name):
+    return os.path.join(directory, "lib" + name + ".so")
+
+runner_utils = shared_lib(config.llvm_lib_dir, "mlir_runner_utils")
+c_runner_utils = shared_lib(config.llvm_lib_dir, "mlir_c_runner_utils")
+libomp = shared_lib(config.llvm_lib_dir, "omp")
+cuda_runtime = shared_lib(config.moec_lib_dir, "moec_cuda_runtime")
+
+config.substitutions.append(("%mlir_runner_utils", runner_utils))
+config.substitutions.append(("%mlir_c_runner_utils", c_runner_utils))
+config.substitutions.append(("%libomp", libomp))
+config.substitutions.append(("%moec_cuda_runtime", cuda_runtime))
+config.substitutions.append(("%moec_src_root", config.moec_src_root))
+config.substitutions.append(("%moec_obj_root", config.moec_obj_root))
+config.substitutions.append(("%cuda_toolkit", config.cuda_toolkit_dir))
+config.substitutions.append(("%python", config.python_executable))
+config.substitutions.append(
+    ("%test_utils", os.path.join(config.test_source_root, "utils")))
+
+tools = [
+    ToolSubst("moec-opt", unresolved="fatal"),
+    ToolSubst("mlir-runner", unresolved="fatal"),
+    ToolSubst("mlir-translate", unresolved="fatal"),
+]
+llvm_config.add_tool_substitutions(
+    tools, [config.moec_tools_dir, config.llvm_tools_dir])
+
+# Features: an OpenMP runtime, a CUDA toolkit able to assemble cubins, the
+# built CUDA runtime, and a usable CUDA GPU.
+if os.path.exists(libomp):
+    config.available_features.add("openmp")
+ptxas = os.path.join(config.cuda_toolkit_dir, "bin", "ptxas")
+if config.cuda_toolkit_dir and os.access(ptxas, os.X_OK):
+    config.available_features.add("cuda-toolkit")
+if os.path.exists(cuda_runtime):
+    config.available_features.add("cuda-runtime")
+
+def count_cuda_devices():
+    """Asks the moec CUDA runtime; 0 when the driver or a GPU is missing."""
+    if not os.path.exists(cuda_runtime):
+        return 0
+    try:
+        lib = ctypes.CDLL(cuda_runtime)
+        return int(lib.moecCudaDeviceCount())
+    except OSError:
+        return 0
+
+if count_cuda_devices() > 0:
+    config.available_features.add("cuda-gpu")
+elif lit_config.params.get("require_gpu"):
+    lit_config.fatal("require_gpu is set but no CUDA GPU is usable here")

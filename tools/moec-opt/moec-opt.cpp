@@ -1,0 +1,35 @@
+//===- moec-opt.cpp - moec's optimizer driver -----------------------------===//
+//
+// Runs moe passes, the moe pipelines and any upstream pass on .mlir files,
+// like mlir-opt. Registers everything the CPU and CUDA lowerings reach: all
+// upstream dialects, their extensions (ConvertToLLVM interfaces, the NVVM
+// target) and their translations to LLVM IR (for gpu-module-to-binary).
+//
+//===----------------------------------------------------------------------===//
+
+#include "codegen/Passes.h"
+#include "codegen/Pipelines.h"
+#include "dialect/MoeDialect.h"
+
+#include "mlir/IR/DialectRegistry.h"
+#include "mlir/InitAllDialects.h"
+#include "mlir/InitAllExtensions.h"
+#include "mlir/InitAllPasses.h"
+#include "mlir/Target/LLVMIR/Dialect/All.h"
+#include "mlir/Tools/mlir-opt/MlirOptMain.h"
+
+int main(int argc, char **argv) {
+  mlir::DialectRegistry registry;
+  registry.insert<mlir::moe::MoeDialect>();
+  mlir::registerAllDialects(registry);
+  mlir::registerAllExtensions(registry);
+  mlir::registerAllToLLVMIRTranslations(registry);
+
+  mlir::registerAllPasses();
+  mlir::moe::registerCodegenPasses();
+  mlir::moe::registerPipelines();
+
+  return mlir::asMainReturnCode(mlir::MlirOptMain(
+      argc, argv, "moec optimizer driver: moe passes and pipelines\n",
+      registry));
+}
