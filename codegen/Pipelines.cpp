@@ -10,6 +10,7 @@
 #include "mlir/Dialect/GPU/Transforms/Passes.h"
 #include "mlir/Dialect/Linalg/Passes.h"
 #include "mlir/Dialect/MemRef/Transforms/Passes.h"
+#include "mlir/Dialect/SCF/Transforms/Passes.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassRegistry.h"
 #include "mlir/Transforms/Passes.h"
@@ -55,8 +56,10 @@ void moe::buildMoeToCpuPipeline(OpPassManager &pm,
 void moe::buildMoeToCudaPipeline(OpPassManager &pm,
                                  const CudaPipelineOptions &options) {
   buildTensorToParallelLoops(pm);
-  // Outer parallel dimensions become the grid, the rest sequential loops
-  // inside each thread.
+  // Tiles of each parallel loop nest become thread blocks and the points of
+  // a tile their threads; reductions stay sequential loops in each thread.
+  pm.addNestedPass<func::FuncOp>(createParallelLoopTilingPass(
+      llvm::to_vector(options.tileSizes), /*noMinMaxBounds=*/true));
   pm.addNestedPass<func::FuncOp>(createGpuMapParallelLoopsPass());
   pm.addNestedPass<func::FuncOp>(createConvertParallelLoopToGpuPass());
   pm.addPass(createGpuKernelOutliningPass());

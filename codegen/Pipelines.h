@@ -30,6 +30,10 @@ struct CudaPipelineOptions : PassPipelineOptions<CudaPipelineOptions> {
       *this, "features",
       llvm::cl::desc("PTX features; CUDA 13 needs at least +ptx80 for sm_90a"),
       llvm::cl::init("+ptx80")};
+  ListOption<int64_t> tileSizes{
+      *this, "tile-sizes",
+      llvm::cl::desc("Threads per block along each parallel dimension"),
+      llvm::cl::list_init<int64_t>({16, 16})};
   Option<unsigned> optLevel{*this, "opt-level",
                             llvm::cl::desc("Device code optimisation level"),
                             llvm::cl::init(3)};

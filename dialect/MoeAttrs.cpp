@@ -4,7 +4,10 @@
 #include "dialect/MoeDialect.h"
 
 #include "mlir/IR/Builders.h"
-#include "llvm/ADT/SmallString.h"
+#include "llvm/Support/Format.h"
+#include "llvm/Support/FormatVariadic.h"
+
+#include <cstdlib>
 #include "llvm/ADT/TypeSwitch.h"
 
 #include <cmath>
@@ -35,11 +38,15 @@ FailureOr<llvm::APFloat> mlir::moe::parseFloatParameter(AsmParser &parser) {
 void mlir::moe::printFloatParameter(AsmPrinter &printer,
                                     const llvm::APFloat &value) {
   // The shortest decimal form that reads back as the same double.
-  SmallString<32> text;
-  value.toString(text, /*FormatPrecision=*/0, /*FormatMaxPadding=*/0);
-  if (!StringRef(text).contains_insensitive('e') &&
-      !StringRef(text).contains('.'))
-    text.append(".0");
+  double d = value.convertToDouble();
+  std::string text;
+  for (int digits = 1; digits <= 17; ++digits) {
+    text = llvm::formatv("{0}", llvm::format("%.*g", digits, d)).str();
+    if (std::strtod(text.c_str(), nullptr) == d)
+      break;
+  }
+  if (StringRef(text).find_first_of(".eEn") == StringRef::npos)
+    text += ".0";
   printer << text;
 }
 
