@@ -41,6 +41,9 @@ tools = [
     ToolSubst("moec-opt", unresolved="fatal"),
     ToolSubst("mlir-runner", unresolved="fatal"),
     ToolSubst("mlir-translate", unresolved="fatal"),
+    ToolSubst("llvm-readelf", unresolved="fatal"),
+    ToolSubst("llvm-strings", unresolved="fatal"),
+    ToolSubst("llvm-nm", unresolved="fatal"),
 ]
 llvm_config.add_tool_substitutions(
     tools, [config.moec_tools_dir, config.llvm_tools_dir])

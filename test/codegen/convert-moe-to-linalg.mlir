@@ -1,0 +1,93 @@
+// RUN: moec-opt %s -convert-moe-to-linalg -split-input-file -verify-diagnostics | FileCheck %s
+
+// CHECK-DAG: #[[ROW_GROUP_IN:.*]] = affine_map<(d0, d1) -> (d1)>
+// CHECK-DAG: #[[ROW_GROUP_OUT:.*]] = affine_map<(d0, d1) -> (d0)>
+// CHECK-DAG: #[[RK:.*]] = affine_map<(d0, d1, d2) -> (d0, d2)>
+// CHECK-DAG: #[[R:.*]] = affine_map<(d0, d1, d2) -> (d0)>
+// CHECK-DAG: #[[RN:.*]] = affine_map<(d0, d1, d2) -> (d0, d1)>
+
+// CHECK-LABEL: func @grouped_matmul
+// CHECK-SAME: (%[[X:.*]]: tensor<?x4xf32>, %[[W:.*]]: tensor<3x2x4xf32>, %[[OFF:.*]]: tensor<4xi32>)
+func.func @grouped_matmul(%x: tensor<?x4xf32>, %w: tensor<3x2x4xf32>,
+                          %off: tensor<4xi32>) -> tensor<?x2xf32> {
+  // Group ends, then each row's group as a count of ends at or before it.
+  // CHECK: %[[ENDS:.*]] = tensor.extract_slice %[[OFF]][1] [3] [1]
+  // CHECK: %[[GROUPS:.*]] = linalg.generic {indexing_maps = [#[[ROW_GROUP_IN]], #[[ROW_GROUP_OUT]]], iterator_types = ["parallel", "reduction"]}
+  // CHECK-SAME: ins(%[[ENDS]] : tensor<3xi32>)
+  // CHECK: arith.cmpi sle
+  // The product reads the row's group weight with tensor.extract.
+  // CHECK: linalg.generic {indexing_maps = [#[[RK]], #[[R]], #[[RN]]], iterator_types = ["parallel", "parallel", "reduction"]}
+  // CHECK-SAME: ins(%[[X]], %[[GROUPS]] : tensor<?x4xf32>, tensor<?xi32>)
+  // CHECK: arith.minui
+  // CHECK: tensor.extract %[[W]]
+  // CHECK: arith.mulf
+  // CHECK: arith.addf
+  // CHECK-NOT: linalg.generic
+  // CHECK: return
+  %y = moe.grouped_matmul %x, %w offsets(%off)
+      : (tensor<?x4xf32>, tensor<3x2x4xf32>, tensor<4xi32>) -> tensor<?x2xf32>
+  return %y : tensor<?x2xf32>
+}
+
+// CHECK-LABEL: func @grouped_matmul_swiglu_bf16
+func.func @grouped_matmul_swiglu_bf16(%x: tensor<?x4xbf16>, %w: tensor<3x2x4xbf16>,
+                                      %u: tensor<3x2x4xbf16>, %off: tensor<4xi32>,
+                                      %s: tensor<?xf32>) -> tensor<?x2xbf16> {
+  // Gate and up products accumulate together, in f32.
+  // CHECK: linalg.generic {{.*}} outs(%{{.*}}, %{{.*}} : tensor<?x2xf32>, tensor<?x2xf32>)
+  // CHECK: arith.extf {{.*}} : bf16 to f32
+  // CHECK: tensor.extract %{{.*}} : tensor<3x2x4xbf16>
+  // CHECK: tensor.extract %{{.*}} : tensor<3x2x4xbf16>
+  // Epilogue: silu(gate) * up * scale, then back to bf16.
+  // CHECK: linalg.generic {{.*}} iterator_types = ["parallel", "parallel"]
+  // CHECK: math.exp
+  // CHECK: arith.divf
+  // CHECK: arith.mulf
+  // CHECK: arith.mulf
+  // CHECK: arith.truncf {{.*}} : f32 to bf16
+  %y = moe.grouped_matmul %x, %w, %u offsets(%off) scale(%s) epilogue(swiglu)
+      : (tensor<?x4xbf16>, tensor<3x2x4xbf16>, tensor<3x2x4xbf16>, tensor<4xi32>,
+         tensor<?xf32>) -> tensor<?x2xbf16>
+  return %y : tensor<?x2xbf16>
+}
+
+// CHECK-LABEL: func @combine
+// CHECK-SAME: (%[[ROWS:.*]]: tensor<?x8xf32>
+func.func @combine(%rows: tensor<?x8xf32>, %w: tensor<?x2xf32>,
+                   %slots: tensor<?x2xi32>, %n: tensor<?xi32>) -> tensor<?x8xf32> {
+  // CHECK: linalg.generic {{.*}} iterator_types = ["parallel", "parallel", "reduction"]
+  // Unused slots (k >= count) are skipped, never read.
+  // CHECK: %[[USED:.*]] = arith.cmpi slt
+  // CHECK: scf.if %[[USED]] -> (f32)
+  // CHECK: tensor.extract %[[ROWS]]
+  // CHECK: } else {
+  %y = moe.combine %rows, %w, %slots, %n
+      : (tensor<?x8xf32>, tensor<?x2xf32>, tensor<?x2xi32>, tensor<?xi32>) -> tensor<?x8xf32>
+  return %y : tensor<?x8xf32>
+}
+
+// CHECK-LABEL: func @split_tokens
+func.func @split_tokens(%x: tensor<?x64xf32>) -> tensor<?x16xf32> {
+  // CHECK: tensor.expand_shape %{{.*}} {{\[\[}}0], [1, 2]] output_shape [%{{.*}}, 4, 16] : tensor<?x64xf32> into tensor<?x4x16xf32>
+  // CHECK: tensor.collapse_shape %{{.*}} {{\[\[}}0, 1], [2]] : tensor<?x4x16xf32> into tensor<?x16xf32>
+  %s = moe.split_tokens %x heads(4) : tensor<?x64xf32> -> tensor<?x16xf32>
+  return %s : tensor<?x16xf32>
+}
+
+// CHECK-LABEL: func @merge_tokens
+func.func @merge_tokens(%x: tensor<?x16xf32>) -> tensor<?x64xf32> {
+  // CHECK: tensor.expand_shape %{{.*}} {{\[\[}}0, 1], [2]] output_shape [%{{.*}}, 4, 16] : tensor<?x16xf32> into tensor<?x4x16xf32>
+  // CHECK: tensor.collapse_shape %{{.*}} {{\[\[}}0], [1, 2]] : tensor<?x4x16xf32> into tensor<?x64xf32>
+  %m = moe.merge_tokens %x heads(4) : tensor<?x16xf32> -> tensor<?x64xf32>
+  return %m : tensor<?x64xf32>
+}
+
+// -----
+
+// Ops without a lowering yet are reported, not silently left behind.
+func.func @router(%l: tensor<?x8xf32>) -> tensor<?xi32> {
+  // expected-error @+1 {{failed to legalize operation 'moe.router'}}
+  %i, %w, %n = moe.router %l policy(#moe.top_k<k = 2>)
+      : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>, tensor<?xi32>
+  return %n : tensor<?xi32>
+}

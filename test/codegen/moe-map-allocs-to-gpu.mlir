@@ -1,0 +1,33 @@
+// RUN: moec-opt %s -moe-map-allocs-to-gpu | FileCheck %s
+// RUN: moec-opt %s -moe-map-allocs-to-gpu="host-shared=false" | FileCheck %s --check-prefix=DEVICE
+
+module attributes {gpu.container_module} {
+  // CHECK-LABEL: func @host
+  // DEVICE-LABEL: func @host
+  func.func @host(%n: index) {
+    %c1 = arith.constant 1 : index
+    // CHECK: %[[BUF:.*]] = gpu.alloc host_shared (%{{.*}}) : memref<?x8xf32>
+    // DEVICE: %[[BUF:.*]] = gpu.alloc  (%{{.*}}) : memref<?x8xf32>
+    %buf = memref.alloc(%n) : memref<?x8xf32>
+    gpu.launch_func @kernels::@k blocks in (%c1, %c1, %c1) threads in (%c1, %c1, %c1)
+        args(%buf : memref<?x8xf32>)
+    // CHECK: gpu.dealloc %[[BUF]] : memref<?x8xf32>
+    // DEVICE: gpu.dealloc %[[BUF]] : memref<?x8xf32>
+    memref.dealloc %buf : memref<?x8xf32>
+    return
+  }
+
+  // Allocations inside kernels stay.
+  // CHECK: gpu.module @kernels
+  gpu.module @kernels {
+    gpu.func @k(%buf: memref<?x8xf32>) kernel {
+      // CHECK: memref.alloca() : memref<4xf32>
+      %scratch = memref.alloca() : memref<4xf32>
+      // CHECK: memref.alloc() : memref<4xf32>
+      %local = memref.alloc() : memref<4xf32>
+      // CHECK: memref.dealloc
+      memref.dealloc %local : memref<4xf32>
+      gpu.return
+    }
+  }
+}
