@@ -3,6 +3,7 @@
 
 import ctypes
 import os
+import subprocess
 
 import lit.formats
 from lit.llvm import llvm_config
@@ -55,6 +56,9 @@ if os.path.exists(libomp):
 ptxas = os.path.join(config.cuda_toolkit_dir, "bin", "ptxas")
 if config.cuda_toolkit_dir and os.access(ptxas, os.X_OK):
     config.available_features.add("cuda-toolkit")
+if subprocess.run([config.python_executable, "-c", "import numpy"],
+                  capture_output=True).returncode == 0:
+    config.available_features.add("numpy")
 if os.path.exists(cuda_runtime):
     config.available_features.add("cuda-runtime")
 

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs moec's build and test dependencies from Debian's packages.
+# The CUDA toolkit (/usr/local/cuda) is optional and not installed here: with
+# it, the tests that assemble sm_90a cubins with ptxas run as well.
+set -euo pipefail
+
+sudo=""
+if [ "$(id -u)" != 0 ]; then sudo=sudo; fi
+export DEBIAN_FRONTEND=noninteractive
+
+$sudo apt-get update
+$sudo apt-get install -y --no-install-recommends \
+  cmake ninja-build ccache git python3 python3-numpy \
+  llvm-22-dev llvm-22-tools libmlir-22-dev mlir-22-tools \
+  clang-22 lld-22 libomp-22-dev \
+  libfmt-dev nlohmann-json3-dev
