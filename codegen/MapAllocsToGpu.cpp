@@ -20,6 +20,17 @@ bool inGpuModule(Operation *op) {
   return op->getParentOfType<gpu::GPUModuleOp>() != nullptr;
 }
 
+/// A fresh token for an async op that gpu-to-llvm wants with exactly one
+/// dependency.
+Value readyToken(PatternRewriter &rewriter, Location loc) {
+  auto tokenType = gpu::AsyncTokenType::get(rewriter.getContext());
+  return gpu::WaitOp::create(rewriter, loc, tokenType, ValueRange())
+      .getAsyncToken();
+}
+
+/// gpu-to-llvm lowers managed allocations in synchronous form only, and
+/// device allocations and deallocations in asynchronous form only, with one
+/// dependency; each async op is waited for at once.
 struct AllocToGpu : OpRewritePattern<memref::AllocOp> {
   AllocToGpu(MLIRContext *ctx, bool hostShared)
       : OpRewritePattern(ctx), hostShared(hostShared) {}
@@ -28,10 +39,18 @@ struct AllocToGpu : OpRewritePattern<memref::AllocOp> {
                                 PatternRewriter &rewriter) const override {
     if (inGpuModule(op))
       return failure();
-    auto alloc = gpu::AllocOp::create(
-        rewriter, op.getLoc(), op.getType(), /*asyncToken=*/Type(),
-        /*asyncDependencies=*/ValueRange(), op.getDynamicSizes(),
-        op.getSymbolOperands(), hostShared);
+    Location loc = op.getLoc();
+    Type tokenType;
+    SmallVector<Value, 1> dependencies;
+    if (!hostShared) {
+      tokenType = gpu::AsyncTokenType::get(op.getContext());
+      dependencies.push_back(readyToken(rewriter, loc));
+    }
+    auto alloc = gpu::AllocOp::create(rewriter, loc, op.getType(), tokenType,
+                                      dependencies, op.getDynamicSizes(),
+                                      op.getSymbolOperands(), hostShared);
+    if (!hostShared)
+      gpu::WaitOp::create(rewriter, loc, Type(), alloc.getAsyncToken());
     rewriter.replaceOp(op, alloc.getMemref());
     return success();
   }
@@ -46,9 +65,13 @@ struct DeallocToGpu : OpRewritePattern<memref::DeallocOp> {
                                 PatternRewriter &rewriter) const override {
     if (inGpuModule(op))
       return failure();
-    rewriter.replaceOpWithNewOp<gpu::DeallocOp>(
-        op, /*asyncToken=*/Type(), /*asyncDependencies=*/ValueRange(),
-        op.getMemref());
+    Location loc = op.getLoc();
+    auto tokenType = gpu::AsyncTokenType::get(op.getContext());
+    Value done = gpu::DeallocOp::create(rewriter, loc, tokenType,
+                                        ValueRange{readyToken(rewriter, loc)},
+                                        op.getMemref())
+                     .getAsyncToken();
+    rewriter.replaceOpWithNewOp<gpu::WaitOp>(op, Type(), ValueRange{done});
     return success();
   }
 };

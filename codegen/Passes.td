@@ -67,11 +67,14 @@ def MapAllocsToGpu : Pass<"moe-map-allocs-to-gpu", "::mlir::ModuleOp"> {
     gpu.launch_func @kernels::@k args(%buf : memref<?x8xf32>) ...
     memref.dealloc %buf : memref<?x8xf32>
     ```
-    After:
+    After (deallocation, and device-only allocation, are in the async form
+    that gpu-to-llvm lowers, each waited for at once):
     ```mlir
     %buf = gpu.alloc host_shared (%n) : memref<?x8xf32>
     gpu.launch_func @kernels::@k args(%buf : memref<?x8xf32>) ...
-    gpu.dealloc %buf : memref<?x8xf32>
+    %t0 = gpu.wait async
+    %t1 = gpu.dealloc async [%t0] %buf : memref<?x8xf32>
+    gpu.wait [%t1]
     ```
   }];
   let options = [

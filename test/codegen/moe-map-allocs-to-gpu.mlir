@@ -7,12 +7,16 @@ module attributes {gpu.container_module} {
   func.func @host(%n: index) {
     %c1 = arith.constant 1 : index
     // CHECK: %[[BUF:.*]] = gpu.alloc host_shared (%{{.*}}) : memref<?x8xf32>
-    // DEVICE: %[[BUF:.*]] = gpu.alloc  (%{{.*}}) : memref<?x8xf32>
+    // DEVICE: %[[READY:.*]] = gpu.wait async
+    // DEVICE-NEXT: %[[BUF:.*]], %[[T:.*]] = gpu.alloc async [%[[READY]]] (%{{.*}}) : memref<?x8xf32>
+    // DEVICE-NEXT: gpu.wait [%[[T]]]
     %buf = memref.alloc(%n) : memref<?x8xf32>
     gpu.launch_func @kernels::@k blocks in (%c1, %c1, %c1) threads in (%c1, %c1, %c1)
         args(%buf : memref<?x8xf32>)
-    // CHECK: gpu.dealloc %[[BUF]] : memref<?x8xf32>
-    // DEVICE: gpu.dealloc %[[BUF]] : memref<?x8xf32>
+    // CHECK: %[[READY:.*]] = gpu.wait async
+    // CHECK-NEXT: %[[DONE:.*]] = gpu.dealloc async [%[[READY]]] %[[BUF]] : memref<?x8xf32>
+    // CHECK-NEXT: gpu.wait [%[[DONE]]]
+    // DEVICE: gpu.dealloc async [%{{.*}}] %[[BUF]] : memref<?x8xf32>
     memref.dealloc %buf : memref<?x8xf32>
     return
   }
