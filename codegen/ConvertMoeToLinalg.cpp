@@ -33,9 +33,13 @@ namespace {
 auto kParallel = utils::IteratorType::parallel;
 auto kReduction = utils::IteratorType::reduction;
 
-/// Sizes of `value`'s dimensions, static ones as attributes.
-SmallVector<OpFoldResult> mixedSizes(OpBuilder &b, Location loc, Value value) {
-  return tensor::getMixedSizes(b, loc, value);
+/// The map from `numDims` loop dimensions to those listed in `dims`.
+AffineMap projection(MLIRContext *ctx, unsigned numDims,
+                     ArrayRef<unsigned> dims) {
+  SmallVector<AffineExpr> exprs;
+  for (unsigned d : dims)
+    exprs.push_back(getAffineDimExpr(d, ctx));
+  return AffineMap::get(numDims, 0, exprs, ctx);
 }
 
 /// A tensor of `sizes` filled with `value`.
@@ -64,7 +68,7 @@ Value castAccumulator(OpBuilder &b, Location loc, Value acc, Type resultType) {
   auto type = cast<RankedTensorType>(resultType);
   if (type.getElementType().isF32())
     return acc;
-  Value init = tensor::EmptyOp::create(b, loc, mixedSizes(b, loc, acc),
+  Value init = tensor::EmptyOp::create(b, loc, tensor::getMixedSizes(b, loc, acc),
                                        type.getElementType());
   AffineMap id = b.getMultiDimIdentityMap(2);
   return linalg::GenericOp::create(
@@ -111,13 +115,11 @@ struct GroupedMatmulLowering : OpRewritePattern<GroupedMatmulOp> {
         ArrayRef<OpFoldResult>{rewriter.getIndexAttr(numGroups)},
         ArrayRef<OpFoldResult>{rewriter.getIndexAttr(1)});
     Value zeros = filledTensor(rewriter, loc, {rows}, rewriter.getI32IntegerAttr(0));
-    auto rg = [&](unsigned d) {
-      return AffineMap::get(2, 0, getAffineDimExpr(d, ctx));
-    };
     Value groups =
         linalg::GenericOp::create(
             rewriter, loc, zeros.getType(), ValueRange{ends}, ValueRange{zeros},
-            ArrayRef<AffineMap>{rg(1), rg(0)},
+            ArrayRef<AffineMap>{projection(ctx, 2, {1}),
+                                projection(ctx, 2, {0})},
             ArrayRef<utils::IteratorType>{kParallel, kReduction},
             [&](OpBuilder &b, Location l, ValueRange args) {
               Value row = arith::IndexCastOp::create(
@@ -136,14 +138,9 @@ struct GroupedMatmulLowering : OpRewritePattern<GroupedMatmulOp> {
         filledTensor(rewriter, loc, {rows, cols}, rewriter.getF32FloatAttr(0))};
     if (upWeight)
       accs.push_back(accs.front());
-    auto map3 = [&](ArrayRef<unsigned> dims) {
-      SmallVector<AffineExpr> exprs;
-      for (unsigned d : dims)
-        exprs.push_back(getAffineDimExpr(d, ctx));
-      return AffineMap::get(3, 0, exprs, ctx);
-    };
-    SmallVector<AffineMap> maps{map3({0, 2}), map3({0})};
-    maps.append(accs.size(), map3({0, 1}));
+    SmallVector<AffineMap> maps{projection(ctx, 3, {0, 2}),
+                                projection(ctx, 3, {0})};
+    maps.append(accs.size(), projection(ctx, 3, {0, 1}));
     SmallVector<Type> accTypes(accs.size(), accs.front().getType());
     auto products = linalg::GenericOp::create(
         rewriter, loc, accTypes, ValueRange{input, groups}, accs, maps,
@@ -184,10 +181,10 @@ struct GroupedMatmulLowering : OpRewritePattern<GroupedMatmulOp> {
     SmallVector<AffineMap> epilogueMaps(ins.size(), id);
     if (scale) {
       ins.push_back(scale);
-      epilogueMaps.push_back(AffineMap::get(2, 0, getAffineDimExpr(0, ctx)));
+      epilogueMaps.push_back(projection(ctx, 2, {0}));
     }
     Value init = tensor::EmptyOp::create(rewriter, loc,
-                                         mixedSizes(rewriter, loc, ins.front()),
+                                         tensor::getMixedSizes(rewriter, loc, ins.front()),
                                          resultType.getElementType());
     epilogueMaps.push_back(id);
     Value result =
@@ -236,10 +233,7 @@ struct CombineLowering : OpRewritePattern<CombineOp> {
 
     // Iterate (token, d, slot); the slot dimension reduces.
     auto map3 = [&](ArrayRef<unsigned> dims) {
-      SmallVector<AffineExpr> exprs;
-      for (unsigned d : dims)
-        exprs.push_back(getAffineDimExpr(d, ctx));
-      return AffineMap::get(3, 0, exprs, ctx);
+      return projection(ctx, 3, dims);
     };
     Value sum =
         linalg::GenericOp::create(
