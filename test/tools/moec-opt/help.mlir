@@ -1,0 +1,12 @@
+// moec-opt lists the moe passes and pipelines beside the upstream passes the
+// lowerings rely on.
+// RUN: moec-opt --help | FileCheck %s
+
+// CHECK-DAG: --convert-moe-to-linalg
+// CHECK-DAG: --moe-map-allocs-to-gpu
+// CHECK-DAG: --moe-to-cpu-pipeline
+// CHECK-DAG: --moe-to-cuda-pipeline
+// CHECK-DAG: --gpu-module-to-binary
+// CHECK-DAG: --convert-scf-to-openmp
+// CHECK-DAG: --nvvm-attach-target
+// CHECK-DAG: --one-shot-bufferize
