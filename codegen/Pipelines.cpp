@@ -19,6 +19,22 @@ using namespace mlir;
 
 const char *moe::defaultCudaToolkit() { return MOEC_DEFAULT_CUDA_TOOLKIT; }
 
+static const char *stringifyFormat(moe::CudaObjectFormat format) {
+  switch (format) {
+  case moe::CudaObjectFormat::bin:
+    return "bin";
+  case moe::CudaObjectFormat::fatbin:
+    return "fatbin";
+  case moe::CudaObjectFormat::isa:
+    return "isa";
+  case moe::CudaObjectFormat::llvm:
+    return "llvm";
+  case moe::CudaObjectFormat::offloading:
+    return "offloading";
+  }
+  llvm_unreachable("unknown CUDA object format");
+}
+
 /// The steps both targets share: moe ops to linalg on tensors, then buffers
 /// with explicit deallocation, then parallel loops.
 static void buildTensorToParallelLoops(OpPassManager &pm) {
@@ -84,7 +100,7 @@ void moe::buildMoeToCudaPipeline(OpPassManager &pm,
 
   GpuModuleToBinaryPassOptions binary;
   binary.toolkitPath = options.toolkit;
-  binary.compilationTarget = options.format;
+  binary.compilationTarget = stringifyFormat(options.format);
   pm.addPass(createGpuModuleToBinaryPass(binary));
 }
 

@@ -15,6 +15,9 @@ namespace moe {
 /// The CUDA toolkit that CMake found, or "" (then MLIR's own search applies).
 const char *defaultCudaToolkit();
 
+/// What gpu-module-to-binary puts in the gpu.binary.
+enum class CudaObjectFormat { bin, fatbin, isa, llvm, offloading };
+
 struct CpuPipelineOptions : PassPipelineOptions<CpuPipelineOptions> {
   Option<bool> openmp{*this, "openmp",
                       llvm::cl::desc("Run parallel loops on every core "
@@ -37,11 +40,17 @@ struct CudaPipelineOptions : PassPipelineOptions<CudaPipelineOptions> {
   Option<unsigned> optLevel{*this, "opt-level",
                             llvm::cl::desc("Device code optimisation level"),
                             llvm::cl::init(3)};
-  Option<std::string> format{
-      *this, "format",
-      llvm::cl::desc("Device object kind: bin (cubin), fatbin, isa (PTX), "
-                     "llvm, offloading"),
-      llvm::cl::init("bin")};
+  Option<CudaObjectFormat> format{
+      *this, "format", llvm::cl::desc("Device object kind"),
+      llvm::cl::init(CudaObjectFormat::bin),
+      llvm::cl::values(
+          clEnumValN(CudaObjectFormat::bin, "bin", "cubin, assembled by ptxas"),
+          clEnumValN(CudaObjectFormat::fatbin, "fatbin",
+                     "fatbinary holding the cubin and the PTX"),
+          clEnumValN(CudaObjectFormat::isa, "isa", "PTX text"),
+          clEnumValN(CudaObjectFormat::llvm, "llvm", "LLVM bitcode"),
+          clEnumValN(CudaObjectFormat::offloading, "offloading",
+                     "LLVM offloading bitcode"))};
   Option<std::string> toolkit{
       *this, "toolkit",
       llvm::cl::desc("CUDA toolkit holding ptxas (default: found at build "

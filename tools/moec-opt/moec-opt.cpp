@@ -10,6 +10,7 @@
 #include "codegen/Passes.h"
 #include "codegen/Pipelines.h"
 #include "dialect/MoeDialect.h"
+#include "test/lib/TestPasses.h"
 
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/InitAllDialects.h"
@@ -28,6 +29,7 @@ int main(int argc, char **argv) {
   mlir::registerAllPasses();
   mlir::moe::registerCodegenPasses();
   mlir::moe::registerPipelines();
+  mlir::moe::test::registerTestPasses();
 
   return mlir::asMainReturnCode(mlir::MlirOptMain(
       argc, argv, "moec optimizer driver: moe passes and pipelines\n",
