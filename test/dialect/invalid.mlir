@@ -623,3 +623,45 @@ func.func @block_adaptive_attrs(%h: tensor<?x64xf32>, %g: tensor<4x64xf32>, %w1:
       : (tensor<?x64xf32>, tensor<4x64xf32>, tensor<4x32x64xf32>, tensor<4x32x64xf32>, tensor<4x64x32xf32>, tensor<8x64xf32>, tensor<8x64xf32>, tensor<64x8xf32>, tensor<8x64xf32>, tensor<8x64xf32>, tensor<64x8xf32>, tensor<1x64xf32>, tensor<1xf32>) -> tensor<?x64xf32>
   return
 }
+
+// -----
+
+func.func @split_dynamic_width(%x: tensor<?x?xf32>) {
+  // expected-error @+1 {{expects a static hidden size}}
+  %s = moe.split_tokens %x heads(4) : tensor<?x?xf32> -> tensor<?x?xf32>
+  return
+}
+
+// -----
+
+func.func @combine_rows_rank(%r: tensor<?xf32>, %w: tensor<?x2xf32>, %s: tensor<?x2xi32>, %n: tensor<?xi32>) {
+  // expected-error @+1 {{expects rows of rank 2 [R, D], got 'tensor<?xf32>'}}
+  %y = moe.combine %r, %w, %s, %n : (tensor<?xf32>, tensor<?x2xf32>, tensor<?x2xi32>, tensor<?xi32>) -> tensor<?x64xf32>
+  return
+}
+
+// -----
+
+func.func @gmm_weight_rank(%x: tensor<?x64xf32>, %w: tensor<128x64xf32>, %o: tensor<9xi32>) {
+  // expected-error @+1 {{expects weight of rank 3 [G, N, K], got 'tensor<128x64xf32>'}}
+  %y = moe.grouped_matmul %x, %w offsets(%o) : (tensor<?x64xf32>, tensor<128x64xf32>, tensor<9xi32>) -> tensor<?x128xf32>
+  return
+}
+
+// -----
+
+func.func @block_w1_rank(%h: tensor<?x64xf32>, %g: tensor<8x64xf32>, %w1: tensor<128x64xf32>, %w2: tensor<8x64x128xf32>) {
+  // expected-error @+1 {{expects w1 of rank 3 [E, F, Dr], got 'tensor<128x64xf32>'}}
+  %y = moe.moe_block %h gate(%g : tensor<8x64xf32>) experts(%w1, %w1, %w2 : tensor<128x64xf32>, tensor<128x64xf32>, tensor<8x64x128xf32>) policy(#moe.top_k<k = 2>) : tensor<?x64xf32> -> tensor<?x64xf32>
+  return
+}
+
+// -----
+
+func.func @block_shared_partial(%h: tensor<?x64xf32>, %g: tensor<4x64xf32>, %w1: tensor<4x32x64xf32>, %w2: tensor<4x64x32xf32>, %s1: tensor<96x64xf32>) {
+  // expected-error @+1 {{shared_expert needs all 4 of its operands, got 2}}
+  %y = "moe.moe_block"(%h, %g, %w1, %w1, %w2, %s1, %s1) <{policy = #moe.top_k<k = 2>,
+      operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0>}>
+      : (tensor<?x64xf32>, tensor<4x64xf32>, tensor<4x32x64xf32>, tensor<4x32x64xf32>, tensor<4x64x32xf32>, tensor<96x64xf32>, tensor<96x64xf32>) -> tensor<?x64xf32>
+  return
+}
