@@ -2,6 +2,7 @@
 
 #include "codegen/Pipelines.h"
 #include "codegen/Passes.h"
+#include "passes/Passes.h"
 
 #include "mlir/Conversion/Passes.h"
 #include "mlir/Dialect/Bufferization/Pipelines/Passes.h"
@@ -38,6 +39,7 @@ static const char *stringifyFormat(moe::CudaObjectFormat format) {
 /// The steps both targets share: moe ops to linalg on tensors, then buffers
 /// with explicit deallocation, then parallel loops.
 static void buildTensorToParallelLoops(OpPassManager &pm) {
+  pm.addPass(moe::createLowerRouting());
   pm.addPass(moe::createConvertMoeToLinalg());
   pm.addPass(createCanonicalizerPass());
   bufferization::OneShotBufferizePassOptions bufferize;

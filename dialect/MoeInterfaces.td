@@ -40,6 +40,22 @@ def Moe_RoutingPolicyAttrInterface
       (ins "int64_t":$numExperts,
            "::llvm::function_ref<::mlir::InFlightDiagnostic()>":$emitError)>,
     InterfaceMethod<[{
+        Returns true when the selected experts' weights are renormalised to
+        sum to one.
+      }],
+      "bool", "normalizesWeights", (ins)>,
+    InterfaceMethod<[{
+        Builds, for every token, the number of experts the policy selects
+        (`tensor<T x i32>`), given `sortedProbs : tensor<T x K x f32>`, each
+        token's K highest softmax probabilities in descending order (ties by
+        lower expert index), K being `getMaxExpertsPerToken(numExperts)`.
+        Emits tensor-level IR (linalg, tensor, arith) at the builder's
+        insertion point.
+      }],
+      "::mlir::Value", "buildExpertCounts",
+      (ins "::mlir::OpBuilder &":$builder, "::mlir::Location":$loc,
+           "::mlir::Value":$sortedProbs, "int64_t":$numExperts)>,
+    InterfaceMethod<[{
         Returns the simplest policy that routes exactly like this one among
         `numExperts` experts (this policy itself when there is none).
       }],

@@ -36,7 +36,7 @@ def Moe_RouterOp : Moe_Op<"router", [Pure]> {
 
     The optional `caps : [T] i32` lowers the count of individual tokens
     further (adaptive routing caps simple tokens); caps of at least `K` have
-    no effect.
+    no effect. `moe-lower-routing` lowers the op.
 
     ```mlir
     %ids, %w, %n = moe.router %logits policy(#moe.top_p<threshold = 0.5, max_experts = 4>)

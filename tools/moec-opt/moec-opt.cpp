@@ -10,6 +10,7 @@
 #include "codegen/Passes.h"
 #include "codegen/Pipelines.h"
 #include "dialect/MoeDialect.h"
+#include "passes/Passes.h"
 #include "test/lib/TestPasses.h"
 
 #include "mlir/IR/DialectRegistry.h"
@@ -27,6 +28,7 @@ int main(int argc, char **argv) {
   mlir::registerAllToLLVMIRTranslations(registry);
 
   mlir::registerAllPasses();
+  mlir::moe::registerMoePasses();
   mlir::moe::registerCodegenPasses();
   mlir::moe::registerPipelines();
   mlir::moe::test::registerTestPasses();

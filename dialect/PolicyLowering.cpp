@@ -1,0 +1,102 @@
+//===- PolicyLowering.cpp - routing policies as tensor IR -----------------===//
+//
+// Each routing policy builds its own per-token expert count from the sorted
+// probabilities; moe-lower-routing does everything else (softmax, sorting,
+// caps, weights), so a new policy only writes this function.
+//
+//===----------------------------------------------------------------------===//
+
+#include "dialect/MoeAttrs.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/AffineMap.h"
+#include "mlir/IR/Builders.h"
+
+using namespace mlir;
+using namespace mlir::moe;
+
+/// tensor<T x i32> filled with `value`, T the first dimension of `like`.
+static Value filledCounts(OpBuilder &b, Location loc, Value like,
+                          int64_t value) {
+  OpFoldResult tokens = tensor::getMixedSize(b, loc, like, 0);
+  Value empty = tensor::EmptyOp::create(b, loc, ArrayRef<OpFoldResult>{tokens},
+                                        b.getI32Type());
+  Value scalar = arith::ConstantIntOp::create(b, loc, value, 32);
+  return linalg::FillOp::create(b, loc, scalar, empty).getResult(0);
+}
+
+bool TopKAttr::normalizesWeights() const { return getNormalize(); }
+
+Value TopKAttr::buildExpertCounts(OpBuilder &b, Location loc,
+                                  Value sortedProbs,
+                                  int64_t numExperts) const {
+  return filledCounts(b, loc, sortedProbs, getMaxExpertsPerToken(numExperts));
+}
+
+bool TopPAttr::normalizesWeights() const { return getNormalize(); }
+
+Value TopPAttr::buildExpertCounts(OpBuilder &b, Location loc,
+                                  Value sortedProbs,
+                                  int64_t numExperts) const {
+  MLIRContext *ctx = b.getContext();
+  int64_t k = getMaxExpertsPerToken(numExperts);
+  auto dims = [&](unsigned n, ArrayRef<unsigned> ds) {
+    SmallVector<AffineExpr> exprs;
+    for (unsigned d : ds)
+      exprs.push_back(getAffineDimExpr(d, ctx));
+    return AffineMap::get(n, 0, exprs, ctx);
+  };
+  auto par = utils::IteratorType::parallel;
+  auto red = utils::IteratorType::reduction;
+
+  // prefix[t, j] = p[t, 0] + ... + p[t, j], summed in order.
+  Value zeros = linalg::FillOp::create(
+                    b, loc,
+                    ValueRange{arith::ConstantFloatOp::create(
+                        b, loc, b.getF32Type(), APFloat(0.0f))},
+                    ValueRange{tensor::EmptyOp::create(
+                        b, loc, tensor::getMixedSizes(b, loc, sortedProbs),
+                        b.getF32Type())})
+                    .getResult(0);
+  Value prefix =
+      linalg::GenericOp::create(
+          b, loc, zeros.getType(), ValueRange{sortedProbs}, ValueRange{zeros},
+          ArrayRef<AffineMap>{dims(3, {0, 2}), dims(3, {0, 1})},
+          ArrayRef<utils::IteratorType>{par, par, red},
+          [&](OpBuilder &nb, Location nl, ValueRange args) {
+            Value i = linalg::IndexOp::create(nb, nl, 2);
+            Value j = linalg::IndexOp::create(nb, nl, 1);
+            Value inPrefix =
+                arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::ule, i, j);
+            Value sum = arith::AddFOp::create(nb, nl, args[1], args[0]);
+            linalg::YieldOp::create(
+                nb, nl,
+                Value(arith::SelectOp::create(nb, nl, inPrefix, sum, args[1])));
+          })
+          .getResult(0);
+
+  // K = the smallest k whose prefix sum exceeds the threshold: one more than
+  // the number of prefixes that do not, capped at the slots available.
+  Value ones = filledCounts(b, loc, sortedProbs, 1);
+  auto threshold = static_cast<float>(getThreshold().convertToDouble());
+  Value counts =
+      linalg::GenericOp::create(
+          b, loc, ones.getType(), ValueRange{prefix}, ValueRange{ones},
+          ArrayRef<AffineMap>{dims(2, {0, 1}), dims(2, {0})},
+          ArrayRef<utils::IteratorType>{par, red},
+          [&](OpBuilder &nb, Location nl, ValueRange args) {
+            Value limit = arith::ConstantFloatOp::create(
+                nb, nl, nb.getF32Type(), APFloat(threshold));
+            Value notYet = arith::CmpFOp::create(
+                nb, nl, arith::CmpFPredicate::OLE, args[0], limit);
+            Value one = arith::ExtUIOp::create(nb, nl, nb.getI32Type(), notYet);
+            Value next = arith::AddIOp::create(nb, nl, args[1], one);
+            Value cap = arith::ConstantIntOp::create(nb, nl, k, 32);
+            linalg::YieldOp::create(
+                nb, nl, Value(arith::MinSIOp::create(nb, nl, next, cap)));
+          })
+          .getResult(0);
+  return counts;
+}
