@@ -15,13 +15,18 @@ def ConvertMoeToLinalg : Pass<"convert-moe-to-linalg"> {
     * `moe.grouped_matmul`: a generic that finds each row's group from the
       offsets, a generic over (row, n, k) that reads the group's weight with
       `tensor.extract`, and an elementwise epilogue (SwiGLU, row scale, cast);
+    * `moe.dispatch`: generics for the rows per expert and their exclusive
+      prefix sum (the offsets), a sequential scan over tokens that places
+      each used slot at its expert's next row (stable: token order within an
+      expert), and a generic that gathers the token rows;
     * `moe.combine`: a generic over (token, d, slot) that gathers rows through
       `slot_to_row` and skips unused slots;
     * `moe.split_tokens` / `moe.merge_tokens`: `tensor.expand_shape` and
       `tensor.collapse_shape`.
 
-    The other moe ops are not lowered here yet; their presence is an error
-    that names them.
+    `moe.router` is lowered by `moe-lower-routing`; attention and
+    `moe.moe_block` have no lowering yet. Any of them left is an error that
+    names it.
 
     Before:
     ```mlir

@@ -66,6 +66,33 @@ func.func @combine(%rows: tensor<?x8xf32>, %w: tensor<?x2xf32>,
   return %y : tensor<?x8xf32>
 }
 
+// CHECK-LABEL: func @dispatch
+// CHECK-SAME: (%[[X:.*]]: tensor<?x8xf32>, %[[IDS:.*]]: tensor<?x2xi32>, %[[N:.*]]: tensor<?xi32>)
+func.func @dispatch(%x: tensor<?x8xf32>, %ids: tensor<?x2xi32>, %n: tensor<?xi32>)
+    -> (tensor<?x8xf32>, tensor<5xi32>, tensor<?xi32>, tensor<?x2xi32>) {
+  // Rows per expert over the used slots, then their exclusive prefix sum.
+  // CHECK: linalg.generic {{.*}} iterator_types = ["parallel", "reduction", "reduction"]
+  // CHECK-SAME: ins(%[[IDS]], %[[N]] : tensor<?x2xi32>, tensor<?xi32>) outs(%{{.*}} : tensor<4xi32>)
+  // CHECK: %[[OFFSETS:.*]] = linalg.generic {{.*}} iterator_types = ["parallel", "reduction"]
+  // CHECK-SAME: outs(%{{.*}} : tensor<5xi32>)
+  // R is the last offset.
+  // CHECK: %[[R:.*]] = tensor.extract %[[OFFSETS]][%{{.*}}] : tensor<5xi32>
+  // A stable scan over tokens, then slots, places each row.
+  // CHECK: scf.for
+  // CHECK: scf.for
+  // CHECK: tensor.insert
+  // CHECK: tensor.insert
+  // CHECK: tensor.insert
+  // The gather of the token rows.
+  // CHECK: linalg.generic
+  // CHECK: tensor.extract %[[X]]
+  %rows, %offsets, %row_to_token, %slot_to_row = moe.dispatch %x, %ids, %n
+      : tensor<?x8xf32>, tensor<?x2xi32>, tensor<?xi32>
+      -> tensor<?x8xf32>, tensor<5xi32>, tensor<?xi32>, tensor<?x2xi32>
+  return %rows, %offsets, %row_to_token, %slot_to_row
+      : tensor<?x8xf32>, tensor<5xi32>, tensor<?xi32>, tensor<?x2xi32>
+}
+
 // CHECK-LABEL: func @split_tokens
 func.func @split_tokens(%x: tensor<?x64xf32>) -> tensor<?x16xf32> {
   // CHECK: tensor.expand_shape %{{.*}} {{\[\[}}0], [1, 2]] output_shape [%{{.*}}, 4, 16] : tensor<?x64xf32> into tensor<?x4x16xf32>

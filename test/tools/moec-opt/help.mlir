@@ -3,6 +3,7 @@
 // RUN: moec-opt --help | FileCheck %s
 
 // CHECK-DAG: --convert-moe-to-linalg
+// CHECK-DAG: --moe-lower-routing
 // CHECK-DAG: --moe-map-allocs-to-gpu
 // CHECK-DAG: --moe-to-cpu-pipeline
 // CHECK-DAG: --moe-to-cuda-pipeline
