@@ -8,6 +8,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "codegen/Passes.h"
+#include "dialect/LoweringUtils.h"
 #include "dialect/MoeOps.h"
 
 #include "mlir/Dialect/Affine/IR/AffineOps.h"
@@ -34,22 +35,6 @@ namespace {
 auto kParallel = utils::IteratorType::parallel;
 auto kReduction = utils::IteratorType::reduction;
 
-/// The map from `numDims` loop dimensions to those listed in `dims`.
-AffineMap projection(MLIRContext *ctx, unsigned numDims,
-                     ArrayRef<unsigned> dims) {
-  SmallVector<AffineExpr> exprs;
-  for (unsigned d : dims)
-    exprs.push_back(getAffineDimExpr(d, ctx));
-  return AffineMap::get(numDims, 0, exprs, ctx);
-}
-
-/// A tensor of `sizes` filled with `value`.
-Value filledTensor(OpBuilder &b, Location loc, ArrayRef<OpFoldResult> sizes,
-                   TypedAttr value) {
-  Value empty = tensor::EmptyOp::create(b, loc, sizes, value.getType());
-  Value scalar = arith::ConstantOp::create(b, loc, value);
-  return linalg::FillOp::create(b, loc, scalar, empty).getResult(0);
-}
 
 Value toF32(OpBuilder &b, Location loc, Value v) {
   if (v.getType().isF32())
@@ -119,8 +104,8 @@ struct GroupedMatmulLowering : OpRewritePattern<GroupedMatmulOp> {
     Value groups =
         linalg::GenericOp::create(
             rewriter, loc, zeros.getType(), ValueRange{ends}, ValueRange{zeros},
-            ArrayRef<AffineMap>{projection(ctx, 2, {1}),
-                                projection(ctx, 2, {0})},
+            ArrayRef<AffineMap>{projectionMap(ctx, 2, {1}),
+                                projectionMap(ctx, 2, {0})},
             ArrayRef<utils::IteratorType>{kParallel, kReduction},
             [&](OpBuilder &b, Location l, ValueRange args) {
               Value row = arith::IndexCastOp::create(
@@ -139,9 +124,9 @@ struct GroupedMatmulLowering : OpRewritePattern<GroupedMatmulOp> {
         filledTensor(rewriter, loc, {rows, cols}, rewriter.getF32FloatAttr(0))};
     if (upWeight)
       accs.push_back(accs.front());
-    SmallVector<AffineMap> maps{projection(ctx, 3, {0, 2}),
-                                projection(ctx, 3, {0})};
-    maps.append(accs.size(), projection(ctx, 3, {0, 1}));
+    SmallVector<AffineMap> maps{projectionMap(ctx, 3, {0, 2}),
+                                projectionMap(ctx, 3, {0})};
+    maps.append(accs.size(), projectionMap(ctx, 3, {0, 1}));
     SmallVector<Type> accTypes(accs.size(), accs.front().getType());
     auto products = linalg::GenericOp::create(
         rewriter, loc, accTypes, ValueRange{input, groups}, accs, maps,
@@ -182,7 +167,7 @@ struct GroupedMatmulLowering : OpRewritePattern<GroupedMatmulOp> {
     SmallVector<AffineMap> epilogueMaps(ins.size(), id);
     if (scale) {
       ins.push_back(scale);
-      epilogueMaps.push_back(projection(ctx, 2, {0}));
+      epilogueMaps.push_back(projectionMap(ctx, 2, {0}));
     }
     Value init = tensor::EmptyOp::create(rewriter, loc,
                                          tensor::getMixedSizes(rewriter, loc, ins.front()),
@@ -246,9 +231,9 @@ struct DispatchLowering : OpRewritePattern<DispatchOp> {
             ValueRange{ids, counts},
             ValueRange{filledTensor(b, loc, {b.getIndexAttr(numExperts)},
                                     b.getI32IntegerAttr(0))},
-            ArrayRef<AffineMap>{projection(ctx, 3, {1, 2}),
-                                projection(ctx, 3, {1}),
-                                projection(ctx, 3, {0})},
+            ArrayRef<AffineMap>{projectionMap(ctx, 3, {1, 2}),
+                                projectionMap(ctx, 3, {1}),
+                                projectionMap(ctx, 3, {0})},
             ArrayRef<utils::IteratorType>{kParallel, kReduction, kReduction},
             [&](OpBuilder &nb, Location nl, ValueRange a) {
               Value expert = arith::IndexCastOp::create(
@@ -273,8 +258,8 @@ struct DispatchLowering : OpRewritePattern<DispatchOp> {
             ValueRange{perExpert},
             ValueRange{filledTensor(b, loc, {b.getIndexAttr(numExperts + 1)},
                                     b.getI32IntegerAttr(0))},
-            ArrayRef<AffineMap>{projection(ctx, 2, {1}),
-                                projection(ctx, 2, {0})},
+            ArrayRef<AffineMap>{projectionMap(ctx, 2, {1}),
+                                projectionMap(ctx, 2, {0})},
             ArrayRef<utils::IteratorType>{kParallel, kReduction},
             [&](OpBuilder &nb, Location nl, ValueRange a) {
               Value before = arith::CmpIOp::create(
@@ -347,8 +332,8 @@ struct DispatchLowering : OpRewritePattern<DispatchOp> {
         linalg::GenericOp::create(
             b, loc, rowsInit.getType(), ValueRange{rowToToken},
             ValueRange{rowsInit},
-            ArrayRef<AffineMap>{projection(ctx, 2, {0}),
-                                projection(ctx, 2, {0, 1})},
+            ArrayRef<AffineMap>{projectionMap(ctx, 2, {0}),
+                                projectionMap(ctx, 2, {0, 1})},
             ArrayRef<utils::IteratorType>{kParallel, kParallel},
             [&](OpBuilder &nb, Location nl, ValueRange a) {
               Value t = arith::IndexCastOp::create(nb, nl, nb.getIndexType(),
@@ -388,7 +373,7 @@ struct CombineLowering : OpRewritePattern<CombineOp> {
 
     // Iterate (token, d, slot); the slot dimension reduces.
     auto map3 = [&](ArrayRef<unsigned> dims) {
-      return projection(ctx, 3, dims);
+      return projectionMap(ctx, 3, dims);
     };
     Value sum =
         linalg::GenericOp::create(

@@ -6,6 +6,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "dialect/LoweringUtils.h"
 #include "dialect/MoeAttrs.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -20,11 +21,8 @@ using namespace mlir::moe;
 /// tensor<T x i32> filled with `value`, T the first dimension of `like`.
 static Value filledCounts(OpBuilder &b, Location loc, Value like,
                           int64_t value) {
-  OpFoldResult tokens = tensor::getMixedSize(b, loc, like, 0);
-  Value empty = tensor::EmptyOp::create(b, loc, ArrayRef<OpFoldResult>{tokens},
-                                        b.getI32Type());
-  Value scalar = arith::ConstantIntOp::create(b, loc, value, 32);
-  return linalg::FillOp::create(b, loc, scalar, empty).getResult(0);
+  return filledTensor(b, loc, {tensor::getMixedSize(b, loc, like, 0)},
+                      b.getI32IntegerAttr(value));
 }
 
 bool TopKAttr::normalizesWeights() const { return getNormalize(); }
@@ -43,23 +41,14 @@ Value TopPAttr::buildExpertCounts(OpBuilder &b, Location loc,
   MLIRContext *ctx = b.getContext();
   int64_t k = getMaxExpertsPerToken(numExperts);
   auto dims = [&](unsigned n, ArrayRef<unsigned> ds) {
-    SmallVector<AffineExpr> exprs;
-    for (unsigned d : ds)
-      exprs.push_back(getAffineDimExpr(d, ctx));
-    return AffineMap::get(n, 0, exprs, ctx);
+    return projectionMap(ctx, n, ds);
   };
   auto par = utils::IteratorType::parallel;
   auto red = utils::IteratorType::reduction;
 
   // prefix[t, j] = p[t, 0] + ... + p[t, j], summed in order.
-  Value zeros = linalg::FillOp::create(
-                    b, loc,
-                    ValueRange{arith::ConstantFloatOp::create(
-                        b, loc, b.getF32Type(), APFloat(0.0f))},
-                    ValueRange{tensor::EmptyOp::create(
-                        b, loc, tensor::getMixedSizes(b, loc, sortedProbs),
-                        b.getF32Type())})
-                    .getResult(0);
+  Value zeros = filledTensor(b, loc, tensor::getMixedSizes(b, loc, sortedProbs),
+                             b.getF32FloatAttr(0));
   Value prefix =
       linalg::GenericOp::create(
           b, loc, zeros.getType(), ValueRange{sortedProbs}, ValueRange{zeros},

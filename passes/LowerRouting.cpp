@@ -1,6 +1,7 @@
 //===- LowerRouting.cpp - moe.router to tensor IR -------------------------===//
 
 #include "passes/Passes.h"
+#include "dialect/LoweringUtils.h"
 #include "dialect/MoeOps.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -34,34 +35,20 @@ struct GenericBuilder {
   unsigned numLoops;
   SmallVector<utils::IteratorType> iterators;
 
-  AffineMap map(ArrayRef<unsigned> dims) const {
-    SmallVector<AffineExpr> exprs;
-    for (unsigned d : dims)
-      exprs.push_back(b.getAffineDimExpr(d));
-    return AffineMap::get(numLoops, 0, exprs, b.getContext());
-  }
-
   /// A generic with `ins` and `outs` accessed through `inDims` / `outDims`.
   ValueRange build(ValueRange ins, ArrayRef<SmallVector<unsigned>> inDims,
                    ValueRange outs, ArrayRef<SmallVector<unsigned>> outDims,
                    function_ref<void(OpBuilder &, Location, ValueRange)> body) {
     SmallVector<AffineMap> maps;
     for (ArrayRef<unsigned> dims : inDims)
-      maps.push_back(map(dims));
+      maps.push_back(projectionMap(b.getContext(), numLoops, dims));
     for (ArrayRef<unsigned> dims : outDims)
-      maps.push_back(map(dims));
+      maps.push_back(projectionMap(b.getContext(), numLoops, dims));
     return linalg::GenericOp::create(b, loc, TypeRange(outs), ins, outs, maps,
                                      iterators, body)
         .getResults();
   }
 };
-
-Value filled(OpBuilder &b, Location loc, ArrayRef<OpFoldResult> sizes,
-             TypedAttr value) {
-  Value empty = tensor::EmptyOp::create(b, loc, sizes, value.getType());
-  Value scalar = arith::ConstantOp::create(b, loc, value);
-  return linalg::FillOp::create(b, loc, scalar, empty).getResult(0);
-}
 
 Value indexAsI32(OpBuilder &b, Location loc, unsigned dim) {
   return arith::IndexCastOp::create(b, loc, b.getI32Type(),
@@ -93,7 +80,7 @@ struct RouterLowering : OpRewritePattern<RouterOp> {
     };
     Value max = rowReduce.build(
         op.getLogits(), {{0, 1}},
-        filled(b, loc, {tokens},
+        filledTensor(b, loc, {tokens},
                b.getF32FloatAttr(-std::numeric_limits<float>::infinity())),
         {{0}}, [&](OpBuilder &nb, Location nl, ValueRange a) {
           linalg::YieldOp::create(
@@ -109,7 +96,7 @@ struct RouterLowering : OpRewritePattern<RouterOp> {
                                   Value(math::ExpOp::create(nb, nl, shifted)));
         })[0];
     Value sums = rowReduce.build(
-        exps, {{0, 1}}, filled(b, loc, {tokens}, b.getF32FloatAttr(0)), {{0}},
+        exps, {{0, 1}}, filledTensor(b, loc, {tokens}, b.getF32FloatAttr(0)), {{0}},
         [&](OpBuilder &nb, Location nl, ValueRange a) {
           linalg::YieldOp::create(nb, nl,
                                   Value(arith::AddFOp::create(nb, nl, a[1], a[0])));
@@ -126,7 +113,7 @@ struct RouterLowering : OpRewritePattern<RouterOp> {
     // probable with a lower index.
     Value ranks = pairwise.build(
         ValueRange{probs, probs}, {{0, 1}, {0, 2}},
-        filled(b, loc, te, b.getI32IntegerAttr(0)), {{0, 1}},
+        filledTensor(b, loc, te, b.getI32IntegerAttr(0)), {{0, 1}},
         [&](OpBuilder &nb, Location nl, ValueRange a) {
           Value mine = a[0], other = a[1];
           Value before = arith::CmpFOp::create(
@@ -147,8 +134,8 @@ struct RouterLowering : OpRewritePattern<RouterOp> {
     // The expert of rank j < K and its probability, per token.
     ValueRange sorted = pairwise.build(
         ValueRange{ranks, probs}, {{0, 2}, {0, 2}},
-        ValueRange{filled(b, loc, tk, b.getI32IntegerAttr(-1)),
-                   filled(b, loc, tk, b.getF32FloatAttr(0))},
+        ValueRange{filledTensor(b, loc, tk, b.getI32IntegerAttr(-1)),
+                   filledTensor(b, loc, tk, b.getF32FloatAttr(0))},
         {{0, 1}, {0, 1}}, [&](OpBuilder &nb, Location nl, ValueRange a) {
           Value hit = arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::eq,
                                             a[0], indexAsI32(nb, nl, 1));
@@ -182,7 +169,7 @@ struct RouterLowering : OpRewritePattern<RouterOp> {
     if (normalize)
       denominators = rowReduce.build(
           ValueRange{sortedProbs, counts}, {{0, 1}, {0}},
-          filled(b, loc, {tokens}, b.getF32FloatAttr(0)), {{0}},
+          filledTensor(b, loc, {tokens}, b.getF32FloatAttr(0)), {{0}},
           [&](OpBuilder &nb, Location nl, ValueRange a) {
             Value used = arith::CmpIOp::create(
                 nb, nl, arith::CmpIPredicate::slt, indexAsI32(nb, nl, 1), a[1]);
