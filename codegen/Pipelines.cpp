@@ -36,9 +36,10 @@ static const char *stringifyFormat(moe::CudaObjectFormat format) {
   llvm_unreachable("unknown CUDA object format");
 }
 
-/// The steps both targets share: moe ops to linalg on tensors, then buffers
+/// The steps both targets share: blocks decomposed, moe ops to linalg on tensors, then buffers
 /// with explicit deallocation, then parallel loops.
 static void buildTensorToParallelLoops(OpPassManager &pm) {
+  pm.addPass(moe::createDecomposeMoeBlock());
   pm.addPass(moe::createLowerRouting());
   pm.addPass(moe::createConvertMoeToLinalg());
   pm.addPass(createCanonicalizerPass());

@@ -4,6 +4,7 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 
 using namespace mlir;
@@ -21,4 +22,31 @@ Value moe::filledTensor(OpBuilder &b, Location loc,
   Value empty = tensor::EmptyOp::create(b, loc, sizes, value.getType());
   Value scalar = arith::ConstantOp::create(b, loc, value);
   return linalg::FillOp::create(b, loc, scalar, empty).getResult(0);
+}
+
+ValueRange moe::GenericBuilder::build(ValueRange ins,
+                                      ArrayRef<SmallVector<unsigned>> inDims,
+                                      ValueRange outs,
+                                      ArrayRef<SmallVector<unsigned>> outDims,
+                                      BodyFn body) {
+  unsigned numLoops = iterators.size();
+  SmallVector<AffineMap> maps;
+  for (ArrayRef<unsigned> dims : inDims)
+    maps.push_back(projectionMap(b.getContext(), numLoops, dims));
+  for (ArrayRef<unsigned> dims : outDims)
+    maps.push_back(projectionMap(b.getContext(), numLoops, dims));
+  return linalg::GenericOp::create(b, loc, TypeRange(outs), ins, outs, maps,
+                                   iterators, body)
+      .getResults();
+}
+
+Value moe::indexAsI32(OpBuilder &b, Location loc, unsigned dim) {
+  return arith::IndexCastOp::create(b, loc, b.getI32Type(),
+                                    linalg::IndexOp::create(b, loc, dim));
+}
+
+Value moe::sigmoid(OpBuilder &b, Location loc, Value x) {
+  Value e = math::ExpOp::create(b, loc, arith::NegFOp::create(b, loc, x));
+  Value one = arith::ConstantOp::create(b, loc, b.getFloatAttr(x.getType(), 1.0));
+  return arith::DivFOp::create(b, loc, one, arith::AddFOp::create(b, loc, one, e));
 }

@@ -8,6 +8,7 @@
 #ifndef MOEC_DIALECT_LOWERINGUTILS_H
 #define MOEC_DIALECT_LOWERINGUTILS_H
 
+#include "mlir/Dialect/Utils/StructuredOpsUtils.h"
 #include "mlir/IR/AffineMap.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/OpDefinition.h"
@@ -22,6 +23,27 @@ AffineMap projectionMap(MLIRContext *ctx, unsigned numDims,
 /// A tensor of `sizes` filled with `value` (tensor.empty + linalg.fill).
 Value filledTensor(OpBuilder &b, Location loc, ArrayRef<OpFoldResult> sizes,
                    TypedAttr value);
+
+/// Builds linalg generics over one loop nest, with each operand's indexing
+/// map given as the list of loop dimensions it is indexed by.
+struct GenericBuilder {
+  OpBuilder &b;
+  Location loc;
+  SmallVector<utils::IteratorType> iterators;
+
+  using BodyFn = function_ref<void(OpBuilder &, Location, ValueRange)>;
+
+  /// A generic with `ins` and `outs` accessed through `inDims` / `outDims`.
+  ValueRange build(ValueRange ins, ArrayRef<SmallVector<unsigned>> inDims,
+                   ValueRange outs, ArrayRef<SmallVector<unsigned>> outDims,
+                   BodyFn body);
+};
+
+/// `1 / (1 + exp(-x))` for a float scalar `x`.
+Value sigmoid(OpBuilder &b, Location loc, Value x);
+
+/// `linalg.index dim` as an i32, inside a generic's body.
+Value indexAsI32(OpBuilder &b, Location loc, unsigned dim);
 
 } // namespace mlir::moe
 

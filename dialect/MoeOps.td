@@ -300,9 +300,9 @@ def Moe_MoeBlockOp : Moe_Op<"moe_block", [Pure, AttrSizedOperandSegments]> {
       Tokens with `c >= c0` add `c * Deep(h)`; the others skip the deep expert
       and use at most `m` routed experts. Needs the dual-scale experts.
 
-    The block is lowered by decomposing it into `moe.router`,
-    `moe.dispatch`, `moe.grouped_matmul` and `moe.combine`; that pass is not
-    written yet, so `convert-moe-to-linalg` still rejects the block.
+    `moe-decompose-moe-block` rewrites the block into `moe.router`,
+    `moe.dispatch`, `moe.grouped_matmul`, `moe.combine` and, for MH-MoE,
+    `moe.split_tokens` / `moe.merge_tokens`, all computing in f32.
 
     ```mlir
     %y = moe.moe_block %h gate(%wg : tensor<8x64xf32>)

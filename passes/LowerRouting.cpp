@@ -24,36 +24,8 @@ using namespace mlir::moe;
 
 namespace {
 
-auto kParallel = utils::IteratorType::parallel;
-auto kReduction = utils::IteratorType::reduction;
-
-/// Builds linalg generics over a fixed loop nest, with maps given as lists
-/// of loop dimensions.
-struct GenericBuilder {
-  OpBuilder &b;
-  Location loc;
-  unsigned numLoops;
-  SmallVector<utils::IteratorType> iterators;
-
-  /// A generic with `ins` and `outs` accessed through `inDims` / `outDims`.
-  ValueRange build(ValueRange ins, ArrayRef<SmallVector<unsigned>> inDims,
-                   ValueRange outs, ArrayRef<SmallVector<unsigned>> outDims,
-                   function_ref<void(OpBuilder &, Location, ValueRange)> body) {
-    SmallVector<AffineMap> maps;
-    for (ArrayRef<unsigned> dims : inDims)
-      maps.push_back(projectionMap(b.getContext(), numLoops, dims));
-    for (ArrayRef<unsigned> dims : outDims)
-      maps.push_back(projectionMap(b.getContext(), numLoops, dims));
-    return linalg::GenericOp::create(b, loc, TypeRange(outs), ins, outs, maps,
-                                     iterators, body)
-        .getResults();
-  }
-};
-
-Value indexAsI32(OpBuilder &b, Location loc, unsigned dim) {
-  return arith::IndexCastOp::create(b, loc, b.getI32Type(),
-                                    linalg::IndexOp::create(b, loc, dim));
-}
+constexpr auto kParallel = utils::IteratorType::parallel;
+constexpr auto kReduction = utils::IteratorType::reduction;
 
 struct RouterLowering : OpRewritePattern<RouterOp> {
   using OpRewritePattern::OpRewritePattern;
@@ -70,9 +42,9 @@ struct RouterLowering : OpRewritePattern<RouterOp> {
     SmallVector<OpFoldResult> te{tokens, b.getIndexAttr(numExperts)};
     SmallVector<OpFoldResult> tk{tokens, b.getIndexAttr(k)};
 
-    GenericBuilder rowReduce{b, loc, 2, {kParallel, kReduction}};
-    GenericBuilder elementwise2{b, loc, 2, {kParallel, kParallel}};
-    GenericBuilder pairwise{b, loc, 3, {kParallel, kParallel, kReduction}};
+    GenericBuilder rowReduce{b, loc, {kParallel, kReduction}};
+    GenericBuilder elementwise2{b, loc, {kParallel, kParallel}};
+    GenericBuilder pairwise{b, loc, {kParallel, kParallel, kReduction}};
 
     // Softmax over experts, in f32.
     auto toF32 = [&](OpBuilder &nb, Location nl, Value v) -> Value {
@@ -151,7 +123,7 @@ struct RouterLowering : OpRewritePattern<RouterOp> {
     Value counts =
         policy.buildExpertCounts(b, loc, sortedProbs, numExperts);
     if (Value caps = op.getCaps()) {
-      GenericBuilder elementwise1{b, loc, 1, {kParallel}};
+      GenericBuilder elementwise1{b, loc, {kParallel}};
       counts = elementwise1.build(
           ValueRange{counts, caps}, {{0}, {0}},
           Value(tensor::EmptyOp::create(b, loc, ArrayRef<OpFoldResult>{tokens}, i32)),

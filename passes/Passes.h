@@ -17,6 +17,9 @@ namespace moe {
 #define GEN_PASS_DECL
 #include "passes/Passes.h.inc"
 
+/// Patterns of moe-decompose-moe-block.
+void populateDecomposeMoeBlockPatterns(RewritePatternSet &patterns);
+
 /// Patterns of moe-lower-routing.
 void populateLowerRoutingPatterns(RewritePatternSet &patterns);
 

@@ -5,6 +5,58 @@
 
 include "mlir/Pass/PassBase.td"
 
+def DecomposeMoeBlock : Pass<"moe-decompose-moe-block"> {
+  let summary = "Decompose moe.moe_block into routing, dispatch, grouped "
+                "GEMMs and combine";
+  let description = [{
+    Rewrites each `moe.moe_block` into the kernel-level moe ops plus a few
+    elementwise linalg generics, computing in f32 (the result is converted
+    back to the block's element type at the end):
+
+    * the routed experts: `moe.router` on the gate logits, `moe.dispatch`,
+      a SwiGLU `moe.grouped_matmul` (gate and up projections in one pass),
+      the down `moe.grouped_matmul` and `moe.combine`;
+    * `multi_head`: the head projection (`x·Whᵀ + bh`), `moe.split_tokens`
+      before routing, `moe.merge_tokens` after combining, and the merge
+      projection (`o·Wmᵀ + bm`);
+    * `shared_expert` (Qwen2-MoE): a dense SwiGLU expert whose output rows
+      are scaled by `sigmoid(h·gateᵀ)`;
+    * `shallow_expert` / `deep_expert` (dual-scale shared experts): two dense
+      SwiGLU experts added to every token;
+    * `adaptive_routing`: the complexity `c = sigmoid(h·wᵀ + b)`. Tokens with
+      `c < level_threshold` pass `simple_max_experts` as their `caps` to the
+      router (with MH-MoE every sub-token inherits its token's cap); the
+      others keep the policy's count and are the only rows dispatched to the
+      deep expert, a one-expert dynamic group whose output is weighted by
+      `c`.
+
+    Every matrix product becomes a `moe.grouped_matmul`; the dense ones are a
+    single group covering all rows, so the backends need one GEMM kernel.
+
+    Before:
+    ```mlir
+    %y = moe.moe_block %h gate(%wg : tensor<8x64xf32>)
+        experts(%w1, %w3, %w2 : tensor<8x128x64xf32>, tensor<8x128x64xf32>, tensor<8x64x128xf32>)
+        policy(#moe.top_k<k = 2>) : tensor<?x64xf32> -> tensor<?x64xf32>
+    ```
+    After (abridged):
+    ```mlir
+    %logits = moe.grouped_matmul %h, %wg1 offsets(%all) : ... -> tensor<?x8xf32>
+    %ids, %w, %n = moe.router %logits policy(#moe.top_k<k = 2>) : ...
+    %rows, %off, %r2t, %s2r = moe.dispatch %h, %ids, %n : ...
+    %a = moe.grouped_matmul %rows, %w1, %w3 offsets(%off) epilogue(swiglu) : ...
+    %b = moe.grouped_matmul %a, %w2 offsets(%off) : ...
+    %y = moe.combine %b, %w, %s2r, %n : ...
+    ```
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::linalg::LinalgDialect",
+    "::mlir::math::MathDialect",
+    "::mlir::tensor::TensorDialect",
+  ];
+}
+
 def LowerRouting : Pass<"moe-lower-routing"> {
   let summary = "Lower moe.router to a softmax, a stable ranking and the "
                 "policy's expert counts";

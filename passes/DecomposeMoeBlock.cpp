@@ -1,0 +1,364 @@
+//===- DecomposeMoeBlock.cpp - moe.moe_block to routing and expert ops ----===//
+//
+// Every matrix product of the block becomes a moe.grouped_matmul: the routed
+// experts are groups selected per row by the dispatch, and the dense
+// projections (MH-MoE, gates, shared experts) are a single group covering all
+// rows. The backends then need one fast kernel, not two.
+//
+//===----------------------------------------------------------------------===//
+
+#include "passes/Passes.h"
+#include "dialect/LoweringUtils.h"
+#include "dialect/MoeOps.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Arith/Utils/Utils.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/PatternMatch.h"
+#include "mlir/Transforms/WalkPatternRewriteDriver.h"
+
+namespace mlir::moe {
+#define GEN_PASS_DEF_DECOMPOSEMOEBLOCK
+#include "passes/Passes.h.inc"
+} // namespace mlir::moe
+
+using namespace mlir;
+using namespace mlir::moe;
+
+namespace {
+
+constexpr auto kParallel = utils::IteratorType::parallel;
+
+/// Builds the pieces of one block, all in f32, on `[rows, width]` tensors.
+struct BlockBuilder {
+  OpBuilder &b;
+  Location loc;
+
+  Type f32() { return b.getF32Type(); }
+
+  OpFoldResult rows(Value x) { return tensor::getMixedSize(b, loc, x, 0); }
+
+  /// A `[rows(x), width]` f32 tensor type.
+  RankedTensorType rowsType(Value x, int64_t width, Type element = {}) {
+    return RankedTensorType::get(
+        {cast<RankedTensorType>(x.getType()).getDimSize(0), width},
+        element ? element : f32());
+  }
+
+  /// `x` with its elements converted to f32.
+  Value toF32(Value x) {
+    auto type = cast<RankedTensorType>(x.getType());
+    if (type.getElementType().isF32())
+      return x;
+    return map(x, type.clone(f32()), [&](OpBuilder &nb, Location nl, Value v) {
+      return arith::ExtFOp::create(nb, nl, nb.getF32Type(), v).getResult();
+    });
+  }
+
+  /// An elementwise generic over a tensor of type `resultType`, the rank of
+  /// `x`, that yields `fn(x[i])`.
+  Value map(Value x, RankedTensorType resultType,
+            function_ref<Value(OpBuilder &, Location, Value)> fn) {
+    SmallVector<unsigned> dims = llvm::to_vector(
+        llvm::seq<unsigned>(0, cast<RankedTensorType>(x.getType()).getRank()));
+    SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(b, loc, x);
+    Value init = tensor::EmptyOp::create(b, loc, sizes,
+                                         resultType.getElementType());
+    GenericBuilder gen{
+        b, loc, SmallVector<utils::IteratorType>(dims.size(), kParallel)};
+    Value result = gen.build(x, {dims}, init, {dims},
+                             [&](OpBuilder &nb, Location nl, ValueRange a) {
+                               linalg::YieldOp::create(nb, nl, fn(nb, nl, a[0]));
+                             })[0];
+    return result.getType() == resultType
+               ? result
+               : tensor::CastOp::create(b, loc, resultType, result).getResult();
+  }
+
+  /// `a + b` elementwise for two f32 `[rows, width]` tensors.
+  Value add(Value lhs, Value rhs) {
+    GenericBuilder gen{b, loc, {kParallel, kParallel}};
+    return gen.build(ValueRange{lhs, rhs}, {{0, 1}, {0, 1}},
+                     Value(tensor::EmptyOp::create(
+                         b, loc, tensor::getMixedSizes(b, loc, lhs), f32())),
+                     {{0, 1}},
+                     [&](OpBuilder &nb, Location nl, ValueRange a) {
+                       linalg::YieldOp::create(
+                           nb, nl,
+                           Value(arith::AddFOp::create(nb, nl, a[0], a[1])));
+                     })[0];
+  }
+
+  /// Group offsets `[0, rows(x)]`: one group holding every row.
+  Value singleGroup(Value x) {
+    Value n = getValueOrCreateConstantIndexOp(b, loc, rows(x));
+    Value zero = arith::ConstantIntOp::create(b, loc, 0, 32);
+    Value end = arith::IndexCastOp::create(b, loc, b.getI32Type(), n);
+    return tensor::FromElementsOp::create(
+        b, loc, RankedTensorType::get({2}, b.getI32Type()),
+        ValueRange{zero, end});
+  }
+
+  /// `[N, K]` as the single group `[1, N, K]` of a grouped matmul.
+  Value asGroup(Value w) {
+    auto type = cast<RankedTensorType>(w.getType());
+    auto grouped = RankedTensorType::get(
+        {1, type.getDimSize(0), type.getDimSize(1)}, type.getElementType());
+    return tensor::ExpandShapeOp::create(b, loc, grouped, w,
+                                         ArrayRef<ReassociationIndices>{
+                                             {0, 1}, {2}});
+  }
+
+  /// `x · wᵀ` for `w : [N, K]`, rows scaled by `scale` when given.
+  Value linear(Value x, Value w, Value scale = {}) {
+    int64_t n = cast<RankedTensorType>(w.getType()).getDimSize(0);
+    return GroupedMatmulOp::create(b, loc, rowsType(x, n), x, asGroup(w),
+                                   /*up_weight=*/Value(), singleGroup(x), scale,
+                                   Epilogue::none);
+  }
+
+  /// `x · wᵀ + bias` for `bias : [N]` (or `[1]` broadcast, for N = 1).
+  Value affine(Value x, Value w, Value bias) {
+    Value product = linear(x, w);
+    GenericBuilder gen{b, loc, {kParallel, kParallel}};
+    Value init = tensor::EmptyOp::create(
+        b, loc, tensor::getMixedSizes(b, loc, product), f32());
+    return gen.build(ValueRange{product, bias}, {{0, 1}, {1}}, init, {{0, 1}},
+                     [&](OpBuilder &nb, Location nl, ValueRange a) {
+                       Value bv = a[1];
+                       if (!bv.getType().isF32())
+                         bv = arith::ExtFOp::create(nb, nl, nb.getF32Type(), bv);
+                       linalg::YieldOp::create(
+                           nb, nl, Value(arith::AddFOp::create(nb, nl, a[0], bv)));
+                     })[0];
+  }
+
+  /// The dense SwiGLU expert `(silu(x·w1ᵀ) ⊙ x·w3ᵀ)·w2ᵀ` on every row, each
+  /// output row scaled by `scale` when given.
+  Value swiglu(Value x, Value w1, Value w3, Value w2, Value scale = {}) {
+    int64_t f = cast<RankedTensorType>(w1.getType()).getDimSize(0);
+    Value offsets = singleGroup(x);
+    Value hidden = GroupedMatmulOp::create(
+        b, loc, rowsType(x, f), x, asGroup(w1), asGroup(w3), offsets,
+        /*row_scale=*/Value(), Epilogue::swiglu);
+    int64_t d = cast<RankedTensorType>(w2.getType()).getDimSize(0);
+    return GroupedMatmulOp::create(b, loc, rowsType(x, d), hidden, asGroup(w2),
+                                   /*up_weight=*/Value(), offsets, scale,
+                                   Epilogue::none);
+  }
+
+  /// `sigmoid(x · wᵀ + bias)` for a one-row `w : [1, D]`, as a `[rows]`
+  /// vector; no bias when `bias` is null.
+  Value sigmoidGate(Value x, Value w, Value bias) {
+    Value logits = bias ? affine(x, w, bias) : linear(x, w);
+    GenericBuilder gen{b, loc, {kParallel}};
+    Value init = tensor::EmptyOp::create(b, loc, rows(x), f32());
+    // logits[t, 0] is read through the map (t) -> (t, 0).
+    auto zero = getAffineConstantExpr(0, b.getContext());
+    auto t = getAffineDimExpr(0, b.getContext());
+    SmallVector<AffineMap> maps{AffineMap::get(1, 0, {t, zero}, b.getContext()),
+                                AffineMap::get(1, 0, {t}, b.getContext())};
+    return linalg::GenericOp::create(
+               b, loc, init.getType(), logits, init, maps,
+               ArrayRef<utils::IteratorType>{kParallel},
+               [&](OpBuilder &nb, Location nl, ValueRange a) {
+                 linalg::YieldOp::create(
+                     nb, nl, sigmoid(nb, nl, a[0]));
+               })
+        .getResult(0);
+  }
+
+  /// An i32 vector, `onValue` where `gate[t] >= threshold` and `offValue`
+  /// elsewhere: the ADR level rule.
+  Value byLevel(Value gate, double threshold, int64_t onValue,
+                int64_t offValue) {
+    auto type = cast<RankedTensorType>(gate.getType()).clone(b.getI32Type());
+    return map(gate, type, [&](OpBuilder &nb, Location nl, Value c) {
+      Value level = arith::ConstantFloatOp::create(
+          nb, nl, nb.getF32Type(), APFloat(static_cast<float>(threshold)));
+      Value complex =
+          arith::CmpFOp::create(nb, nl, arith::CmpFPredicate::OGE, c, level);
+      return arith::SelectOp::create(
+                 nb, nl, complex,
+                 arith::ConstantIntOp::create(nb, nl, onValue, 32),
+                 arith::ConstantIntOp::create(nb, nl, offValue, 32))
+          .getResult();
+    });
+  }
+
+  /// Repeats each element of a `[T]` vector `heads` times: `[T * heads]`,
+  /// the sub-tokens of MH-MoE inheriting their token's value.
+  Value repeatPerHead(Value v, int64_t heads) {
+    if (heads == 1)
+      return v;
+    auto type = cast<RankedTensorType>(v.getType());
+    Value init = tensor::EmptyOp::create(
+        b, loc, {rows(v), b.getIndexAttr(heads)}, type.getElementType());
+    GenericBuilder gen{b, loc, {kParallel, kParallel}};
+    Value spread = gen.build(v, {{0}}, init, {{0, 1}},
+                             [&](OpBuilder &nb, Location nl, ValueRange a) {
+                               linalg::YieldOp::create(nb, nl, a[0]);
+                             })[0];
+    int64_t t = type.getDimSize(0);
+    auto flat = RankedTensorType::get(
+        {ShapedType::isDynamic(t) ? ShapedType::kDynamic : t * heads},
+        type.getElementType());
+    return tensor::CollapseShapeOp::create(
+        b, loc, flat, spread, ArrayRef<ReassociationIndices>{{0, 1}});
+  }
+
+  /// The routed experts of `x : [T, Dr]`: router, dispatch, the SwiGLU
+  /// grouped GEMM, the down grouped GEMM and the weighted combine.
+  Value routedExperts(Value x, Value gate, Value w1, Value w3, Value w2,
+                      RoutingPolicyAttrInterface policy, Value caps) {
+    int64_t e = cast<RankedTensorType>(gate.getType()).getDimSize(0);
+    int64_t k = policy.getMaxExpertsPerToken(e);
+    int64_t t = cast<RankedTensorType>(x.getType()).getDimSize(0);
+    Type i32 = b.getI32Type();
+    auto slotsI32 = RankedTensorType::get({t, k}, i32);
+    auto router = RouterOp::create(
+        b, loc, TypeRange{slotsI32, slotsI32.clone(f32()),
+                          RankedTensorType::get({t}, i32)},
+        linear(x, gate), caps, policy);
+    Value ids = router.getExpertIds(), weights = router.getWeights(),
+          counts = router.getCounts();
+    return expertGroups(x, ids, weights, counts, e, w1, w3, w2);
+  }
+
+  /// Dispatches the rows of `x` to `numGroups` SwiGLU experts by `ids` /
+  /// `counts`, runs them and combines the results with `weights`.
+  Value expertGroups(Value x, Value ids, Value weights, Value counts,
+                     int64_t numGroups, Value w1, Value w3, Value w2) {
+    Type i32 = b.getI32Type();
+    int64_t width = cast<RankedTensorType>(x.getType()).getDimSize(1);
+    auto rowsTy = RankedTensorType::get({ShapedType::kDynamic, width}, f32());
+    auto dispatch = DispatchOp::create(
+        b, loc,
+        TypeRange{rowsTy, RankedTensorType::get({numGroups + 1}, i32),
+                  RankedTensorType::get({ShapedType::kDynamic}, i32),
+                  ids.getType()},
+        x, ids, counts);
+    Value rowsV = dispatch.getRows(), offsets = dispatch.getGroupOffsets();
+    int64_t f = cast<RankedTensorType>(w1.getType()).getDimSize(1);
+    Value hidden = GroupedMatmulOp::create(
+        b, loc, rowsType(rowsV, f), rowsV, w1, w3, offsets,
+        /*row_scale=*/Value(), Epilogue::swiglu);
+    Value out = GroupedMatmulOp::create(b, loc, rowsTy, hidden, w2,
+                                        /*up_weight=*/Value(), offsets,
+                                        /*row_scale=*/Value(), Epilogue::none);
+    return CombineOp::create(b, loc, x.getType(), out, weights,
+                             dispatch.getSlotToRow(), counts);
+  }
+
+  /// ADR's deep expert as a dynamic group of one expert: only the tokens
+  /// whose `enter[t]` is 1 are dispatched to it, and their outputs are scaled
+  /// by `gate`.
+  Value gatedDeepExpert(Value x, Value gate, Value enter, Value w1, Value w3,
+                        Value w2) {
+    int64_t t = cast<RankedTensorType>(x.getType()).getDimSize(0);
+    auto slotType = RankedTensorType::get({t, 1}, b.getI32Type());
+    Value ids = filledTensor(b, loc, {rows(x), b.getIndexAttr(1)},
+                             b.getI32IntegerAttr(0));
+    ids = ids.getType() == slotType
+              ? ids
+              : tensor::CastOp::create(b, loc, slotType, ids).getResult();
+    Value weights = tensor::ExpandShapeOp::create(
+        b, loc, slotType.clone(f32()), gate,
+        ArrayRef<ReassociationIndices>{{0, 1}}, tensor::getMixedSizes(b, loc, ids));
+    return expertGroups(x, ids, weights, enter, /*numGroups=*/1, asGroup(w1),
+                        asGroup(w3), asGroup(w2));
+  }
+};
+
+struct DecomposeMoeBlockPattern : OpRewritePattern<MoeBlockOp> {
+  using OpRewritePattern::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(MoeBlockOp op,
+                                PatternRewriter &rewriter) const override {
+    BlockBuilder bb{rewriter, op.getLoc()};
+    Value h = bb.toF32(op.getHidden());
+
+    // ADR: complex tokens keep the policy's count and enter the deep expert;
+    // simple ones are capped at simple_max_experts.
+    Value complexity, caps, enterDeep;
+    if (op.getComplexityWeight()) {
+      double level = op.getLevelThresholdAttr().getValueAsDouble();
+      int64_t k = op.getPolicy().getMaxExpertsPerToken(op.getNumExperts());
+      complexity =
+          bb.sigmoidGate(h, op.getComplexityWeight(), op.getComplexityBias());
+      caps = bb.byLevel(complexity, level, k, *op.getSimpleMaxExperts());
+      enterDeep = bb.byLevel(complexity, level, 1, 0);
+    }
+
+    // Routed experts, on sub-tokens with MH-MoE.
+    Value routed;
+    if (std::optional<int64_t> heads = op.getHeads()) {
+      Value u = bb.affine(h, op.getHeadWeight(), op.getHeadBias());
+      int64_t d = cast<RankedTensorType>(u.getType()).getDimSize(1);
+      int64_t t = cast<RankedTensorType>(u.getType()).getDimSize(0);
+      auto subType = RankedTensorType::get(
+          {ShapedType::isDynamic(t) ? ShapedType::kDynamic : t * *heads,
+           d / *heads},
+          bb.f32());
+      Value sub = SplitTokensOp::create(rewriter, op.getLoc(), subType, u,
+                                        *heads);
+      Value subCaps = caps ? bb.repeatPerHead(caps, *heads) : Value();
+      Value o = bb.routedExperts(sub, op.getGate(), op.getW1(), op.getW3(),
+                                 op.getW2(), op.getPolicy(), subCaps);
+      Value merged = MergeTokensOp::create(rewriter, op.getLoc(), u.getType(),
+                                           o, *heads);
+      routed = bb.affine(merged, op.getMergeWeight(), op.getMergeBias());
+    } else {
+      routed = bb.routedExperts(h, op.getGate(), op.getW1(), op.getW3(),
+                                op.getW2(), op.getPolicy(), caps);
+    }
+
+    // Shared experts act on the whole token.
+    Value sum = routed;
+    if (op.getSharedW1()) {
+      Value gate = bb.sigmoidGate(h, op.getSharedGate(), /*bias=*/Value());
+      sum = bb.add(sum, bb.swiglu(h, op.getSharedW1(), op.getSharedW3(),
+                                  op.getSharedW2(), gate));
+    }
+    if (op.getShallowW1()) {
+      sum = bb.add(sum, bb.swiglu(h, op.getShallowW1(), op.getShallowW3(),
+                                  op.getShallowW2()));
+      Value deep = complexity
+                       ? bb.gatedDeepExpert(h, complexity, enterDeep,
+                                            op.getDeepW1(), op.getDeepW3(),
+                                            op.getDeepW2())
+                       : bb.swiglu(h, op.getDeepW1(), op.getDeepW3(),
+                                   op.getDeepW2());
+      sum = bb.add(sum, deep);
+    }
+
+    auto resultType = cast<RankedTensorType>(op.getType());
+    Value result = sum;
+    if (!resultType.getElementType().isF32())
+      result = bb.map(sum, resultType, [&](OpBuilder &nb, Location nl, Value v) {
+        return arith::TruncFOp::create(nb, nl, resultType.getElementType(), v)
+            .getResult();
+      });
+    else if (result.getType() != resultType)
+      result = tensor::CastOp::create(rewriter, op.getLoc(), resultType, result);
+    rewriter.replaceOp(op, result);
+    return success();
+  }
+};
+
+struct DecomposeMoeBlockPass
+    : moe::impl::DecomposeMoeBlockBase<DecomposeMoeBlockPass> {
+  void runOnOperation() override {
+    RewritePatternSet patterns(&getContext());
+    populateDecomposeMoeBlockPatterns(patterns);
+    walkAndApplyPatterns(getOperation(), std::move(patterns));
+  }
+};
+
+} // namespace
+
+void mlir::moe::populateDecomposeMoeBlockPatterns(RewritePatternSet &patterns) {
+  patterns.add<DecomposeMoeBlockPattern>(patterns.getContext());
+}
