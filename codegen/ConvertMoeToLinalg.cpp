@@ -366,7 +366,8 @@ struct CombineLowering : OpRewritePattern<CombineOp> {
     Location loc = op.getLoc();
     MLIRContext *ctx = op.getContext();
     Value rows = op.getRows();
-    OpFoldResult tokens = tensor::getMixedSize(rewriter, loc, op.getWeights(), 0);
+    OpFoldResult tokens =
+        tensor::getMixedSize(rewriter, loc, op.getSlotToRow(), 0);
     OpFoldResult width = tensor::getMixedSize(rewriter, loc, rows, 1);
     Value acc = filledTensor(rewriter, loc, {tokens, width},
                              rewriter.getF32FloatAttr(0));
@@ -375,17 +376,23 @@ struct CombineLowering : OpRewritePattern<CombineOp> {
     auto map3 = [&](ArrayRef<unsigned> dims) {
       return projectionMap(ctx, 3, dims);
     };
+    // Without weights, the rows already carry them.
+    Value weights = op.getWeights();
+    SmallVector<Value> ins{op.getSlotToRow(), op.getCounts()};
+    SmallVector<AffineMap> maps{map3({0, 2}), map3({0})};
+    if (weights) {
+      ins.push_back(weights);
+      maps.push_back(map3({0, 2}));
+    }
+    maps.push_back(map3({0, 1}));
     Value sum =
         linalg::GenericOp::create(
-            rewriter, loc, acc.getType(),
-            ValueRange{op.getWeights(), op.getSlotToRow(), op.getCounts()},
-            ValueRange{acc},
-            ArrayRef<AffineMap>{map3({0, 2}), map3({0, 2}), map3({0}),
-                                map3({0, 1})},
+            rewriter, loc, acc.getType(), ins, ValueRange{acc}, maps,
             ArrayRef<utils::IteratorType>{kParallel, kParallel, kReduction},
             [&](OpBuilder &b, Location l, ValueRange args) {
-              Value weight = args[0], row = args[1], count = args[2];
-              Value partial = args[3];
+              Value row = args[0], count = args[1];
+              Value weight = weights ? args[2] : Value();
+              Value partial = args.back();
               Value d = linalg::IndexOp::create(b, l, 1);
               Value slot = arith::IndexCastOp::create(
                   b, l, b.getI32Type(), linalg::IndexOp::create(b, l, 2));
@@ -400,9 +407,10 @@ struct CombineLowering : OpRewritePattern<CombineOp> {
                     Value v = toF32(tb, tl,
                                     tensor::ExtractOp::create(
                                         tb, tl, rows, ValueRange{r, d}));
-                    Value prod = arith::MulFOp::create(tb, tl, weight, v);
+                    if (weight)
+                      v = arith::MulFOp::create(tb, tl, weight, v);
                     scf::YieldOp::create(
-                        tb, tl, Value(arith::AddFOp::create(tb, tl, partial, prod)));
+                        tb, tl, Value(arith::AddFOp::create(tb, tl, partial, v)));
                   },
                   [&](OpBuilder &eb, Location el) {
                     scf::YieldOp::create(eb, el, partial);
@@ -411,6 +419,58 @@ struct CombineLowering : OpRewritePattern<CombineOp> {
             })
             .getResult(0);
     Value result = castAccumulator(rewriter, loc, sum, op.getType());
+    rewriter.replaceOp(op, castToType(rewriter, loc, result, op.getType()));
+    return success();
+  }
+};
+
+//===----------------------------------------------------------------------===//
+// moe.row_weights
+//===----------------------------------------------------------------------===//
+
+/// A generic over (row, slot) that keeps the weight of the slot of the row's
+/// token that points back at the row.
+struct RowWeightsLowering : OpRewritePattern<RowWeightsOp> {
+  using OpRewritePattern::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(RowWeightsOp op,
+                                PatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    OpFoldResult rows =
+        tensor::getMixedSize(rewriter, loc, op.getRowToToken(), 0);
+    Value acc = filledTensor(rewriter, loc, {rows}, rewriter.getF32FloatAttr(0));
+    Value weights = op.getWeights(), slotToRow = op.getSlotToRow();
+    // The (row, slot) loop nest needs an operand indexed by the slot to
+    // bound it: an empty [K] tensor, of a static or dynamic K.
+    Value slots = tensor::EmptyOp::create(
+        rewriter, loc,
+        ArrayRef<OpFoldResult>{tensor::getMixedSize(rewriter, loc, weights, 1)},
+        rewriter.getI32Type());
+    MLIRContext *ctx = op.getContext();
+    Value result =
+        linalg::GenericOp::create(
+            rewriter, loc, acc.getType(), ValueRange{op.getRowToToken(), slots},
+            ValueRange{acc},
+            ArrayRef<AffineMap>{projectionMap(ctx, 2, {0}),
+                                projectionMap(ctx, 2, {1}),
+                                projectionMap(ctx, 2, {0})},
+            ArrayRef<utils::IteratorType>{kParallel, kReduction},
+            [&](OpBuilder &b, Location l, ValueRange args) {
+              Value token = arith::IndexCastOp::create(b, l, b.getIndexType(),
+                                                       args[0]);
+              Value row = linalg::IndexOp::create(b, l, 0);
+              Value slot = linalg::IndexOp::create(b, l, 1);
+              Value target = tensor::ExtractOp::create(
+                  b, l, slotToRow, ValueRange{token, slot});
+              Value mine = arith::CmpIOp::create(
+                  b, l, arith::CmpIPredicate::eq, target,
+                  arith::IndexCastOp::create(b, l, b.getI32Type(), row));
+              Value w = tensor::ExtractOp::create(b, l, weights,
+                                                  ValueRange{token, slot});
+              linalg::YieldOp::create(
+                  b, l, Value(arith::SelectOp::create(b, l, mine, w, args[2])));
+            })
+            .getResult(0);
     rewriter.replaceOp(op, castToType(rewriter, loc, result, op.getType()));
     return success();
   }
@@ -487,7 +547,7 @@ struct ConvertMoeToLinalgPass
 void mlir::moe::populateMoeToLinalgConversionPatterns(
     RewritePatternSet &patterns) {
   patterns.add<GroupedMatmulLowering, DispatchLowering, CombineLowering,
-               TokenReshapeLowering<SplitTokensOp, true>,
+               RowWeightsLowering, TokenReshapeLowering<SplitTokensOp, true>,
                TokenReshapeLowering<MergeTokensOp, false>>(
       patterns.getContext());
 }

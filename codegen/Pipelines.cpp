@@ -40,6 +40,7 @@ static const char *stringifyFormat(moe::CudaObjectFormat format) {
 /// with explicit deallocation, then parallel loops.
 static void buildTensorToParallelLoops(OpPassManager &pm) {
   pm.addPass(moe::createDecomposeMoeBlock());
+  pm.addPass(moe::createFuseRoutingWeights());
   pm.addPass(moe::createLowerRouting());
   pm.addPass(moe::createConvertMoeToLinalg());
   pm.addPass(createCanonicalizerPass());

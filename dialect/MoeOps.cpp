@@ -222,18 +222,70 @@ static void printEpilogue(OpAsmPrinter &printer, Operation *,
 
 LogicalResult CombineOp::verify() {
   Operation *op = getOperation();
+  // The weights, when given, set T and K; otherwise slot_to_row does.
+  Value slots = getWeights() ? getWeights() : getSlotToRow();
+  StringRef slotsName = getWeights() ? "weights" : "slot_to_row";
   if (failed(checkRank(op, "rows", "[R, D]", getRows())) ||
-      failed(checkRank(op, "weights", "[T, K]", getWeights())))
+      failed(checkRank(op, slotsName, "[T, K]", slots)))
     return failure();
   int64_t d = dim(getRows(), 1);
-  int64_t t = meetDims(dim(getWeights(), 0), dim(getResult(), 0));
-  int64_t k = dim(getWeights(), 1);
-  if (failed(checkShape(op, "weights", "[T, K]", getWeights(), {t, k})) ||
+  int64_t t = meetDims(dim(slots, 0), dim(getResult(), 0));
+  int64_t k = dim(slots, 1);
+  if ((getWeights() &&
+       failed(checkShape(op, "weights", "[T, K]", getWeights(), {t, k}))) ||
       failed(checkShape(op, "slot_to_row", "[T, K]", getSlotToRow(), {t, k})) ||
       failed(checkShape(op, "counts", "[T]", getCounts(), {t})) ||
       failed(checkShape(op, "result", "[T, D]", getResult(), {t, d})))
     return failure();
   return success();
+}
+
+/// `rows, [weights,] slot_to_row, counts`: three operands mean no weights.
+static ParseResult
+parseCombineOperands(OpAsmParser &parser, OpAsmParser::UnresolvedOperand &rows,
+                     std::optional<OpAsmParser::UnresolvedOperand> &weights,
+                     OpAsmParser::UnresolvedOperand &slotToRow,
+                     OpAsmParser::UnresolvedOperand &counts) {
+  SmallVector<OpAsmParser::UnresolvedOperand, 4> operands;
+  SMLoc loc = parser.getCurrentLocation();
+  if (parser.parseOperandList(operands))
+    return failure();
+  if (operands.size() != 3 && operands.size() != 4)
+    return parser.emitError(loc, "expected rows, [weights,] slot_to_row and "
+                                 "counts, got ")
+           << operands.size() << " operands";
+  rows = operands.front();
+  if (operands.size() == 4)
+    weights = operands[1];
+  slotToRow = operands[operands.size() - 2];
+  counts = operands.back();
+  return success();
+}
+
+static void printCombineOperands(OpAsmPrinter &printer, Operation *,
+                                 Value rows, Value weights, Value slotToRow,
+                                 Value counts) {
+  printer << rows << ", ";
+  if (weights)
+    printer << weights << ", ";
+  printer << slotToRow << ", " << counts;
+}
+
+//===----------------------------------------------------------------------===//
+// RowWeightsOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult RowWeightsOp::verify() {
+  Operation *op = getOperation();
+  if (failed(checkRank(op, "weights", "[T, K]", getWeights())))
+    return failure();
+  int64_t t = dim(getWeights(), 0), k = dim(getWeights(), 1);
+  int64_t r = meetDims(dim(getRowToToken(), 0), dim(getResult(), 0));
+  return success(
+      succeeded(checkShape(op, "slot_to_row", "[T, K]", getSlotToRow(),
+                           {t, k})) &&
+      succeeded(checkShape(op, "row_to_token", "[R]", getRowToToken(), {r})) &&
+      succeeded(checkShape(op, "result", "[R]", getResult(), {r})));
 }
 
 //===----------------------------------------------------------------------===//

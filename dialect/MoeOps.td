@@ -155,19 +155,49 @@ def Moe_CombineOp : Moe_Op<"combine", [Pure]> {
     `result[t] = sum over k < counts[t] of weights[t, k] * rows[slot_to_row[t, k]]`.
     A token with a count of 0 gets zeros. Sums accumulate in f32.
 
+    Without `weights` the rows are summed as they are: their routing weights
+    were applied earlier, typically as the `scale` of the grouped matmul that
+    produced them (see `moe-fuse-routing-weights`).
+
     ```mlir
     %y = moe.combine %rows, %w, %slot_to_row, %counts
         : (tensor<?x64xf32>, tensor<?x2xf32>, tensor<?x2xi32>, tensor<?xi32>)
         -> tensor<?x64xf32>
+    %z = moe.combine %scaled_rows, %slot_to_row, %counts
+        : (tensor<?x64xf32>, tensor<?x2xi32>, tensor<?xi32>) -> tensor<?x64xf32>
     ```
   }];
   let arguments = (ins Moe_FloatTensor:$rows,
-                       Moe_F32Tensor:$weights,
+                       Optional<Moe_F32Tensor>:$weights,
                        Moe_I32Tensor:$slot_to_row,
                        Moe_I32Tensor:$counts);
   let results = (outs Moe_FloatTensor:$result);
   let assemblyFormat = [{
-    $rows `,` $weights `,` $slot_to_row `,` $counts attr-dict `:`
+    custom<CombineOperands>($rows, $weights, $slot_to_row, $counts) attr-dict
+    `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def Moe_RowWeightsOp : Moe_Op<"row_weights", [Pure]> {
+  let summary = "The routing weight of each dispatched row";
+  let description = [{
+    Undoes the slot-to-row mapping of `moe.dispatch` for the routing weights:
+    `result[r] = weights[t, k]` for the row `r = slot_to_row[t, k]`, where
+    `t = row_to_token[r]`. Every row has exactly one slot, so the op gathers
+    (per row, over the `K` slots of its token) and never scatters.
+
+    ```mlir
+    %rw = moe.row_weights %w, %slot_to_row, %row_to_token
+        : (tensor<?x2xf32>, tensor<?x2xi32>, tensor<?xi32>) -> tensor<?xf32>
+    ```
+  }];
+  let arguments = (ins Moe_F32Tensor:$weights,
+                       Moe_I32Tensor:$slot_to_row,
+                       Moe_I32Tensor:$row_to_token);
+  let results = (outs Moe_F32Tensor:$result);
+  let assemblyFormat = [{
+    $weights `,` $slot_to_row `,` $row_to_token attr-dict `:`
     functional-type(operands, results)
   }];
   let hasVerifier = 1;

@@ -20,6 +20,9 @@ namespace moe {
 /// Patterns of moe-decompose-moe-block.
 void populateDecomposeMoeBlockPatterns(RewritePatternSet &patterns);
 
+/// Patterns of moe-fuse-routing-weights.
+void populateFuseRoutingWeightsPatterns(RewritePatternSet &patterns);
+
 /// Patterns of moe-lower-routing.
 void populateLowerRoutingPatterns(RewritePatternSet &patterns);
 

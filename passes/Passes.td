@@ -57,6 +57,36 @@ def DecomposeMoeBlock : Pass<"moe-decompose-moe-block"> {
   ];
 }
 
+def FuseRoutingWeights : Pass<"moe-fuse-routing-weights"> {
+  let summary = "Apply routing weights in the expert GEMM's epilogue instead "
+                "of in moe.combine";
+  let description = [{
+    When the rows that a `moe.combine` gathers come straight from a
+    `moe.grouped_matmul` (used only there, without a row scale) and its
+    `slot_to_row` from a `moe.dispatch`, the routing weight of each row
+    becomes the matmul's `scale`, applied to the accumulator before the
+    store, and the combine turns into a plain per-token sum. The weight of
+    each row is gathered by `moe.row_weights` (row `r` belongs to exactly one
+    slot of token `row_to_token[r]`), so no scatter is needed.
+
+    The scatter-add half of combine stays a gather: on the CPU a scatter from
+    parallel GEMM tiles would need atomic float adds, and would make the sum
+    order, and so the last bits of the result, depend on the schedule.
+
+    Before:
+    ```mlir
+    %y = moe.grouped_matmul %a, %w2 offsets(%off) : ...
+    %out = moe.combine %y, %w, %s2r, %n : ...
+    ```
+    After:
+    ```mlir
+    %rw = moe.row_weights %w, %s2r, %r2t : ... -> tensor<?xf32>
+    %y = moe.grouped_matmul %a, %w2 offsets(%off) scale(%rw) : ...
+    %out = moe.combine %y, %s2r, %n : ...
+    ```
+  }];
+}
+
 def LowerRouting : Pass<"moe-lower-routing"> {
   let summary = "Lower moe.router to a softmax, a stable ranking and the "
                 "policy's expert counts";

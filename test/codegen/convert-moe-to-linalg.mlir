@@ -66,6 +66,37 @@ func.func @combine(%rows: tensor<?x8xf32>, %w: tensor<?x2xf32>,
   return %y : tensor<?x8xf32>
 }
 
+// Without weights, the slot reduction adds the rows as they are.
+// CHECK-LABEL: func @combine_unweighted
+// CHECK: linalg.generic {{.*}} iterator_types = ["parallel", "parallel", "reduction"]
+// CHECK-SAME: ins(%{{.*}}, %{{.*}} : tensor<?x2xi32>, tensor<?xi32>)
+// CHECK: scf.if
+// CHECK: %[[V:.*]] = tensor.extract
+// CHECK-NOT: arith.mulf
+// CHECK: arith.addf %{{.*}}, %[[V]]
+func.func @combine_unweighted(%rows: tensor<?x8xf32>, %slots: tensor<?x2xi32>,
+                              %n: tensor<?xi32>) -> tensor<?x8xf32> {
+  %y = moe.combine %rows, %slots, %n
+      : (tensor<?x8xf32>, tensor<?x2xi32>, tensor<?xi32>) -> tensor<?x8xf32>
+  return %y : tensor<?x8xf32>
+}
+
+// Each row takes the weight of the one slot of its token that points at it.
+// CHECK-LABEL: func @row_weights
+// CHECK-SAME: (%[[W:.*]]: tensor<?x2xf32>, %[[S2R:.*]]: tensor<?x2xi32>, %[[R2T:.*]]: tensor<?xi32>)
+// CHECK: linalg.generic {{.*}} iterator_types = ["parallel", "reduction"]
+// CHECK-SAME: ins(%[[R2T]], %{{.*}} : tensor<?xi32>, tensor<2xi32>)
+// CHECK: %[[TARGET:.*]] = tensor.extract %[[S2R]]
+// CHECK: %[[MINE:.*]] = arith.cmpi eq, %[[TARGET]]
+// CHECK: %[[WV:.*]] = tensor.extract %[[W]]
+// CHECK: arith.select %[[MINE]], %[[WV]]
+func.func @row_weights(%w: tensor<?x2xf32>, %s2r: tensor<?x2xi32>,
+                       %r2t: tensor<?xi32>) -> tensor<?xf32> {
+  %rw = moe.row_weights %w, %s2r, %r2t
+      : (tensor<?x2xf32>, tensor<?x2xi32>, tensor<?xi32>) -> tensor<?xf32>
+  return %rw : tensor<?xf32>
+}
+
 // CHECK-LABEL: func @dispatch
 // CHECK-SAME: (%[[X:.*]]: tensor<?x8xf32>, %[[IDS:.*]]: tensor<?x2xi32>, %[[N:.*]]: tensor<?xi32>)
 func.func @dispatch(%x: tensor<?x8xf32>, %ids: tensor<?x2xi32>, %n: tensor<?xi32>)

@@ -665,3 +665,39 @@ func.func @block_shared_partial(%h: tensor<?x64xf32>, %g: tensor<4x64xf32>, %w1:
       : (tensor<?x64xf32>, tensor<4x64xf32>, tensor<4x32x64xf32>, tensor<4x32x64xf32>, tensor<4x64x32xf32>, tensor<96x64xf32>, tensor<96x64xf32>) -> tensor<?x64xf32>
   return
 }
+
+// -----
+
+func.func @combine_operand_count(%r: tensor<?x64xf32>, %s: tensor<?x2xi32>) {
+  // expected-error @+1 {{expected rows, [weights,] slot_to_row and counts, got 2 operands}}
+  %y = moe.combine %r, %s : (tensor<?x64xf32>, tensor<?x2xi32>) -> tensor<?x64xf32>
+  return
+}
+
+// -----
+
+func.func @combine_unweighted_counts(%r: tensor<?x64xf32>, %s: tensor<4x2xi32>, %n: tensor<3xi32>) {
+  // expected-error @+1 {{expects counts of shape [T] = [4], got 'tensor<3xi32>'}}
+  %y = moe.combine %r, %s, %n : (tensor<?x64xf32>, tensor<4x2xi32>, tensor<3xi32>) -> tensor<4x64xf32>
+  return
+}
+
+// -----
+
+//===----------------------------------------------------------------------===//
+// moe.row_weights
+//===----------------------------------------------------------------------===//
+
+func.func @row_weights_slots(%w: tensor<?x2xf32>, %s: tensor<?x3xi32>, %r: tensor<?xi32>) {
+  // expected-error @+1 {{expects slot_to_row of shape [T, K] = [?, 2], got 'tensor<?x3xi32>'}}
+  %y = moe.row_weights %w, %s, %r : (tensor<?x2xf32>, tensor<?x3xi32>, tensor<?xi32>) -> tensor<?xf32>
+  return
+}
+
+// -----
+
+func.func @row_weights_result(%w: tensor<?x2xf32>, %s: tensor<?x2xi32>, %r: tensor<7xi32>) {
+  // expected-error @+1 {{expects result of shape [R] = [7], got 'tensor<6xf32>'}}
+  %y = moe.row_weights %w, %s, %r : (tensor<?x2xf32>, tensor<?x2xi32>, tensor<7xi32>) -> tensor<6xf32>
+  return
+}

@@ -46,6 +46,21 @@ func.func @dispatch_combine(%x: tensor<?x64xf32>, %ids: tensor<?x2xi32>,
   return %y : tensor<?x64xf32>
 }
 
+// Routing weights moved to the rows: a gather per row, then an unweighted
+// combine.
+// CHECK-LABEL: func @row_weights_unweighted_combine
+func.func @row_weights_unweighted_combine(%rows: tensor<?x64xf32>, %w: tensor<?x2xf32>,
+                                          %s2r: tensor<?x2xi32>, %r2t: tensor<?xi32>,
+                                          %counts: tensor<?xi32>) -> (tensor<?xf32>, tensor<?x64xf32>) {
+  // CHECK: moe.row_weights %{{.*}}, %{{.*}}, %{{.*}} : (tensor<?x2xf32>, tensor<?x2xi32>, tensor<?xi32>) -> tensor<?xf32>
+  %rw = moe.row_weights %w, %s2r, %r2t
+      : (tensor<?x2xf32>, tensor<?x2xi32>, tensor<?xi32>) -> tensor<?xf32>
+  // CHECK: moe.combine %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}} : (tensor<?x64xf32>, tensor<?x2xi32>, tensor<?xi32>) -> tensor<?x64xf32>
+  %y = moe.combine %rows, %s2r, %counts
+      : (tensor<?x64xf32>, tensor<?x2xi32>, tensor<?xi32>) -> tensor<?x64xf32>
+  return %rw, %y : tensor<?xf32>, tensor<?x64xf32>
+}
+
 // CHECK-LABEL: func @grouped_matmul
 func.func @grouped_matmul(%x: tensor<?x64xbf16>, %w1: tensor<8x128x64xbf16>,
                           %w3: tensor<8x128x64xbf16>, %w2: tensor<8x64x128xbf16>,
