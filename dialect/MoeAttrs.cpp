@@ -78,6 +78,40 @@ TopKAttr::verifyForExperts(int64_t numExperts,
 }
 
 //===----------------------------------------------------------------------===//
+// Dynamic policies with an optional cap (top_p, threshold)
+//===----------------------------------------------------------------------===//
+
+static LogicalResult
+verifyMaxExperts(function_ref<InFlightDiagnostic()> emitError,
+                 StringRef policy, std::optional<int64_t> maxExperts) {
+  if (maxExperts && *maxExperts < 1)
+    return emitError() << policy << " needs max_experts >= 1, got "
+                       << *maxExperts;
+  return success();
+}
+
+static int64_t cappedExperts(std::optional<int64_t> maxExperts,
+                             int64_t numExperts) {
+  return maxExperts ? std::min(*maxExperts, numExperts) : numExperts;
+}
+
+/// Shared by the policies with `threshold`, `max_experts` and `normalize`
+/// parameters whose first expert is always selected.
+template <typename PolicyAttr>
+static RoutingPolicyAttrInterface simplifyCapped(PolicyAttr policy,
+                                                 int64_t numExperts) {
+  // One expert per token: its raw probability is exactly top-1's weight, and
+  // renormalising one weight gives 1 under both policies.
+  if (policy.getMaxExpertsPerToken(numExperts) == 1)
+    return TopKAttr::get(policy.getContext(), 1, policy.getNormalize());
+  // A cap that can never bind routes like no cap at all.
+  if (policy.getMaxExperts() && *policy.getMaxExperts() >= numExperts)
+    return PolicyAttr::get(policy.getContext(), policy.getThreshold(),
+                           std::nullopt, policy.getNormalize());
+  return policy;
+}
+
+//===----------------------------------------------------------------------===//
 // TopPAttr
 //===----------------------------------------------------------------------===//
 
@@ -89,15 +123,11 @@ LogicalResult TopPAttr::verify(function_ref<InFlightDiagnostic()> emitError,
   if (!(threshold > 0.0 && threshold < 1.0))
     return emitError() << "top_p needs a threshold in (0, 1), got "
                        << threshold;
-  if (maxExperts && *maxExperts < 1)
-    return emitError() << "top_p needs max_experts >= 1, got " << *maxExperts;
-  return success();
+  return verifyMaxExperts(emitError, "top_p", maxExperts);
 }
 
 int64_t TopPAttr::getMaxExpertsPerToken(int64_t numExperts) const {
-  if (std::optional<int64_t> cap = getMaxExperts())
-    return std::min(*cap, numExperts);
-  return numExperts;
+  return cappedExperts(getMaxExperts(), numExperts);
 }
 
 bool TopPAttr::hasDynamicExpertCount() const { return true; }
@@ -110,15 +140,7 @@ TopPAttr::verifyForExperts(int64_t numExperts,
 
 RoutingPolicyAttrInterface
 TopPAttr::simplifyForExperts(int64_t numExperts) const {
-  int64_t bound = getMaxExpertsPerToken(numExperts);
-  // One expert per token: its raw probability is exactly top-1's weight.
-  if (bound == 1)
-    return TopKAttr::get(getContext(), 1, getNormalize());
-  // A cap that can never bind routes like no cap at all.
-  if (getMaxExperts() && *getMaxExperts() >= numExperts)
-    return TopPAttr::get(getContext(), getThreshold(), std::nullopt,
-                         getNormalize());
-  return *this;
+  return simplifyCapped(*this, numExperts);
 }
 
 //===----------------------------------------------------------------------===//
