@@ -35,10 +35,10 @@ FailureOr<llvm::APFloat> mlir::moe::parseFloatParameter(AsmParser &parser) {
   return llvm::APFloat(value);
 }
 
-void mlir::moe::printFloatParameter(AsmPrinter &printer,
-                                    const llvm::APFloat &value) {
-  // The shortest decimal form that reads back as the same double.
-  double d = value.convertToDouble();
+/// The shortest decimal form that reads back as the same double, as the
+/// attributes spell it; diagnostics use it too, so that they quote the value
+/// the way the user wrote it rather than as 1.500000e+00.
+static std::string formatFloat(double d) {
   std::string text;
   for (int digits = 1; digits <= 17; ++digits) {
     text = llvm::formatv("{0}", llvm::format("%.*g", digits, d)).str();
@@ -47,7 +47,12 @@ void mlir::moe::printFloatParameter(AsmPrinter &printer,
   }
   if (StringRef(text).find_first_of(".eEn") == StringRef::npos)
     text += ".0";
-  printer << text;
+  return text;
+}
+
+void mlir::moe::printFloatParameter(AsmPrinter &printer,
+                                    const llvm::APFloat &value) {
+  printer << formatFloat(value.convertToDouble());
 }
 
 //===----------------------------------------------------------------------===//
@@ -122,7 +127,7 @@ LogicalResult TopPAttr::verify(function_ref<InFlightDiagnostic()> emitError,
   double threshold = thresholdValue.convertToDouble();
   if (!(threshold > 0.0 && threshold < 1.0))
     return emitError() << "top_p needs a threshold in (0, 1), got "
-                       << threshold;
+                       << formatFloat(threshold);
   return verifyMaxExperts(emitError, "top_p", maxExperts);
 }
 

@@ -20,7 +20,7 @@ func.func @top_p_threshold_high() attributes {p = #moe.top_p<threshold = 1.5>} {
 
 // -----
 
-// expected-error @+1 {{top_p needs a threshold in (0, 1), got 0}}
+// expected-error @+1 {{top_p needs a threshold in (0, 1), got 0.0}}
 func.func @top_p_threshold_zero() attributes {p = #moe.top_p<threshold = 0.0>} { return }
 
 // -----
