@@ -149,6 +149,39 @@ TopPAttr::simplifyForExperts(int64_t numExperts) const {
 }
 
 //===----------------------------------------------------------------------===//
+// ThresholdAttr
+//===----------------------------------------------------------------------===//
+
+LogicalResult
+ThresholdAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                      llvm::APFloat thresholdValue,
+                      std::optional<int64_t> maxExperts, bool normalize) {
+  // 0 keeps every expert with a nonzero probability; at 1 no probability
+  // could pass, and the policy would be top_k<k = 1> in disguise.
+  double threshold = thresholdValue.convertToDouble();
+  if (!(threshold >= 0.0 && threshold < 1.0))
+    return emitError() << "threshold policy needs a threshold in [0, 1), got "
+                       << formatFloat(threshold);
+  return verifyMaxExperts(emitError, "threshold policy", maxExperts);
+}
+
+int64_t ThresholdAttr::getMaxExpertsPerToken(int64_t numExperts) const {
+  return cappedExperts(getMaxExperts(), numExperts);
+}
+
+bool ThresholdAttr::hasDynamicExpertCount() const { return true; }
+
+LogicalResult ThresholdAttr::verifyForExperts(
+    int64_t numExperts, function_ref<InFlightDiagnostic()> emitError) const {
+  return success();
+}
+
+RoutingPolicyAttrInterface
+ThresholdAttr::simplifyForExperts(int64_t numExperts) const {
+  return simplifyCapped(*this, numExperts);
+}
+
+//===----------------------------------------------------------------------===//
 // ExpertScheduleAttr
 //===----------------------------------------------------------------------===//
 

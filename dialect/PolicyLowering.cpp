@@ -100,3 +100,25 @@ Value TopPAttr::buildExpertCounts(OpBuilder &b, Location loc,
   return countFromOne(b, loc, prefix, arith::CmpFPredicate::OLE,
                       getThreshold(), k);
 }
+
+bool ThresholdAttr::normalizesWeights() const { return getNormalize(); }
+
+Value ThresholdAttr::buildExpertCounts(OpBuilder &b, Location loc,
+                                       Value sortedProbs,
+                                       int64_t numExperts) const {
+  // The rows are sorted, so the experts above the threshold are a prefix and
+  // counting them after the first, which is always kept, gives
+  // max(1, #{p > threshold}). With K = 1 there is nothing after the first
+  // (and tensor.extract_slice rejects offset 1 of a size-1 dimension).
+  int64_t k = getMaxExpertsPerToken(numExperts);
+  if (k == 1)
+    return filledCounts(b, loc, sortedProbs, 1);
+  Value tail = tensor::ExtractSliceOp::create(
+      b, loc, sortedProbs,
+      ArrayRef<OpFoldResult>{b.getIndexAttr(0), b.getIndexAttr(1)},
+      ArrayRef<OpFoldResult>{tensor::getMixedSize(b, loc, sortedProbs, 0),
+                             b.getIndexAttr(k - 1)},
+      ArrayRef<OpFoldResult>{b.getIndexAttr(1), b.getIndexAttr(1)});
+  return countFromOne(b, loc, tail, arith::CmpFPredicate::OGT, getThreshold(),
+                      k);
+}
