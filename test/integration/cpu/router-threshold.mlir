@@ -1,15 +1,18 @@
 // moe.router executed on the CPU under #moe.threshold, on five tokens:
 // distinct logits, all four experts tied at exactly 0.25, a tie between
 // experts 1 and 2, one dominant expert, and four experts close to 0.25.
-// Expected values: router_threshold_reference.py beside this file, a NumPy
+// Expected values: test/utils/router_threshold_reference.py, a NumPy
 // reference written from the policy's definition (softmax in f32, ties to
 // the lower index, the strict threshold, at least one expert, the cap,
-// renormalisation); it prints the CHECK lines below.
+// renormalisation). It prints the CHECK lines below; where NumPy is present
+// the last RUN line checks that they are still what it prints.
 // REQUIRES: openmp
 // RUN: moec-opt %s -moe-to-cpu-pipeline \
 // RUN: | mlir-runner -e main -entry-point-result=void \
 // RUN:     -shared-libs=%mlir_runner_utils,%mlir_c_runner_utils,%libomp \
 // RUN: | FileCheck %s
+// RUN: %if numpy %{ %python %test_utils/router_threshold_reference.py | grep '^  // CHECK' > %t.ref %}
+// RUN: %if numpy %{ grep '^  // CHECK' %s | diff -u %t.ref - %}
 
 func.func private @printMemrefF32(tensor<*xf32>)
 func.func private @printMemrefI32(tensor<*xi32>)

@@ -2,7 +2,8 @@
 """NumPy reference for router-threshold.mlir, written from the definition of
 #moe.threshold (dialect/MoeAttrs.td), not from moec's lowering.
 
-Prints the FileCheck lines of each policy form: ids, weights, counts.
+Prints the calls of @main with the FileCheck lines of each policy form
+(ids, weights, counts); the test checks that its CHECK lines match.
 Run with a Python that has NumPy: /usr/bin/python3 router_threshold_reference.py
 """
 import numpy as np
