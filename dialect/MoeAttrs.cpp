@@ -35,10 +35,10 @@ FailureOr<llvm::APFloat> mlir::moe::parseFloatParameter(AsmParser &parser) {
   return llvm::APFloat(value);
 }
 
-void mlir::moe::printFloatParameter(AsmPrinter &printer,
-                                    const llvm::APFloat &value) {
-  // The shortest decimal form that reads back as the same double.
-  double d = value.convertToDouble();
+/// The shortest decimal form that reads back as the same double, as the
+/// attributes spell it; diagnostics use it too, so that they quote the value
+/// the way the user wrote it rather than as 1.500000e+00.
+static std::string formatFloat(double d) {
   std::string text;
   for (int digits = 1; digits <= 17; ++digits) {
     text = llvm::formatv("{0}", llvm::format("%.*g", digits, d)).str();
@@ -47,7 +47,12 @@ void mlir::moe::printFloatParameter(AsmPrinter &printer,
   }
   if (StringRef(text).find_first_of(".eEn") == StringRef::npos)
     text += ".0";
-  printer << text;
+  return text;
+}
+
+void mlir::moe::printFloatParameter(AsmPrinter &printer,
+                                    const llvm::APFloat &value) {
+  printer << formatFloat(value.convertToDouble());
 }
 
 //===----------------------------------------------------------------------===//
@@ -78,6 +83,40 @@ TopKAttr::verifyForExperts(int64_t numExperts,
 }
 
 //===----------------------------------------------------------------------===//
+// Dynamic policies with an optional cap (top_p, threshold)
+//===----------------------------------------------------------------------===//
+
+static LogicalResult
+verifyMaxExperts(function_ref<InFlightDiagnostic()> emitError,
+                 StringRef policy, std::optional<int64_t> maxExperts) {
+  if (maxExperts && *maxExperts < 1)
+    return emitError() << policy << " needs max_experts >= 1, got "
+                       << *maxExperts;
+  return success();
+}
+
+static int64_t cappedExperts(std::optional<int64_t> maxExperts,
+                             int64_t numExperts) {
+  return maxExperts ? std::min(*maxExperts, numExperts) : numExperts;
+}
+
+/// Shared by the policies with `threshold`, `max_experts` and `normalize`
+/// parameters whose first expert is always selected.
+template <typename PolicyAttr>
+static RoutingPolicyAttrInterface simplifyCapped(PolicyAttr policy,
+                                                 int64_t numExperts) {
+  // One expert per token: its raw probability is exactly top-1's weight, and
+  // renormalising one weight gives 1 under both policies.
+  if (policy.getMaxExpertsPerToken(numExperts) == 1)
+    return TopKAttr::get(policy.getContext(), 1, policy.getNormalize());
+  // A cap that can never bind routes like no cap at all.
+  if (policy.getMaxExperts() && *policy.getMaxExperts() >= numExperts)
+    return PolicyAttr::get(policy.getContext(), policy.getThreshold(),
+                           std::nullopt, policy.getNormalize());
+  return policy;
+}
+
+//===----------------------------------------------------------------------===//
 // TopPAttr
 //===----------------------------------------------------------------------===//
 
@@ -88,16 +127,12 @@ LogicalResult TopPAttr::verify(function_ref<InFlightDiagnostic()> emitError,
   double threshold = thresholdValue.convertToDouble();
   if (!(threshold > 0.0 && threshold < 1.0))
     return emitError() << "top_p needs a threshold in (0, 1), got "
-                       << threshold;
-  if (maxExperts && *maxExperts < 1)
-    return emitError() << "top_p needs max_experts >= 1, got " << *maxExperts;
-  return success();
+                       << formatFloat(threshold);
+  return verifyMaxExperts(emitError, "top_p", maxExperts);
 }
 
 int64_t TopPAttr::getMaxExpertsPerToken(int64_t numExperts) const {
-  if (std::optional<int64_t> cap = getMaxExperts())
-    return std::min(*cap, numExperts);
-  return numExperts;
+  return cappedExperts(getMaxExperts(), numExperts);
 }
 
 bool TopPAttr::hasDynamicExpertCount() const { return true; }
@@ -110,15 +145,40 @@ TopPAttr::verifyForExperts(int64_t numExperts,
 
 RoutingPolicyAttrInterface
 TopPAttr::simplifyForExperts(int64_t numExperts) const {
-  int64_t bound = getMaxExpertsPerToken(numExperts);
-  // One expert per token: its raw probability is exactly top-1's weight.
-  if (bound == 1)
-    return TopKAttr::get(getContext(), 1, getNormalize());
-  // A cap that can never bind routes like no cap at all.
-  if (getMaxExperts() && *getMaxExperts() >= numExperts)
-    return TopPAttr::get(getContext(), getThreshold(), std::nullopt,
-                         getNormalize());
-  return *this;
+  return simplifyCapped(*this, numExperts);
+}
+
+//===----------------------------------------------------------------------===//
+// ThresholdAttr
+//===----------------------------------------------------------------------===//
+
+LogicalResult
+ThresholdAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                      llvm::APFloat thresholdValue,
+                      std::optional<int64_t> maxExperts, bool normalize) {
+  // 0 keeps every expert with a nonzero probability; at 1 no probability
+  // could pass, and the policy would be top_k<k = 1> in disguise.
+  double threshold = thresholdValue.convertToDouble();
+  if (!(threshold >= 0.0 && threshold < 1.0))
+    return emitError() << "threshold policy needs a threshold in [0, 1), got "
+                       << formatFloat(threshold);
+  return verifyMaxExperts(emitError, "threshold policy", maxExperts);
+}
+
+int64_t ThresholdAttr::getMaxExpertsPerToken(int64_t numExperts) const {
+  return cappedExperts(getMaxExperts(), numExperts);
+}
+
+bool ThresholdAttr::hasDynamicExpertCount() const { return true; }
+
+LogicalResult ThresholdAttr::verifyForExperts(
+    int64_t numExperts, function_ref<InFlightDiagnostic()> emitError) const {
+  return success();
+}
+
+RoutingPolicyAttrInterface
+ThresholdAttr::simplifyForExperts(int64_t numExperts) const {
+  return simplifyCapped(*this, numExperts);
 }
 
 //===----------------------------------------------------------------------===//

@@ -74,6 +74,32 @@ def Moe_TopPAttr : Moe_Attr<"TopP", "top_p", [
   let genVerifyDecl = 1;
 }
 
+def Moe_ThresholdAttr : Moe_Attr<"Threshold", "threshold", [
+    DeclareAttrInterfaceMethods<Moe_RoutingPolicyAttrInterface,
+                                ["simplifyForExperts"]>]> {
+  let summary = "Dynamic routing by a probability threshold";
+  let description = [{
+    Keeps every expert whose probability is strictly greater than
+    `threshold`, and at least the most probable one (ties to the lower
+    expert index), so a token whose experts all fall at or below the
+    threshold still uses one. The count is then capped at `max_experts` when
+    given; the cap keeps the most probable experts. Weights are the raw
+    probabilities unless `normalize` is true. Probabilities are compared in
+    f32, against the threshold rounded to f32.
+
+    ```mlir
+    #moe.threshold<threshold = 0.2>
+    #moe.threshold<threshold = 0.1, max_experts = 4, normalize = true>
+    ```
+  }];
+  let parameters = (ins
+      Moe_FloatParameter<"probability to exceed, in [0, 1)">:$threshold,
+      OptionalParameter<"std::optional<int64_t>", "cap on experts per token">:$max_experts,
+      Moe_BoolParameter<"renormalise the weights", "false">:$normalize);
+  let assemblyFormat = "`<` struct(params) `>`";
+  let genVerifyDecl = 1;
+}
+
 //===----------------------------------------------------------------------===//
 // Layer-wise expert schedules
 //===----------------------------------------------------------------------===//

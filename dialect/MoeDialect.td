@@ -19,8 +19,9 @@ def Moe_Dialect : Dialect {
     graph level, on tensors whose token dimension is dynamic:
 
     * `moe.router` turns gate logits into per-token expert choices under a
-      routing policy attribute (`#moe.top_k`, `#moe.top_p`, ...). The number
-      of experts a token uses may differ from token to token (dynamic K).
+      routing policy attribute (`#moe.top_k`, `#moe.top_p`, `#moe.threshold`,
+      ...). The number of experts a token uses may differ from token to
+      token (dynamic K).
     * `moe.dispatch` sorts (token, expert) pairs by expert, producing the
       rows each expert processes and the per-expert offsets.
     * `moe.grouped_matmul` multiplies the rows of group `g` by the weight of

@@ -25,6 +25,35 @@ static Value filledCounts(OpBuilder &b, Location loc, Value like,
                       b.getI32IntegerAttr(value));
 }
 
+/// Per-token count `1 + #{j : values[t, j] <predicate> limit}`, at most
+/// `cap`, as tensor<T x i32>. The comparison is in f32, like the
+/// probabilities, so `limit` is rounded to f32 first.
+static Value countFromOne(OpBuilder &b, Location loc, Value values,
+                          arith::CmpFPredicate predicate,
+                          const APFloat &limitValue, int64_t cap) {
+  Value ones = filledCounts(b, loc, values, 1);
+  auto limit = static_cast<float>(limitValue.convertToDouble());
+  return linalg::GenericOp::create(
+             b, loc, ones.getType(), ValueRange{values}, ValueRange{ones},
+             ArrayRef<AffineMap>{projectionMap(b.getContext(), 2, {0, 1}),
+                                 projectionMap(b.getContext(), 2, {0})},
+             ArrayRef<utils::IteratorType>{utils::IteratorType::parallel,
+                                           utils::IteratorType::reduction},
+             [&](OpBuilder &nb, Location nl, ValueRange args) {
+               Value bound = arith::ConstantFloatOp::create(
+                   nb, nl, nb.getF32Type(), APFloat(limit));
+               Value hit =
+                   arith::CmpFOp::create(nb, nl, predicate, args[0], bound);
+               Value one =
+                   arith::ExtUIOp::create(nb, nl, nb.getI32Type(), hit);
+               Value next = arith::AddIOp::create(nb, nl, args[1], one);
+               Value most = arith::ConstantIntOp::create(nb, nl, cap, 32);
+               linalg::YieldOp::create(
+                   nb, nl, Value(arith::MinSIOp::create(nb, nl, next, most)));
+             })
+      .getResult(0);
+}
+
 bool TopKAttr::normalizesWeights() const { return getNormalize(); }
 
 Value TopKAttr::buildExpertCounts(OpBuilder &b, Location loc,
@@ -68,24 +97,28 @@ Value TopPAttr::buildExpertCounts(OpBuilder &b, Location loc,
 
   // K = the smallest k whose prefix sum exceeds the threshold: one more than
   // the number of prefixes that do not, capped at the slots available.
-  Value ones = filledCounts(b, loc, sortedProbs, 1);
-  auto threshold = static_cast<float>(getThreshold().convertToDouble());
-  Value counts =
-      linalg::GenericOp::create(
-          b, loc, ones.getType(), ValueRange{prefix}, ValueRange{ones},
-          ArrayRef<AffineMap>{dims(2, {0, 1}), dims(2, {0})},
-          ArrayRef<utils::IteratorType>{par, red},
-          [&](OpBuilder &nb, Location nl, ValueRange args) {
-            Value limit = arith::ConstantFloatOp::create(
-                nb, nl, nb.getF32Type(), APFloat(threshold));
-            Value notYet = arith::CmpFOp::create(
-                nb, nl, arith::CmpFPredicate::OLE, args[0], limit);
-            Value one = arith::ExtUIOp::create(nb, nl, nb.getI32Type(), notYet);
-            Value next = arith::AddIOp::create(nb, nl, args[1], one);
-            Value cap = arith::ConstantIntOp::create(nb, nl, k, 32);
-            linalg::YieldOp::create(
-                nb, nl, Value(arith::MinSIOp::create(nb, nl, next, cap)));
-          })
-          .getResult(0);
-  return counts;
+  return countFromOne(b, loc, prefix, arith::CmpFPredicate::OLE,
+                      getThreshold(), k);
+}
+
+bool ThresholdAttr::normalizesWeights() const { return getNormalize(); }
+
+Value ThresholdAttr::buildExpertCounts(OpBuilder &b, Location loc,
+                                       Value sortedProbs,
+                                       int64_t numExperts) const {
+  // The rows are sorted, so the experts above the threshold are a prefix and
+  // counting them after the first, which is always kept, gives
+  // max(1, #{p > threshold}). With K = 1 there is nothing after the first
+  // (and tensor.extract_slice rejects offset 1 of a size-1 dimension).
+  int64_t k = getMaxExpertsPerToken(numExperts);
+  if (k == 1)
+    return filledCounts(b, loc, sortedProbs, 1);
+  Value tail = tensor::ExtractSliceOp::create(
+      b, loc, sortedProbs,
+      ArrayRef<OpFoldResult>{b.getIndexAttr(0), b.getIndexAttr(1)},
+      ArrayRef<OpFoldResult>{tensor::getMixedSize(b, loc, sortedProbs, 0),
+                             b.getIndexAttr(k - 1)},
+      ArrayRef<OpFoldResult>{b.getIndexAttr(1), b.getIndexAttr(1)});
+  return countFromOne(b, loc, tail, arith::CmpFPredicate::OGT, getThreshold(),
+                      k);
 }

@@ -53,6 +53,47 @@ func.func @block_policy(%h: tensor<?x64xf32>, %g: tensor<4x64xf32>,
   return %y : tensor<?x64xf32>
 }
 
+// A threshold policy capped at one expert always keeps the most probable
+// expert alone: top_k with k = 1, raw or renormalised (weight 1) alike.
+// CHECK-LABEL: func @threshold_single_expert
+func.func @threshold_single_expert(%l: tensor<?x8xf32>)
+    -> (tensor<?x1xi32>, tensor<?x1xf32>, tensor<?xi32>,
+        tensor<?x1xi32>, tensor<?x1xf32>, tensor<?xi32>) {
+  // CHECK: moe.router %{{.*}} policy(#moe.top_k<k = 1, normalize = false>)
+  %i0, %w0, %n0 = moe.router %l policy(#moe.threshold<threshold = 0.2, max_experts = 1>)
+      : tensor<?x8xf32> -> tensor<?x1xi32>, tensor<?x1xf32>, tensor<?xi32>
+  // CHECK: moe.router %{{.*}} policy(#moe.top_k<k = 1>)
+  %i1, %w1, %n1 = moe.router %l policy(#moe.threshold<threshold = 0.2, max_experts = 1, normalize = true>)
+      : tensor<?x8xf32> -> tensor<?x1xi32>, tensor<?x1xf32>, tensor<?xi32>
+  return %i0, %w0, %n0, %i1, %w1, %n1
+      : tensor<?x1xi32>, tensor<?x1xf32>, tensor<?xi32>, tensor<?x1xi32>, tensor<?x1xf32>, tensor<?xi32>
+}
+
+// CHECK-LABEL: func @threshold_loose_cap
+func.func @threshold_loose_cap(%l: tensor<?x4xf32>)
+    -> (tensor<?x4xi32>, tensor<?x4xf32>, tensor<?xi32>) {
+  // CHECK: moe.router %{{.*}} policy(#moe.threshold<threshold = 0.2, normalize = true>)
+  %i, %w, %n = moe.router %l policy(#moe.threshold<threshold = 0.2, max_experts = 4, normalize = true>)
+      : tensor<?x4xf32> -> tensor<?x4xi32>, tensor<?x4xf32>, tensor<?xi32>
+  return %i, %w, %n : tensor<?x4xi32>, tensor<?x4xf32>, tensor<?xi32>
+}
+
+// A binding cap stays, and so does the threshold policy on a layer of
+// several experts (its count varies per token).
+// CHECK-LABEL: func @threshold_kept
+func.func @threshold_kept(%l: tensor<?x8xf32>)
+    -> (tensor<?x2xi32>, tensor<?x2xf32>, tensor<?xi32>,
+        tensor<?x8xi32>, tensor<?x8xf32>, tensor<?xi32>) {
+  // CHECK: moe.router %{{.*}} policy(#moe.threshold<threshold = 0.2, max_experts = 2>)
+  %i0, %w0, %n0 = moe.router %l policy(#moe.threshold<threshold = 0.2, max_experts = 2>)
+      : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>, tensor<?xi32>
+  // CHECK: moe.router %{{.*}} policy(#moe.threshold<threshold = 0.0>)
+  %i1, %w1, %n1 = moe.router %l policy(#moe.threshold<threshold = 0.0>)
+      : tensor<?x8xf32> -> tensor<?x8xi32>, tensor<?x8xf32>, tensor<?xi32>
+  return %i0, %w0, %n0, %i1, %w1, %n1
+      : tensor<?x2xi32>, tensor<?x2xf32>, tensor<?xi32>, tensor<?x8xi32>, tensor<?x8xf32>, tensor<?xi32>
+}
+
 // -----
 
 // CHECK-LABEL: func @merge_of_split

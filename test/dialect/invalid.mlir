@@ -20,13 +20,33 @@ func.func @top_p_threshold_high() attributes {p = #moe.top_p<threshold = 1.5>} {
 
 // -----
 
-// expected-error @+1 {{top_p needs a threshold in (0, 1), got 0}}
+// expected-error @+1 {{top_p needs a threshold in (0, 1), got 0.0}}
 func.func @top_p_threshold_zero() attributes {p = #moe.top_p<threshold = 0.0>} { return }
 
 // -----
 
 // expected-error @+1 {{top_p needs max_experts >= 1, got 0}}
 func.func @top_p_cap() attributes {p = #moe.top_p<threshold = 0.5, max_experts = 0>} { return }
+
+// -----
+
+// expected-error @+1 {{threshold policy needs a threshold in [0, 1), got 1.0}}
+func.func @threshold_one() attributes {p = #moe.threshold<threshold = 1.0>} { return }
+
+// -----
+
+// expected-error @+1 {{threshold policy needs a threshold in [0, 1), got -0.1}}
+func.func @threshold_negative() attributes {p = #moe.threshold<threshold = -0.1>} { return }
+
+// -----
+
+// expected-error @+1 {{threshold policy needs max_experts >= 1, got 0}}
+func.func @threshold_cap() attributes {p = #moe.threshold<threshold = 0.2, max_experts = 0>} { return }
+
+// -----
+
+// expected-error @+1 {{struct is missing required parameter: threshold}}
+func.func @threshold_missing() attributes {p = #moe.threshold<max_experts = 2>} { return }
 
 // -----
 
@@ -103,6 +123,15 @@ func.func @router_top_p_width(%l: tensor<?x8xf32>) {
   // The cap bounds K: top_p with max_experts = 4 needs 4 slots.
   // expected-error @+1 {{expects weights of shape [T, K] = [?, 4], got 'tensor<?x8xf32>'}}
   %i, %w, %n = moe.router %l policy(#moe.top_p<threshold = 0.5, max_experts = 4>) : tensor<?x8xf32> -> tensor<?x4xi32>, tensor<?x8xf32>, tensor<?xi32>
+  return
+}
+
+// -----
+
+func.func @router_threshold_width(%l: tensor<?x4xf32>) {
+  // A cap above E does not widen K: the threshold policy still has 4 slots.
+  // expected-error @+1 {{expects expert_ids of shape [T, K] = [?, 4], got 'tensor<?x6xi32>'}}
+  %i, %w, %n = moe.router %l policy(#moe.threshold<threshold = 0.2, max_experts = 6>) : tensor<?x4xf32> -> tensor<?x6xi32>, tensor<?x6xf32>, tensor<?xi32>
   return
 }
 

@@ -31,6 +31,23 @@ func.func @router_top_p_uncapped(%logits: tensor<3x8xf32>)
   return %ids, %w, %n : tensor<3x8xi32>, tensor<3x8xf32>, tensor<3xi32>
 }
 
+// Every expert above the threshold, at least one: dynamic K.
+// CHECK-LABEL: func @router_threshold
+func.func @router_threshold(%logits: tensor<?x8xf32>, %caps: tensor<?xi32>)
+    -> (tensor<?x8xi32>, tensor<?x8xf32>, tensor<?xi32>,
+        tensor<?x3xi32>, tensor<?x3xf32>, tensor<?xi32>) {
+  // The defaults (no cap, raw weights) are not printed.
+  // CHECK: moe.router %{{.*}} policy(#moe.threshold<threshold = 0.2>) : tensor<?x8xf32> -> tensor<?x8xi32>, tensor<?x8xf32>, tensor<?xi32>
+  %i0, %w0, %n0 = moe.router %logits policy(#moe.threshold<threshold = 0.2, normalize = false>)
+      : tensor<?x8xf32> -> tensor<?x8xi32>, tensor<?x8xf32>, tensor<?xi32>
+  // CHECK: moe.router %{{.*}} policy(#moe.threshold<threshold = 0.0, max_experts = 3, normalize = true>) caps(%{{.*}} : tensor<?xi32>) : tensor<?x8xf32> -> tensor<?x3xi32>, tensor<?x3xf32>, tensor<?xi32>
+  %i1, %w1, %n1 = moe.router %logits
+      policy(#moe.threshold<threshold = 0.0, max_experts = 3, normalize = true>) caps(%caps : tensor<?xi32>)
+      : tensor<?x8xf32> -> tensor<?x3xi32>, tensor<?x3xf32>, tensor<?xi32>
+  return %i0, %w0, %n0, %i1, %w1, %n1
+      : tensor<?x8xi32>, tensor<?x8xf32>, tensor<?xi32>, tensor<?x3xi32>, tensor<?x3xf32>, tensor<?xi32>
+}
+
 // CHECK-LABEL: func @dispatch_combine
 func.func @dispatch_combine(%x: tensor<?x64xf32>, %ids: tensor<?x2xi32>,
                             %counts: tensor<?xi32>, %w: tensor<?x2xf32>)
