@@ -8,6 +8,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "passes/Passes.h"
+#include "dialect/DenseBuilder.h"
 #include "dialect/LoweringUtils.h"
 #include "dialect/MoeOps.h"
 
@@ -32,144 +33,7 @@ namespace {
 constexpr auto kParallel = utils::IteratorType::parallel;
 
 /// Builds the pieces of one block, all in f32, on `[rows, width]` tensors.
-struct BlockBuilder {
-  OpBuilder &b;
-  Location loc;
-
-  Type f32() { return b.getF32Type(); }
-
-  OpFoldResult rows(Value x) { return tensor::getMixedSize(b, loc, x, 0); }
-
-  /// A `[rows(x), width]` f32 tensor type.
-  RankedTensorType rowsType(Value x, int64_t width, Type element = {}) {
-    return RankedTensorType::get(
-        {cast<RankedTensorType>(x.getType()).getDimSize(0), width},
-        element ? element : f32());
-  }
-
-  /// `x` with its elements converted to f32.
-  Value toF32(Value x) {
-    auto type = cast<RankedTensorType>(x.getType());
-    if (type.getElementType().isF32())
-      return x;
-    return map(x, type.clone(f32()), [&](OpBuilder &nb, Location nl, Value v) {
-      return arith::ExtFOp::create(nb, nl, nb.getF32Type(), v).getResult();
-    });
-  }
-
-  /// An elementwise generic over a tensor of type `resultType`, the rank of
-  /// `x`, that yields `fn(x[i])`.
-  Value map(Value x, RankedTensorType resultType,
-            function_ref<Value(OpBuilder &, Location, Value)> fn) {
-    SmallVector<unsigned> dims = llvm::to_vector(
-        llvm::seq<unsigned>(0, cast<RankedTensorType>(x.getType()).getRank()));
-    SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(b, loc, x);
-    Value init = tensor::EmptyOp::create(b, loc, sizes,
-                                         resultType.getElementType());
-    GenericBuilder gen{
-        b, loc, SmallVector<utils::IteratorType>(dims.size(), kParallel)};
-    Value result = gen.build(x, {dims}, init, {dims},
-                             [&](OpBuilder &nb, Location nl, ValueRange a) {
-                               linalg::YieldOp::create(nb, nl, fn(nb, nl, a[0]));
-                             })[0];
-    return result.getType() == resultType
-               ? result
-               : tensor::CastOp::create(b, loc, resultType, result).getResult();
-  }
-
-  /// `a + b` elementwise for two f32 `[rows, width]` tensors.
-  Value add(Value lhs, Value rhs) {
-    GenericBuilder gen{b, loc, {kParallel, kParallel}};
-    return gen.build(ValueRange{lhs, rhs}, {{0, 1}, {0, 1}},
-                     Value(tensor::EmptyOp::create(
-                         b, loc, tensor::getMixedSizes(b, loc, lhs), f32())),
-                     {{0, 1}},
-                     [&](OpBuilder &nb, Location nl, ValueRange a) {
-                       linalg::YieldOp::create(
-                           nb, nl,
-                           Value(arith::AddFOp::create(nb, nl, a[0], a[1])));
-                     })[0];
-  }
-
-  /// Group offsets `[0, rows(x)]`: one group holding every row.
-  Value singleGroup(Value x) {
-    Value n = getValueOrCreateConstantIndexOp(b, loc, rows(x));
-    Value zero = arith::ConstantIntOp::create(b, loc, 0, 32);
-    Value end = arith::IndexCastOp::create(b, loc, b.getI32Type(), n);
-    return tensor::FromElementsOp::create(
-        b, loc, RankedTensorType::get({2}, b.getI32Type()),
-        ValueRange{zero, end});
-  }
-
-  /// `[N, K]` as the single group `[1, N, K]` of a grouped matmul.
-  Value asGroup(Value w) {
-    auto type = cast<RankedTensorType>(w.getType());
-    auto grouped = RankedTensorType::get(
-        {1, type.getDimSize(0), type.getDimSize(1)}, type.getElementType());
-    return tensor::ExpandShapeOp::create(b, loc, grouped, w,
-                                         ArrayRef<ReassociationIndices>{
-                                             {0, 1}, {2}});
-  }
-
-  /// `x · wᵀ` for `w : [N, K]`, rows scaled by `scale` when given.
-  Value linear(Value x, Value w, Value scale = {}) {
-    int64_t n = cast<RankedTensorType>(w.getType()).getDimSize(0);
-    return GroupedMatmulOp::create(b, loc, rowsType(x, n), x, asGroup(w),
-                                   /*up_weight=*/Value(), singleGroup(x), scale,
-                                   Epilogue::none);
-  }
-
-  /// `x · wᵀ + bias` for `bias : [N]` (or `[1]` broadcast, for N = 1).
-  Value affine(Value x, Value w, Value bias) {
-    Value product = linear(x, w);
-    GenericBuilder gen{b, loc, {kParallel, kParallel}};
-    Value init = tensor::EmptyOp::create(
-        b, loc, tensor::getMixedSizes(b, loc, product), f32());
-    return gen.build(ValueRange{product, bias}, {{0, 1}, {1}}, init, {{0, 1}},
-                     [&](OpBuilder &nb, Location nl, ValueRange a) {
-                       Value bv = a[1];
-                       if (!bv.getType().isF32())
-                         bv = arith::ExtFOp::create(nb, nl, nb.getF32Type(), bv);
-                       linalg::YieldOp::create(
-                           nb, nl, Value(arith::AddFOp::create(nb, nl, a[0], bv)));
-                     })[0];
-  }
-
-  /// The dense SwiGLU expert `(silu(x·w1ᵀ) ⊙ x·w3ᵀ)·w2ᵀ` on every row, each
-  /// output row scaled by `scale` when given.
-  Value swiglu(Value x, Value w1, Value w3, Value w2, Value scale = {}) {
-    int64_t f = cast<RankedTensorType>(w1.getType()).getDimSize(0);
-    Value offsets = singleGroup(x);
-    Value hidden = GroupedMatmulOp::create(
-        b, loc, rowsType(x, f), x, asGroup(w1), asGroup(w3), offsets,
-        /*row_scale=*/Value(), Epilogue::swiglu);
-    int64_t d = cast<RankedTensorType>(w2.getType()).getDimSize(0);
-    return GroupedMatmulOp::create(b, loc, rowsType(x, d), hidden, asGroup(w2),
-                                   /*up_weight=*/Value(), offsets, scale,
-                                   Epilogue::none);
-  }
-
-  /// `sigmoid(x · wᵀ + bias)` for a one-row `w : [1, D]`, as a `[rows]`
-  /// vector; no bias when `bias` is null.
-  Value sigmoidGate(Value x, Value w, Value bias) {
-    Value logits = bias ? affine(x, w, bias) : linear(x, w);
-    GenericBuilder gen{b, loc, {kParallel}};
-    Value init = tensor::EmptyOp::create(b, loc, rows(x), f32());
-    // logits[t, 0] is read through the map (t) -> (t, 0).
-    auto zero = getAffineConstantExpr(0, b.getContext());
-    auto t = getAffineDimExpr(0, b.getContext());
-    SmallVector<AffineMap> maps{AffineMap::get(1, 0, {t, zero}, b.getContext()),
-                                AffineMap::get(1, 0, {t}, b.getContext())};
-    return linalg::GenericOp::create(
-               b, loc, init.getType(), logits, init, maps,
-               ArrayRef<utils::IteratorType>{kParallel},
-               [&](OpBuilder &nb, Location nl, ValueRange a) {
-                 linalg::YieldOp::create(
-                     nb, nl, sigmoid(nb, nl, a[0]));
-               })
-        .getResult(0);
-  }
-
+struct BlockBuilder : DenseBuilder {
   /// An i32 vector, `onValue` where `gate[t] >= threshold` and `offValue`
   /// elsewhere: the ADR level rule.
   Value byLevel(Value gate, double threshold, int64_t onValue,
@@ -277,7 +141,7 @@ struct DecomposeMoeBlockPattern : OpRewritePattern<MoeBlockOp> {
 
   LogicalResult matchAndRewrite(MoeBlockOp op,
                                 PatternRewriter &rewriter) const override {
-    BlockBuilder bb{rewriter, op.getLoc()};
+    BlockBuilder bb{{rewriter, op.getLoc()}};
     Value h = bb.toF32(op.getHidden());
 
     // ADR: complex tokens keep the policy's count and enter the deep expert;
