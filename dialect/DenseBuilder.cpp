@@ -13,8 +13,7 @@ using namespace mlir::moe;
 
 static constexpr auto kParallel = utils::IteratorType::parallel;
 
-RankedTensorType DenseBuilder::rowsType(Value x, int64_t width,
-                                        Type element) {
+RankedTensorType DenseBuilder::rowsType(Value x, int64_t width, Type element) {
   return RankedTensorType::get(
       {cast<RankedTensorType>(x.getType()).getDimSize(0), width},
       element ? element : f32());
@@ -34,10 +33,10 @@ Value DenseBuilder::map(Value x, RankedTensorType resultType,
   SmallVector<unsigned> dims = llvm::to_vector(
       llvm::seq<unsigned>(0, cast<RankedTensorType>(x.getType()).getRank()));
   SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(b, loc, x);
-  Value init = tensor::EmptyOp::create(b, loc, sizes,
-                                       resultType.getElementType());
-  GenericBuilder gen{
-      b, loc, SmallVector<utils::IteratorType>(dims.size(), kParallel)};
+  Value init =
+      tensor::EmptyOp::create(b, loc, sizes, resultType.getElementType());
+  GenericBuilder gen{b, loc,
+                     SmallVector<utils::IteratorType>(dims.size(), kParallel)};
   Value result = gen.build(x, {dims}, init, {dims},
                            [&](OpBuilder &nb, Location nl, ValueRange a) {
                              linalg::YieldOp::create(nb, nl, fn(nb, nl, a[0]));
@@ -52,8 +51,7 @@ Value DenseBuilder::add(Value lhs, Value rhs) {
   return gen.build(ValueRange{lhs, rhs}, {{0, 1}, {0, 1}},
                    Value(tensor::EmptyOp::create(
                        b, loc, tensor::getMixedSizes(b, loc, lhs), f32())),
-                   {{0, 1}},
-                   [&](OpBuilder &nb, Location nl, ValueRange a) {
+                   {{0, 1}}, [&](OpBuilder &nb, Location nl, ValueRange a) {
                      linalg::YieldOp::create(
                          nb, nl,
                          Value(arith::AddFOp::create(nb, nl, a[0], a[1])));
@@ -73,9 +71,8 @@ Value DenseBuilder::asGroup(Value w) {
   auto type = cast<RankedTensorType>(w.getType());
   auto grouped = RankedTensorType::get(
       {1, type.getDimSize(0), type.getDimSize(1)}, type.getElementType());
-  return tensor::ExpandShapeOp::create(b, loc, grouped, w,
-                                       ArrayRef<ReassociationIndices>{
-                                           {0, 1}, {2}});
+  return tensor::ExpandShapeOp::create(
+      b, loc, grouped, w, ArrayRef<ReassociationIndices>{{0, 1}, {2}});
 }
 
 Value DenseBuilder::linear(Value x, Value w, Value scale) {
@@ -96,12 +93,12 @@ Value DenseBuilder::affine(Value x, Value w, Value bias) {
                      if (!bv.getType().isF32())
                        bv = arith::ExtFOp::create(nb, nl, nb.getF32Type(), bv);
                      linalg::YieldOp::create(
-                         nb, nl, Value(arith::AddFOp::create(nb, nl, a[0], bv)));
+                         nb, nl,
+                         Value(arith::AddFOp::create(nb, nl, a[0], bv)));
                    })[0];
 }
 
-Value DenseBuilder::swiglu(Value x, Value w1, Value w3, Value w2,
-                           Value scale) {
+Value DenseBuilder::swiglu(Value x, Value w1, Value w3, Value w2, Value scale) {
   int64_t f = cast<RankedTensorType>(w1.getType()).getDimSize(0);
   Value offsets = singleGroup(x);
   Value hidden = GroupedMatmulOp::create(
@@ -126,8 +123,7 @@ Value DenseBuilder::sigmoidGate(Value x, Value w, Value bias) {
              b, loc, init.getType(), logits, init, maps,
              ArrayRef<utils::IteratorType>{kParallel},
              [&](OpBuilder &nb, Location nl, ValueRange a) {
-               linalg::YieldOp::create(
-                   nb, nl, sigmoid(nb, nl, a[0]));
+               linalg::YieldOp::create(nb, nl, sigmoid(nb, nl, a[0]));
              })
       .getResult(0);
 }

@@ -47,6 +47,8 @@ Value moe::indexAsI32(OpBuilder &b, Location loc, unsigned dim) {
 
 Value moe::sigmoid(OpBuilder &b, Location loc, Value x) {
   Value e = math::ExpOp::create(b, loc, arith::NegFOp::create(b, loc, x));
-  Value one = arith::ConstantOp::create(b, loc, b.getFloatAttr(x.getType(), 1.0));
-  return arith::DivFOp::create(b, loc, one, arith::AddFOp::create(b, loc, one, e));
+  Value one =
+      arith::ConstantOp::create(b, loc, b.getFloatAttr(x.getType(), 1.0));
+  return arith::DivFOp::create(b, loc, one,
+                               arith::AddFOp::create(b, loc, one, e));
 }

@@ -7,10 +7,10 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "passes/Passes.h"
 #include "dialect/DenseBuilder.h"
 #include "dialect/LoweringUtils.h"
 #include "dialect/MoeOps.h"
+#include "passes/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Arith/Utils/Utils.h"
@@ -82,10 +82,10 @@ struct BlockBuilder : DenseBuilder {
     int64_t t = cast<RankedTensorType>(x.getType()).getDimSize(0);
     Type i32 = b.getI32Type();
     auto slotsI32 = RankedTensorType::get({t, k}, i32);
-    auto router = RouterOp::create(
-        b, loc, TypeRange{slotsI32, slotsI32.clone(f32()),
-                          RankedTensorType::get({t}, i32)},
-        linear(x, gate), caps, policy);
+    auto router = RouterOp::create(b, loc,
+                                   TypeRange{slotsI32, slotsI32.clone(f32()),
+                                             RankedTensorType::get({t}, i32)},
+                                   linear(x, gate), caps, policy);
     Value ids = router.getExpertIds(), weights = router.getWeights(),
           counts = router.getCounts();
     return expertGroups(x, ids, weights, counts, e, w1, w3, w2);
@@ -128,9 +128,10 @@ struct BlockBuilder : DenseBuilder {
     ids = ids.getType() == slotType
               ? ids
               : tensor::CastOp::create(b, loc, slotType, ids).getResult();
-    Value weights = tensor::ExpandShapeOp::create(
-        b, loc, slotType.clone(f32()), gate,
-        ArrayRef<ReassociationIndices>{{0, 1}}, tensor::getMixedSizes(b, loc, ids));
+    Value weights =
+        tensor::ExpandShapeOp::create(b, loc, slotType.clone(f32()), gate,
+                                      ArrayRef<ReassociationIndices>{{0, 1}},
+                                      tensor::getMixedSizes(b, loc, ids));
     return expertGroups(x, ids, weights, enter, /*numGroups=*/1, asGroup(w1),
                         asGroup(w3), asGroup(w2));
   }
@@ -166,13 +167,13 @@ struct DecomposeMoeBlockPattern : OpRewritePattern<MoeBlockOp> {
           {ShapedType::isDynamic(t) ? ShapedType::kDynamic : t * *heads,
            d / *heads},
           bb.f32());
-      Value sub = SplitTokensOp::create(rewriter, op.getLoc(), subType, u,
-                                        *heads);
+      Value sub =
+          SplitTokensOp::create(rewriter, op.getLoc(), subType, u, *heads);
       Value subCaps = caps ? bb.repeatPerHead(caps, *heads) : Value();
       Value o = bb.routedExperts(sub, op.getGate(), op.getW1(), op.getW3(),
                                  op.getW2(), op.getPolicy(), subCaps);
-      Value merged = MergeTokensOp::create(rewriter, op.getLoc(), u.getType(),
-                                           o, *heads);
+      Value merged =
+          MergeTokensOp::create(rewriter, op.getLoc(), u.getType(), o, *heads);
       routed = bb.affine(merged, op.getMergeWeight(), op.getMergeBias());
     } else {
       routed = bb.routedExperts(h, op.getGate(), op.getW1(), op.getW3(),
@@ -189,24 +190,26 @@ struct DecomposeMoeBlockPattern : OpRewritePattern<MoeBlockOp> {
     if (op.getShallowW1()) {
       sum = bb.add(sum, bb.swiglu(h, op.getShallowW1(), op.getShallowW3(),
                                   op.getShallowW2()));
-      Value deep = complexity
-                       ? bb.gatedDeepExpert(h, complexity, enterDeep,
-                                            op.getDeepW1(), op.getDeepW3(),
-                                            op.getDeepW2())
-                       : bb.swiglu(h, op.getDeepW1(), op.getDeepW3(),
-                                   op.getDeepW2());
+      Value deep =
+          complexity
+              ? bb.gatedDeepExpert(h, complexity, enterDeep, op.getDeepW1(),
+                                   op.getDeepW3(), op.getDeepW2())
+              : bb.swiglu(h, op.getDeepW1(), op.getDeepW3(), op.getDeepW2());
       sum = bb.add(sum, deep);
     }
 
     auto resultType = cast<RankedTensorType>(op.getType());
     Value result = sum;
     if (!resultType.getElementType().isF32())
-      result = bb.map(sum, resultType, [&](OpBuilder &nb, Location nl, Value v) {
-        return arith::TruncFOp::create(nb, nl, resultType.getElementType(), v)
-            .getResult();
-      });
+      result =
+          bb.map(sum, resultType, [&](OpBuilder &nb, Location nl, Value v) {
+            return arith::TruncFOp::create(nb, nl, resultType.getElementType(),
+                                           v)
+                .getResult();
+          });
     else if (result.getType() != resultType)
-      result = tensor::CastOp::create(rewriter, op.getLoc(), resultType, result);
+      result =
+          tensor::CastOp::create(rewriter, op.getLoc(), resultType, result);
     rewriter.replaceOp(op, result);
     return success();
   }

@@ -7,8 +7,8 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "passes/Passes.h"
 #include "dialect/MoeOps.h"
+#include "passes/Passes.h"
 
 #include "mlir/IR/Dominance.h"
 #include "mlir/IR/PatternMatch.h"
@@ -51,12 +51,11 @@ struct FuseWeightsIntoGroupedMatmul : OpRewritePattern<CombineOp> {
     auto rowWeightsType = RankedTensorType::get(
         cast<RankedTensorType>(rowToToken.getType()).getShape(),
         rewriter.getF32Type());
-    Value rowWeights = RowWeightsOp::create(rewriter, loc, rowWeightsType,
-                                            op.getWeights(), op.getSlotToRow(),
-                                            rowToToken);
-    rewriter.modifyOpInPlace(matmul, [&] {
-      matmul.getRowScaleMutable().assign(rowWeights);
-    });
+    Value rowWeights =
+        RowWeightsOp::create(rewriter, loc, rowWeightsType, op.getWeights(),
+                             op.getSlotToRow(), rowToToken);
+    rewriter.modifyOpInPlace(
+        matmul, [&] { matmul.getRowScaleMutable().assign(rowWeights); });
     rewriter.modifyOpInPlace(op, [&] { op.getWeightsMutable().clear(); });
     return success();
   }

@@ -1,8 +1,8 @@
 //===- LowerRouting.cpp - moe.router to tensor IR -------------------------===//
 
-#include "passes/Passes.h"
 #include "dialect/LoweringUtils.h"
 #include "dialect/MoeOps.h"
+#include "passes/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
@@ -52,33 +52,35 @@ struct RouterLowering : OpRewritePattern<RouterOp> {
     };
     Value max = rowReduce.build(
         op.getLogits(), {{0, 1}},
-        filledTensor(b, loc, {tokens},
-               b.getF32FloatAttr(-std::numeric_limits<float>::infinity())),
+        filledTensor(
+            b, loc, {tokens},
+            b.getF32FloatAttr(-std::numeric_limits<float>::infinity())),
         {{0}}, [&](OpBuilder &nb, Location nl, ValueRange a) {
-          linalg::YieldOp::create(
-              nb, nl,
-              Value(arith::MaximumFOp::create(nb, nl, toF32(nb, nl, a[0]), a[1])));
+          linalg::YieldOp::create(nb, nl,
+                                  Value(arith::MaximumFOp::create(
+                                      nb, nl, toF32(nb, nl, a[0]), a[1])));
         })[0];
     Value exps = elementwise2.build(
         ValueRange{op.getLogits(), max}, {{0, 1}, {0}},
         Value(tensor::EmptyOp::create(b, loc, te, f32)), {{0, 1}},
         [&](OpBuilder &nb, Location nl, ValueRange a) {
-          Value shifted = arith::SubFOp::create(nb, nl, toF32(nb, nl, a[0]), a[1]);
+          Value shifted =
+              arith::SubFOp::create(nb, nl, toF32(nb, nl, a[0]), a[1]);
           linalg::YieldOp::create(nb, nl,
                                   Value(math::ExpOp::create(nb, nl, shifted)));
         })[0];
     Value sums = rowReduce.build(
-        exps, {{0, 1}}, filledTensor(b, loc, {tokens}, b.getF32FloatAttr(0)), {{0}},
-        [&](OpBuilder &nb, Location nl, ValueRange a) {
-          linalg::YieldOp::create(nb, nl,
-                                  Value(arith::AddFOp::create(nb, nl, a[1], a[0])));
+        exps, {{0, 1}}, filledTensor(b, loc, {tokens}, b.getF32FloatAttr(0)),
+        {{0}}, [&](OpBuilder &nb, Location nl, ValueRange a) {
+          linalg::YieldOp::create(
+              nb, nl, Value(arith::AddFOp::create(nb, nl, a[1], a[0])));
         })[0];
     Value probs = elementwise2.build(
         ValueRange{exps, sums}, {{0, 1}, {0}},
         Value(tensor::EmptyOp::create(b, loc, te, f32)), {{0, 1}},
         [&](OpBuilder &nb, Location nl, ValueRange a) {
-          linalg::YieldOp::create(nb, nl,
-                                  Value(arith::DivFOp::create(nb, nl, a[0], a[1])));
+          linalg::YieldOp::create(
+              nb, nl, Value(arith::DivFOp::create(nb, nl, a[0], a[1])));
         })[0];
 
     // rank[t, e] = #experts that come before e: more probable, or equally
@@ -92,15 +94,15 @@ struct RouterLowering : OpRewritePattern<RouterOp> {
               nb, nl, arith::CmpFPredicate::OGT, other, mine);
           Value tie = arith::CmpFOp::create(nb, nl, arith::CmpFPredicate::OEQ,
                                             other, mine);
-          Value lower = arith::CmpIOp::create(
-              nb, nl, arith::CmpIPredicate::ult,
-              linalg::IndexOp::create(nb, nl, 2),
-              linalg::IndexOp::create(nb, nl, 1));
+          Value lower =
+              arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::ult,
+                                    linalg::IndexOp::create(nb, nl, 2),
+                                    linalg::IndexOp::create(nb, nl, 1));
           Value first = arith::OrIOp::create(
               nb, nl, before, arith::AndIOp::create(nb, nl, tie, lower));
           Value one = arith::ExtUIOp::create(nb, nl, i32, first);
-          linalg::YieldOp::create(nb, nl,
-                                  Value(arith::AddIOp::create(nb, nl, a[2], one)));
+          linalg::YieldOp::create(
+              nb, nl, Value(arith::AddIOp::create(nb, nl, a[2], one)));
         })[0];
 
     // The expert of rank j < K and its probability, per token.
@@ -120,13 +122,13 @@ struct RouterLowering : OpRewritePattern<RouterOp> {
     Value sortedIds = sorted[0], sortedProbs = sorted[1];
 
     // Counts from the policy, lowered by the per-token caps.
-    Value counts =
-        policy.buildExpertCounts(b, loc, sortedProbs, numExperts);
+    Value counts = policy.buildExpertCounts(b, loc, sortedProbs, numExperts);
     if (Value caps = op.getCaps()) {
       GenericBuilder elementwise1{b, loc, {kParallel}};
       counts = elementwise1.build(
           ValueRange{counts, caps}, {{0}, {0}},
-          Value(tensor::EmptyOp::create(b, loc, ArrayRef<OpFoldResult>{tokens}, i32)),
+          Value(tensor::EmptyOp::create(b, loc, ArrayRef<OpFoldResult>{tokens},
+                                        i32)),
           {{0}}, [&](OpBuilder &nb, Location nl, ValueRange a) {
             Value zero = arith::ConstantIntOp::create(nb, nl, 0, 32);
             Value cap = arith::MaxSIOp::create(nb, nl, a[1], zero);
@@ -147,7 +149,8 @@ struct RouterLowering : OpRewritePattern<RouterOp> {
                 nb, nl, arith::CmpIPredicate::slt, indexAsI32(nb, nl, 1), a[1]);
             Value sum = arith::AddFOp::create(nb, nl, a[2], a[0]);
             linalg::YieldOp::create(
-                nb, nl, Value(arith::SelectOp::create(nb, nl, used, sum, a[2])));
+                nb, nl,
+                Value(arith::SelectOp::create(nb, nl, used, sum, a[2])));
           })[0];
 
     SmallVector<Value> ins{sortedIds, sortedProbs, counts};
@@ -161,14 +164,14 @@ struct RouterLowering : OpRewritePattern<RouterOp> {
         ValueRange{tensor::EmptyOp::create(b, loc, tk, i32),
                    tensor::EmptyOp::create(b, loc, tk, f32)},
         {{0, 1}, {0, 1}}, [&](OpBuilder &nb, Location nl, ValueRange a) {
-          Value used = arith::CmpIOp::create(
-              nb, nl, arith::CmpIPredicate::slt, indexAsI32(nb, nl, 1), a[2]);
+          Value used = arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::slt,
+                                             indexAsI32(nb, nl, 1), a[2]);
           Value weight = a[1];
           if (normalize)
             weight = arith::DivFOp::create(nb, nl, weight, a[3]);
           Value none = arith::ConstantIntOp::create(nb, nl, -1, 32);
-          Value zero =
-              arith::ConstantFloatOp::create(nb, nl, nb.getF32Type(), APFloat(0.0f));
+          Value zero = arith::ConstantFloatOp::create(nb, nl, nb.getF32Type(),
+                                                      APFloat(0.0f));
           linalg::YieldOp::create(
               nb, nl,
               ValueRange{arith::SelectOp::create(nb, nl, used, a[0], none),
