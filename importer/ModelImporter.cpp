@@ -1,0 +1,392 @@
+//===- ModelImporter.cpp - a model description to the moe dialect ---------===//
+
+#include "importer/ModelImporter.h"
+
+#include "dialect/DenseBuilder.h"
+#include "dialect/LoweringUtils.h"
+#include "dialect/MoeAttrs.h"
+#include "dialect/MoeDialect.h"
+#include "dialect/MoeOps.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/Builders.h"
+
+#include <cmath>
+
+using namespace mlir;
+using namespace mlir::moe;
+using namespace moec;
+
+namespace {
+
+constexpr auto kParallel = utils::IteratorType::parallel;
+constexpr auto kReduction = utils::IteratorType::reduction;
+
+class Importer {
+public:
+  Importer(MLIRContext &ctx, const ModelConfig &config, WeightType weightType,
+           StringRef configName)
+      : ctx(ctx), config(config), b(&ctx),
+        fileLoc(FileLineColLoc::get(&ctx, configName, 1, 1)), loc(fileLoc),
+        weightElement(weightType == WeightType::BF16
+                          ? Type(b.getBF16Type())
+                          : Type(b.getF32Type())) {}
+
+  OwningOpRef<ModuleOp> run();
+
+private:
+  /// A new parameter of the forward function, read from tensor `name`.
+  Value param(const std::string &name, ArrayRef<int64_t> shape) {
+    auto type = RankedTensorType::get(shape, weightElement);
+    paramNames.push_back(name);
+    return body->addArgument(type, fileLoc);
+  }
+
+  /// Names the ops built from now on after a part of the model.
+  void at(const std::string &part) {
+    loc = NameLoc::get(b.getStringAttr(part), fileLoc);
+  }
+
+  DenseBuilder dense() { return DenseBuilder{b, loc}; }
+
+  Value embed(Value flatTokens, Value table);
+  Value rmsNorm(Value x, Value weight);
+  Value rope(Value x);
+  Value attention(const std::string &prefix, Value h);
+  Value moeBlock(int64_t layer, Value h);
+  RoutingPolicyAttrInterface policyFor(int64_t numExperts);
+
+  /// `[N, heads * Dh]` as `[B, T, heads, Dh]`, and back.
+  Value toHeads(Value x, int64_t heads);
+  Value fromHeads(Value x);
+
+  MLIRContext &ctx;
+  const ModelConfig &config;
+  OpBuilder b;
+  Location fileLoc, loc;
+  Type weightElement;
+  Block *body = nullptr;
+  std::vector<std::string> paramNames;
+  Value batch, seqLen; // index values: B and T
+};
+
+Value Importer::embed(Value flatTokens, Value table) {
+  int64_t d = config.hiddenSize;
+  Value init = tensor::EmptyOp::create(
+      b, loc,
+      ArrayRef<OpFoldResult>{tensor::getMixedSize(b, loc, flatTokens, 0),
+                             b.getIndexAttr(d)},
+      b.getF32Type());
+  GenericBuilder gen{b, loc, {kParallel, kParallel}};
+  return gen.build(
+      flatTokens, {{0}}, init, {{0, 1}},
+      [&](OpBuilder &nb, Location nl, ValueRange a) {
+        Value row =
+            arith::IndexCastOp::create(nb, nl, nb.getIndexType(), a[0]);
+        Value col = linalg::IndexOp::create(nb, nl, 1);
+        Value v = tensor::ExtractOp::create(nb, nl, table, ValueRange{row, col});
+        if (!v.getType().isF32())
+          v = arith::ExtFOp::create(nb, nl, nb.getF32Type(), v);
+        linalg::YieldOp::create(nb, nl, v);
+      })[0];
+}
+
+Value Importer::rmsNorm(Value x, Value weight) {
+  int64_t d = config.hiddenSize;
+  OpFoldResult rows = tensor::getMixedSize(b, loc, x, 0);
+  GenericBuilder reduce{b, loc, {kParallel, kReduction}};
+  Value sumSquares =
+      reduce.build(x, {{0, 1}}, filledTensor(b, loc, {rows}, b.getF32FloatAttr(0)),
+                   {{0}}, [&](OpBuilder &nb, Location nl, ValueRange a) {
+                     Value sq = arith::MulFOp::create(nb, nl, a[0], a[0]);
+                     linalg::YieldOp::create(
+                         nb, nl, Value(arith::AddFOp::create(nb, nl, a[1], sq)));
+                   })[0];
+  GenericBuilder scale{b, loc, {kParallel, kParallel}};
+  Value init = tensor::EmptyOp::create(b, loc, tensor::getMixedSizes(b, loc, x),
+                                       b.getF32Type());
+  return scale.build(
+      ValueRange{x, sumSquares, weight}, {{0, 1}, {0}, {1}}, init, {{0, 1}},
+      [&](OpBuilder &nb, Location nl, ValueRange a) {
+        Type f32 = nb.getF32Type();
+        Value mean = arith::DivFOp::create(
+            nb, nl, a[1],
+            arith::ConstantOp::create(nb, nl, nb.getFloatAttr(f32, d)));
+        Value eps = arith::ConstantOp::create(
+            nb, nl,
+            nb.getFloatAttr(f32, static_cast<float>(config.rmsNormEps)));
+        Value inv = math::RsqrtOp::create(
+            nb, nl, arith::AddFOp::create(nb, nl, mean, eps));
+        Value w = a[2];
+        if (!w.getType().isF32())
+          w = arith::ExtFOp::create(nb, nl, f32, w);
+        Value normed = arith::MulFOp::create(nb, nl, a[0], inv);
+        linalg::YieldOp::create(
+            nb, nl, Value(arith::MulFOp::create(nb, nl, normed, w)));
+      })[0];
+}
+
+/// Rotary embedding in the rotate-half convention on `[B, T, heads, Dh]`:
+/// element i < Dh/2 pairs with i + Dh/2, at angle t * theta^(-2i/Dh). The
+/// frequencies are computed here in f32, as Hugging Face does.
+Value Importer::rope(Value x) {
+  int64_t dh = config.headDim, half = dh / 2;
+  SmallVector<float> invFreq;
+  for (int64_t i = 0; i < half; ++i)
+    invFreq.push_back(
+        1.0f / std::pow(static_cast<float>(config.ropeTheta),
+                        static_cast<float>(2 * i) / static_cast<float>(dh)));
+  auto freqType = RankedTensorType::get({half}, b.getF32Type());
+  Value freqs = arith::ConstantOp::create(
+      b, loc, DenseElementsAttr::get(freqType, ArrayRef<float>(invFreq)));
+  Value init = tensor::EmptyOp::create(b, loc, tensor::getMixedSizes(b, loc, x),
+                                       b.getF32Type());
+  GenericBuilder gen{b, loc, {kParallel, kParallel, kParallel, kParallel}};
+  return gen.build(
+      x, {{0, 1, 2, 3}}, init, {{0, 1, 2, 3}},
+      [&](OpBuilder &nb, Location nl, ValueRange a) {
+        Type f32 = nb.getF32Type();
+        Value bi = linalg::IndexOp::create(nb, nl, 0);
+        Value t = linalg::IndexOp::create(nb, nl, 1);
+        Value h = linalg::IndexOp::create(nb, nl, 2);
+        Value d = linalg::IndexOp::create(nb, nl, 3);
+        Value halfV = arith::ConstantIndexOp::create(nb, nl, half);
+        Value low = arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::ult, d,
+                                          halfV);
+        Value i = arith::RemUIOp::create(nb, nl, d, halfV);
+        Value partnerIndex = arith::SelectOp::create(
+            nb, nl, low, arith::AddIOp::create(nb, nl, d, halfV),
+            arith::SubIOp::create(nb, nl, d, halfV));
+        Value partner = tensor::ExtractOp::create(
+            nb, nl, x, ValueRange{bi, t, h, partnerIndex});
+        Value freq = tensor::ExtractOp::create(nb, nl, freqs, ValueRange{i});
+        Value pos = arith::UIToFPOp::create(
+            nb, nl, f32,
+            arith::IndexCastUIOp::create(nb, nl, nb.getI64Type(), t));
+        Value angle = arith::MulFOp::create(nb, nl, pos, freq);
+        Value c = math::CosOp::create(nb, nl, angle);
+        Value s = math::SinOp::create(nb, nl, angle);
+        // rotate_half(x) = cat(-x[half:], x[:half]).
+        Value rotated = arith::SelectOp::create(
+            nb, nl, low, arith::NegFOp::create(nb, nl, partner), partner);
+        Value out = arith::AddFOp::create(
+            nb, nl, arith::MulFOp::create(nb, nl, a[0], c),
+            arith::MulFOp::create(nb, nl, rotated, s));
+        linalg::YieldOp::create(nb, nl, out);
+      })[0];
+}
+
+Value Importer::toHeads(Value x, int64_t heads) {
+  auto type = RankedTensorType::get({ShapedType::kDynamic, ShapedType::kDynamic,
+                                     heads, config.headDim},
+                                    b.getF32Type());
+  return tensor::ExpandShapeOp::create(
+      b, loc, type, x, ArrayRef<ReassociationIndices>{{0, 1}, {2, 3}},
+      ArrayRef<OpFoldResult>{batch, seqLen, b.getIndexAttr(heads),
+                             b.getIndexAttr(config.headDim)});
+}
+
+Value Importer::fromHeads(Value x) {
+  return tensor::CollapseShapeOp::create(
+      b, loc, x, ArrayRef<ReassociationIndices>{{0, 1}, {2, 3}});
+}
+
+Value Importer::attention(const std::string &prefix, Value h) {
+  int64_t d = config.hiddenSize, dh = config.headDim;
+  int64_t heads = config.numHeads, kvHeads = config.numKVHeads;
+  bool bias = config.modelType == ModelType::Qwen2Moe;
+  DenseBuilder db = dense();
+  auto project = [&](StringRef name, int64_t outHeads) {
+    std::string base = prefix + "self_attn." + name.str();
+    Value w = param(base + ".weight", {outHeads * dh, d});
+    if (bias)
+      return db.affine(h, w, param(base + ".bias", {outHeads * dh}));
+    return db.linear(h, w);
+  };
+  Value q = rope(toHeads(project("q_proj", heads), heads));
+  Value k = rope(toHeads(project("k_proj", kvHeads), kvHeads));
+  Value v = toHeads(project("v_proj", kvHeads), kvHeads);
+
+  Value o;
+  const AttentionConfig &attn = config.attention;
+  switch (attn.kind) {
+  case AttentionKind::Full:
+    o = AttentionOp::create(b, loc, q.getType(), q, k, v, IntegerAttr());
+    break;
+  case AttentionKind::Sliding:
+    o = AttentionOp::create(b, loc, q.getType(), q, k, v,
+                            b.getI64IntegerAttr(attn.window));
+    break;
+  case AttentionKind::Grouped:
+    o = GroupedAttentionOp::create(b, loc, q.getType(), q, k, v,
+                                   attn.groupSize, attn.window);
+    break;
+  }
+  return db.linear(fromHeads(o),
+                   param(prefix + "self_attn.o_proj.weight", {d, heads * dh}));
+}
+
+RoutingPolicyAttrInterface Importer::policyFor(int64_t numExperts) {
+  const RoutingConfig &r = config.routing;
+  switch (r.policy) {
+  case RoutingPolicy::TopK:
+    return TopKAttr::get(&ctx, std::min(config.expertsPerToken, numExperts),
+                         config.normalizeTopK);
+  case RoutingPolicy::TopP:
+    return TopPAttr::get(&ctx, APFloat(r.threshold), r.maxExperts,
+                         r.normalize);
+  case RoutingPolicy::Threshold:
+    return ThresholdAttr::get(&ctx, APFloat(r.threshold), r.maxExperts,
+                              r.normalize);
+  }
+  llvm_unreachable("unknown routing policy");
+}
+
+Value Importer::moeBlock(int64_t layer, Value h) {
+  int64_t d = config.hiddenSize;
+  std::string prefix = config.moeBlockPrefix(layer) + ".";
+  bool mixtral = config.modelType == ModelType::Mixtral;
+
+  int64_t numExperts = config.numExperts;
+  if (const std::optional<ExpertScheduleConfig> &s = config.expertSchedule) {
+    auto kind = symbolizeExpertScheduleKind(s->kind);
+    auto schedule = ExpertScheduleAttr::get(&ctx, *kind, s->minExperts,
+                                            s->maxExperts, s->period);
+    numExperts = schedule.getNumExperts(layer, config.numLayers);
+  }
+  int64_t heads = config.multiHeadHeads.value_or(1);
+  int64_t dr = d / heads, f = config.expertIntermediateSize;
+
+  StringRef w1Name = mixtral ? "w1" : "gate_proj";
+  StringRef w3Name = mixtral ? "w3" : "up_proj";
+  StringRef w2Name = mixtral ? "w2" : "down_proj";
+  auto expert = [&](StringRef name, ArrayRef<int64_t> shape) {
+    SmallVector<int64_t> stacked{numExperts};
+    stacked.append(shape.begin(), shape.end());
+    return param(prefix + "experts.{e}." + name.str() + ".weight", stacked);
+  };
+  Value gate = param(prefix + "gate.weight", {numExperts, dr});
+  Value w1 = expert(w1Name, {f, dr});
+  Value w3 = expert(w3Name, {f, dr});
+  Value w2 = expert(w2Name, {dr, f});
+
+  IntegerAttr headsAttr;
+  Value headW, headB, mergeW, mergeB;
+  if (config.multiHeadHeads) {
+    headsAttr = b.getI64IntegerAttr(heads);
+    headW = param(prefix + "multi_head.weight", {d, d});
+    headB = param(prefix + "multi_head.bias", {d});
+    mergeW = param(prefix + "merge.weight", {d, d});
+    mergeB = param(prefix + "merge.bias", {d});
+  }
+  Value sharedW1, sharedW3, sharedW2, sharedGate;
+  if (!mixtral) {
+    int64_t fs = config.sharedExpertIntermediateSize;
+    sharedW1 = param(prefix + "shared_expert.gate_proj.weight", {fs, d});
+    sharedW3 = param(prefix + "shared_expert.up_proj.weight", {fs, d});
+    sharedW2 = param(prefix + "shared_expert.down_proj.weight", {d, fs});
+    sharedGate = param(prefix + "shared_expert_gate.weight", {1, d});
+  }
+  Value shallow[3], deep[3];
+  if (const std::optional<DualScaleConfig> &dual = config.dualScale) {
+    auto swigluExpert = [&](StringRef name, int64_t size, Value (&w)[3]) {
+      std::string base = prefix + name.str() + ".";
+      w[0] = param(base + "w1.weight", {size, d});
+      w[1] = param(base + "w3.weight", {size, d});
+      w[2] = param(base + "w2.weight", {d, size});
+    };
+    swigluExpert("shallow_expert", dual->shallowIntermediateSize, shallow);
+    swigluExpert("deep_expert", dual->deepIntermediateSize, deep);
+  }
+  Value complexityW, complexityB;
+  FloatAttr level;
+  IntegerAttr simpleMax;
+  if (const std::optional<AdaptiveRoutingConfig> &adr =
+          config.adaptiveRouting) {
+    complexityW = param(prefix + "complexity_gate.weight", {1, d});
+    complexityB = param(prefix + "complexity_gate.bias", {1});
+    level = b.getF64FloatAttr(adr->levelThreshold);
+    simpleMax = b.getI64IntegerAttr(adr->simpleMaxExperts);
+  }
+  return MoeBlockOp::create(
+      b, loc, h.getType(), h, gate, w1, w3, w2, policyFor(numExperts),
+      headsAttr, headW, headB, mergeW, mergeB, sharedW1, sharedW3, sharedW2,
+      sharedGate, shallow[0], shallow[1], shallow[2], deep[0], deep[1],
+      deep[2], complexityW, complexityB, level, simpleMax);
+}
+
+OwningOpRef<ModuleOp> Importer::run() {
+  ctx.loadDialect<MoeDialect, arith::ArithDialect, func::FuncDialect,
+                  linalg::LinalgDialect, math::MathDialect,
+                  tensor::TensorDialect>();
+  OwningOpRef<ModuleOp> module = ModuleOp::create(fileLoc);
+  b.setInsertionPointToEnd(module->getBody());
+
+  int64_t d = config.hiddenSize, v = config.vocabSize;
+  auto tokensType = RankedTensorType::get(
+      {ShapedType::kDynamic, ShapedType::kDynamic}, b.getI32Type());
+  auto logitsType = RankedTensorType::get(
+      {ShapedType::kDynamic, ShapedType::kDynamic, v}, b.getF32Type());
+  auto func = func::FuncOp::create(b, fileLoc, "forward",
+                                   b.getFunctionType({tokensType}, {logitsType}));
+  body = func.addEntryBlock();
+  b.setInsertionPointToStart(body);
+  Value tokens = body->getArgument(0);
+
+  at("embedding");
+  batch = tensor::DimOp::create(b, loc, tokens, 0);
+  seqLen = tensor::DimOp::create(b, loc, tokens, 1);
+  Value flatTokens = tensor::CollapseShapeOp::create(
+      b, loc, tokens, ArrayRef<ReassociationIndices>{{0, 1}});
+  Value embedTable = param("model.embed_tokens.weight", {v, d});
+  Value x = embed(flatTokens, embedTable);
+
+  for (int64_t l = 0; l < config.numLayers; ++l) {
+    std::string prefix = "model.layers." + std::to_string(l) + ".";
+    at(prefix + "self_attn");
+    Value h = rmsNorm(x, param(prefix + "input_layernorm.weight", {d}));
+    x = dense().add(x, attention(prefix, h));
+
+    at(prefix + "mlp");
+    h = rmsNorm(x, param(prefix + "post_attention_layernorm.weight", {d}));
+    Value y;
+    if (config.isSparseLayer(l)) {
+      y = moeBlock(l, h);
+    } else {
+      int64_t f = config.denseIntermediateSize;
+      y = dense().swiglu(h, param(prefix + "mlp.gate_proj.weight", {f, d}),
+                         param(prefix + "mlp.up_proj.weight", {f, d}),
+                         param(prefix + "mlp.down_proj.weight", {d, f}));
+    }
+    x = dense().add(x, y);
+  }
+
+  at("lm_head");
+  x = rmsNorm(x, param("model.norm.weight", {d}));
+  Value head = config.tieWordEmbeddings ? embedTable
+                                        : param("lm_head.weight", {v, d});
+  Value logits = dense().linear(x, head);
+  Value shaped = tensor::ExpandShapeOp::create(
+      b, loc, logitsType, logits, ArrayRef<ReassociationIndices>{{0, 1}, {2}},
+      ArrayRef<OpFoldResult>{batch, seqLen, b.getIndexAttr(v)});
+  func::ReturnOp::create(b, loc, shaped);
+
+  func.setFunctionType(
+      b.getFunctionType(body->getArgumentTypes(), {logitsType}));
+  for (auto [i, name] : llvm::enumerate(paramNames))
+    func.setArgAttr(i + 1, kParamAttrName, b.getStringAttr(name));
+  return module;
+}
+
+} // namespace
+
+OwningOpRef<ModuleOp> moec::importModel(MLIRContext &context,
+                                        const ModelConfig &config,
+                                        WeightType weightType,
+                                        StringRef configName) {
+  return Importer(context, config, weightType, configName).run();
+}

@@ -1,0 +1,39 @@
+//===- ModelImporter.h - a model description to the moe dialect -*- C++ -*-===//
+//
+// Builds the forward pass of a ModelConfig as one function on tensors:
+//
+//   func.func @forward(%tokens: tensor<?x?xi32>, %p0: ..., %p1: ...)
+//       -> tensor<?x?xVxf32>
+//
+// `tokens` is [B, T] (both dynamic); every weight is a parameter with a
+// static shape, named by its `moe.param` argument attribute after the
+// Hugging Face tensor it is read from. Stacked expert weights ([E, F, D])
+// name their per-expert tensors with an `{e}` placeholder, which the runtime
+// expands for e = 0 .. E-1. Activations are f32; weights are f32 or bf16.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOEC_IMPORTER_MODELIMPORTER_H
+#define MOEC_IMPORTER_MODELIMPORTER_H
+
+#include "importer/ModelConfig.h"
+
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/OwningOpRef.h"
+
+namespace moec {
+
+enum class WeightType { F32, BF16 };
+
+/// The argument attribute naming a parameter's tensor(s).
+inline constexpr llvm::StringLiteral kParamAttrName = "moe.param";
+
+/// Builds the module; `configName` becomes its location's file name.
+mlir::OwningOpRef<mlir::ModuleOp> importModel(mlir::MLIRContext &context,
+                                              const ModelConfig &config,
+                                              WeightType weightType,
+                                              llvm::StringRef configName);
+
+} // namespace moec
+
+#endif // MOEC_IMPORTER_MODELIMPORTER_H
