@@ -32,9 +32,8 @@ public:
            StringRef configName)
       : ctx(ctx), config(config), b(&ctx),
         fileLoc(FileLineColLoc::get(&ctx, configName, 1, 1)), loc(fileLoc),
-        weightElement(weightType == WeightType::BF16
-                          ? Type(b.getBF16Type())
-                          : Type(b.getF32Type())) {}
+        weightElement(weightType == WeightType::BF16 ? Type(b.getBF16Type())
+                                                     : Type(b.getF32Type())) {}
 
   OwningOpRef<ModuleOp> run();
 
@@ -85,10 +84,10 @@ Value Importer::embed(Value flatTokens, Value table) {
   return gen.build(
       flatTokens, {{0}}, init, {{0, 1}},
       [&](OpBuilder &nb, Location nl, ValueRange a) {
-        Value row =
-            arith::IndexCastOp::create(nb, nl, nb.getIndexType(), a[0]);
+        Value row = arith::IndexCastOp::create(nb, nl, nb.getIndexType(), a[0]);
         Value col = linalg::IndexOp::create(nb, nl, 1);
-        Value v = tensor::ExtractOp::create(nb, nl, table, ValueRange{row, col});
+        Value v =
+            tensor::ExtractOp::create(nb, nl, table, ValueRange{row, col});
         if (!v.getType().isF32())
           v = arith::ExtFOp::create(nb, nl, nb.getF32Type(), v);
         linalg::YieldOp::create(nb, nl, v);
@@ -99,13 +98,13 @@ Value Importer::rmsNorm(Value x, Value weight) {
   int64_t d = config.hiddenSize;
   OpFoldResult rows = tensor::getMixedSize(b, loc, x, 0);
   GenericBuilder reduce{b, loc, {kParallel, kReduction}};
-  Value sumSquares =
-      reduce.build(x, {{0, 1}}, filledTensor(b, loc, {rows}, b.getF32FloatAttr(0)),
-                   {{0}}, [&](OpBuilder &nb, Location nl, ValueRange a) {
-                     Value sq = arith::MulFOp::create(nb, nl, a[0], a[0]);
-                     linalg::YieldOp::create(
-                         nb, nl, Value(arith::AddFOp::create(nb, nl, a[1], sq)));
-                   })[0];
+  Value sumSquares = reduce.build(
+      x, {{0, 1}}, filledTensor(b, loc, {rows}, b.getF32FloatAttr(0)), {{0}},
+      [&](OpBuilder &nb, Location nl, ValueRange a) {
+        Value sq = arith::MulFOp::create(nb, nl, a[0], a[0]);
+        linalg::YieldOp::create(nb, nl,
+                                Value(arith::AddFOp::create(nb, nl, a[1], sq)));
+      })[0];
   GenericBuilder scale{b, loc, {kParallel, kParallel}};
   Value init = tensor::EmptyOp::create(b, loc, tensor::getMixedSizes(b, loc, x),
                                        b.getF32Type());
@@ -155,8 +154,8 @@ Value Importer::rope(Value x) {
         Value h = linalg::IndexOp::create(nb, nl, 2);
         Value d = linalg::IndexOp::create(nb, nl, 3);
         Value halfV = arith::ConstantIndexOp::create(nb, nl, half);
-        Value low = arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::ult, d,
-                                          halfV);
+        Value low =
+            arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::ult, d, halfV);
         Value i = arith::RemUIOp::create(nb, nl, d, halfV);
         Value partnerIndex = arith::SelectOp::create(
             nb, nl, low, arith::AddIOp::create(nb, nl, d, halfV),
@@ -181,9 +180,9 @@ Value Importer::rope(Value x) {
 }
 
 Value Importer::toHeads(Value x, int64_t heads) {
-  auto type = RankedTensorType::get({ShapedType::kDynamic, ShapedType::kDynamic,
-                                     heads, config.headDim},
-                                    b.getF32Type());
+  auto type = RankedTensorType::get(
+      {ShapedType::kDynamic, ShapedType::kDynamic, heads, config.headDim},
+      b.getF32Type());
   return tensor::ExpandShapeOp::create(
       b, loc, type, x, ArrayRef<ReassociationIndices>{{0, 1}, {2, 3}},
       ArrayRef<OpFoldResult>{batch, seqLen, b.getIndexAttr(heads),
@@ -222,8 +221,8 @@ Value Importer::attention(const std::string &prefix, Value h) {
                             b.getI64IntegerAttr(attn.window));
     break;
   case AttentionKind::Grouped:
-    o = GroupedAttentionOp::create(b, loc, q.getType(), q, k, v,
-                                   attn.groupSize, attn.window);
+    o = GroupedAttentionOp::create(b, loc, q.getType(), q, k, v, attn.groupSize,
+                                   attn.window);
     break;
   }
   return db.linear(fromHeads(o),
@@ -237,8 +236,7 @@ RoutingPolicyAttrInterface Importer::policyFor(int64_t numExperts) {
     return TopKAttr::get(&ctx, std::min(config.expertsPerToken, numExperts),
                          config.normalizeTopK);
   case RoutingPolicy::TopP:
-    return TopPAttr::get(&ctx, APFloat(r.threshold), r.maxExperts,
-                         r.normalize);
+    return TopPAttr::get(&ctx, APFloat(r.threshold), r.maxExperts, r.normalize);
   case RoutingPolicy::Threshold:
     return ThresholdAttr::get(&ctx, APFloat(r.threshold), r.maxExperts,
                               r.normalize);
@@ -293,7 +291,7 @@ Value Importer::moeBlock(int64_t layer, Value h) {
   }
   Value shallow[3], deep[3];
   if (const std::optional<DualScaleConfig> &dual = config.dualScale) {
-    auto swigluExpert = [&](StringRef name, int64_t size, Value (&w)[3]) {
+    auto swigluExpert = [&](StringRef name, int64_t size, Value(&w)[3]) {
       std::string base = prefix + name.str() + ".";
       w[0] = param(base + "w1.weight", {size, d});
       w[1] = param(base + "w3.weight", {size, d});
@@ -315,8 +313,8 @@ Value Importer::moeBlock(int64_t layer, Value h) {
   return MoeBlockOp::create(
       b, loc, h.getType(), h, gate, w1, w3, w2, policyFor(numExperts),
       headsAttr, headW, headB, mergeW, mergeB, sharedW1, sharedW3, sharedW2,
-      sharedGate, shallow[0], shallow[1], shallow[2], deep[0], deep[1],
-      deep[2], complexityW, complexityB, level, simpleMax);
+      sharedGate, shallow[0], shallow[1], shallow[2], deep[0], deep[1], deep[2],
+      complexityW, complexityB, level, simpleMax);
 }
 
 OwningOpRef<ModuleOp> Importer::run() {
@@ -331,8 +329,8 @@ OwningOpRef<ModuleOp> Importer::run() {
       {ShapedType::kDynamic, ShapedType::kDynamic}, b.getI32Type());
   auto logitsType = RankedTensorType::get(
       {ShapedType::kDynamic, ShapedType::kDynamic, v}, b.getF32Type());
-  auto func = func::FuncOp::create(b, fileLoc, "forward",
-                                   b.getFunctionType({tokensType}, {logitsType}));
+  auto func = func::FuncOp::create(
+      b, fileLoc, "forward", b.getFunctionType({tokensType}, {logitsType}));
   body = func.addEntryBlock();
   b.setInsertionPointToStart(body);
   Value tokens = body->getArgument(0);
@@ -367,8 +365,8 @@ OwningOpRef<ModuleOp> Importer::run() {
 
   at("lm_head");
   x = rmsNorm(x, param("model.norm.weight", {d}));
-  Value head = config.tieWordEmbeddings ? embedTable
-                                        : param("lm_head.weight", {v, d});
+  Value head =
+      config.tieWordEmbeddings ? embedTable : param("lm_head.weight", {v, d});
   Value logits = dense().linear(x, head);
   Value shaped = tensor::ExpandShapeOp::create(
       b, loc, logitsType, logits, ArrayRef<ReassociationIndices>{{0, 1}, {2}},

@@ -11,7 +11,7 @@ from lit.llvm.subst import ToolSubst
 
 config.name = "MOEC"
 config.test_format = lit.formats.ShTest(not llvm_config.use_lit_shell)
-config.suffixes = [".mlir"]
+config.suffixes = [".mlir", ".test"]
 config.excludes = ["CMakeLists.txt", "lit.cfg.py", "lit.site.cfg.py", "lib", "utils"]
 config.test_source_root = os.path.dirname(__file__)
 config.test_exec_root = os.path.join(config.moec_obj_root, "test")
@@ -40,6 +40,7 @@ config.substitutions.append(
 
 tools = [
     ToolSubst("moec-opt", unresolved="fatal"),
+    ToolSubst("moec", unresolved="fatal"),
     ToolSubst("mlir-runner", unresolved="fatal"),
     ToolSubst("mlir-translate", unresolved="fatal"),
     ToolSubst("llvm-readelf", unresolved="fatal"),

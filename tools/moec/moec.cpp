@@ -50,12 +50,12 @@ cl::opt<moec::WeightType> dtype(
     cl::cat(category));
 cl::opt<Emit> emit(
     "emit", cl::desc("What to write to the output"), cl::init(Emit::Exe),
-    cl::values(
-        clEnumValN(Emit::Mlir, "mlir", "the imported moe-dialect module"),
-        clEnumValN(Emit::Llvm, "llvm", "LLVM IR of the compiled model"),
-        clEnumValN(Emit::Obj, "obj", "a native object file"),
-        clEnumValN(Emit::Exe, "exe", "an executable (default)"),
-        clEnumValN(Emit::Lib, "lib", "a shared library with a C API")),
+    cl::values(clEnumValN(Emit::Mlir, "mlir",
+                          "the imported moe-dialect module"),
+               clEnumValN(Emit::Llvm, "llvm", "LLVM IR of the compiled model"),
+               clEnumValN(Emit::Obj, "obj", "a native object file"),
+               clEnumValN(Emit::Exe, "exe", "an executable (default)"),
+               clEnumValN(Emit::Lib, "lib", "a shared library with a C API")),
     cl::cat(category));
 cl::opt<bool> verbose("v", cl::desc("Print each stage and its time"),
                       cl::cat(category));
@@ -129,8 +129,8 @@ int compile() {
 int main(int argc, char **argv) {
   InitLLVM init(argc, argv);
   if (argc < 2 || StringRef(argv[1]) != "compile") {
-    if (argc >= 2 && (StringRef(argv[1]) == "--help" ||
-                      StringRef(argv[1]) == "-h")) {
+    if (argc >= 2 &&
+        (StringRef(argv[1]) == "--help" || StringRef(argv[1]) == "-h")) {
       outs() << "USAGE: moec compile <config.json> -o <output> [options]\n"
                 "Run `moec compile --help` for the options.\n";
       return 0;
