@@ -10,10 +10,13 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Builders.h"
+
+#include "llvm/Support/JSON.h"
 
 #include <cmath>
 
@@ -373,6 +376,8 @@ OwningOpRef<ModuleOp> Importer::run() {
       ArrayRef<OpFoldResult>{batch, seqLen, b.getIndexAttr(v)});
   func::ReturnOp::create(b, loc, shaped);
 
+  // The runtime calls the model through its C interface.
+  func->setAttr(LLVM::LLVMDialect::getEmitCWrapperAttrName(), b.getUnitAttr());
   func.setFunctionType(
       b.getFunctionType(body->getArgumentTypes(), {logitsType}));
   for (auto [i, name] : llvm::enumerate(paramNames))
@@ -387,4 +392,28 @@ OwningOpRef<ModuleOp> moec::importModel(MLIRContext &context,
                                         WeightType weightType,
                                         StringRef configName) {
   return Importer(context, config, weightType, configName).run();
+}
+
+std::string moec::modelManifest(ModuleOp module, const ModelConfig &config) {
+  auto forward = module.lookupSymbol<func::FuncOp>("forward");
+  llvm::json::Array params;
+  for (unsigned i = 1, e = forward.getNumArguments(); i < e; ++i) {
+    auto type = cast<RankedTensorType>(forward.getArgument(i).getType());
+    llvm::json::Array shape;
+    for (int64_t d : type.getShape())
+      shape.push_back(d);
+    params.push_back(llvm::json::Object{
+        {"name",
+         forward.getArgAttrOfType<StringAttr>(i, kParamAttrName).getValue()},
+        {"dtype", type.getElementType().isF32() ? "F32" : "BF16"},
+        {"shape", std::move(shape)}});
+  }
+  llvm::json::Object manifest{
+      {"format", "moec-model-1"},       {"entry", "forward"},
+      {"vocab_size", config.vocabSize}, {"hidden_size", config.hiddenSize},
+      {"num_layers", config.numLayers}, {"params", std::move(params)}};
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  os << llvm::json::Value(std::move(manifest));
+  return text;
 }

@@ -34,6 +34,11 @@ mlir::OwningOpRef<mlir::ModuleOp> importModel(mlir::MLIRContext &context,
                                               WeightType weightType,
                                               llvm::StringRef configName);
 
+/// The JSON manifest compiled into the model for the runtime: the entry
+/// point, the model's sizes, and every parameter after the token tensor
+/// (name, element type, shape), in argument order.
+std::string modelManifest(mlir::ModuleOp module, const ModelConfig &config);
+
 } // namespace moec
 
 #endif // MOEC_IMPORTER_MODELIMPORTER_H

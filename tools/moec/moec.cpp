@@ -9,19 +9,28 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "codegen/HostCodegen.h"
+#include "codegen/Pipelines.h"
 #include "importer/ModelConfig.h"
 #include "importer/ModelImporter.h"
+
+#include "mlir/Pass/PassManager.h"
 
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/IR/Verifier.h"
 #include "mlir/Support/FileUtilities.h"
 
 #include "llvm/Support/CommandLine.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/FileUtilities.h"
 #include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/Program.h"
 #include "llvm/Support/ToolOutputFile.h"
 #include "llvm/Support/raw_ostream.h"
 
 #include <chrono>
+#include <cstdlib>
 
 using namespace llvm;
 
@@ -84,6 +93,57 @@ private:
   std::chrono::steady_clock::time_point start;
 };
 
+/// Where the model runtime libraries are: `../lib` next to the moec binary,
+/// else the build tree moec was built in.
+std::string runtimeLibDir() {
+  std::string self = sys::fs::getMainExecutable(
+      nullptr, reinterpret_cast<void *>(&runtimeLibDir));
+  SmallString<256> dir(sys::path::parent_path(sys::path::parent_path(self)));
+  sys::path::append(dir, "lib");
+  SmallString<256> probe(dir);
+  sys::path::append(probe, "libmoec_model_runtime.a");
+  return sys::fs::exists(probe) ? std::string(dir) : MOEC_RUNTIME_LIB_DIR;
+}
+
+/// Links `object` with the runtime into the executable `output`, driving
+/// the C++ compiler moec was built with (or $MOEC_CXX).
+int link(StringRef object, StringRef output) {
+  std::string driver = MOEC_CXX_DRIVER;
+  if (const char *env = std::getenv("MOEC_CXX"))
+    driver = env;
+  ErrorOr<std::string> driverPath = sys::findProgramByName(driver);
+  if (!driverPath)
+    return fail("cannot find the linker driver '" + driver +
+                "' (set MOEC_CXX to a C++ compiler)");
+  std::string libDir = runtimeLibDir();
+  std::vector<std::string> args{*driverPath,
+                                object.str(),
+                                "-o",
+                                output.str(),
+                                "-L" + libDir,
+                                "-lmoec_model_runtime",
+                                "-lmoec_safetensors",
+                                "-L" MOEC_OPENMP_LIB_DIR,
+                                "-Wl,-rpath," MOEC_OPENMP_LIB_DIR,
+                                "-lomp",
+                                "-lm"};
+  std::vector<StringRef> argRefs(args.begin(), args.end());
+  if (verbose) {
+    errs() << "moec: link:";
+    for (StringRef a : argRefs)
+      errs() << " " << a;
+    errs() << "\n";
+  }
+  std::string message;
+  int status = sys::ExecuteAndWait(argRefs[0], argRefs, std::nullopt, {}, 0, 0,
+                                   &message);
+  if (status != 0)
+    return fail("linking " + output + " failed" +
+                (message.empty() ? "" : ": " + message) +
+                " (the linker's messages are above)");
+  return 0;
+}
+
 int compile() {
   std::vector<std::string> warnings;
   Expected<moec::ModelConfig> config = [&] {
@@ -106,22 +166,75 @@ int compile() {
       return fail("the imported module does not verify (a moec bug)");
   }
 
-  if (emit != Emit::Mlir)
-    return fail("--emit " +
-                std::string(emit == Emit::Llvm  ? "llvm"
-                            : emit == Emit::Obj ? "obj"
-                            : emit == Emit::Exe ? "exe"
-                                                : "lib") +
-                " is not implemented yet; --emit mlir is");
-
   std::string error;
   std::unique_ptr<ToolOutputFile> output =
       mlir::openOutputFile(outputPath, &error);
   if (!output)
     return fail(outputPath + ": " + error);
-  module->print(output->os());
-  output->keep();
-  return 0;
+  if (emit == Emit::Mlir) {
+    module->print(output->os());
+    output->keep();
+    return 0;
+  }
+  if (emit == Emit::Lib)
+    return fail("--emit lib is not implemented yet; mlir, llvm, obj and exe "
+                "are");
+
+  std::string manifest = moec::modelManifest(*module, *config);
+  {
+    Stage stage("lower");
+    mlir::PassManager pm(&context);
+    if (failed(mlir::applyPassManagerCLOptions(pm)))
+      return fail("bad pass manager options");
+    mlir::moe::buildMoeToCpuPipeline(pm, mlir::moe::CpuPipelineOptions());
+    if (failed(pm.run(*module)))
+      return fail("lowering the model for the CPU failed (a moec bug; the "
+                  "diagnostics above say where)");
+  }
+  llvm::LLVMContext llvmContext;
+  std::unique_ptr<llvm::Module> llvmModule;
+  {
+    Stage stage("translate");
+    auto translated =
+        mlir::moe::translateForHost(*module, llvmContext, "forward", manifest);
+    if (!translated)
+      return fail(toString(translated.takeError()));
+    llvmModule = std::move(*translated);
+  }
+  {
+    Stage stage("optimize");
+    if (Error err = mlir::moe::optimizeForHost(*llvmModule))
+      return fail(toString(std::move(err)));
+  }
+  if (emit == Emit::Llvm) {
+    llvmModule->print(output->os(), nullptr);
+    output->keep();
+    return 0;
+  }
+  if (emit == Emit::Obj) {
+    Stage stage("codegen");
+    if (Error err = mlir::moe::emitHostObject(*llvmModule, output->os()))
+      return fail(toString(std::move(err)));
+    output->keep();
+    return 0;
+  }
+
+  // An executable: the object, in a temporary file, linked with the runtime.
+  SmallString<128> objectPath;
+  int fd;
+  if (std::error_code ec =
+          sys::fs::createTemporaryFile("moec-model", "o", fd, objectPath))
+    return fail("cannot create a temporary object file: " + ec.message());
+  FileRemover removeObject(objectPath);
+  {
+    Stage stage("codegen");
+    raw_fd_ostream object(fd, /*shouldClose=*/true);
+    if (Error err = mlir::moe::emitHostObject(*llvmModule, object))
+      return fail(toString(std::move(err)));
+  }
+  output.reset(); // the linker writes the output itself
+  Stage stage("link");
+  return link(objectPath, outputPath);
 }
 
 } // namespace

@@ -1,0 +1,129 @@
+//===- HostCodegen.cpp - LLVM dialect to a native object ------------------===//
+
+#include "codegen/HostCodegen.h"
+
+#include "mlir/Target/LLVMIR/Dialect/All.h"
+#include "mlir/Target/LLVMIR/Export.h"
+
+#include "llvm/IR/IRBuilder.h"
+#include "llvm/IR/LegacyPassManager.h"
+#include "llvm/MC/TargetRegistry.h"
+#include "llvm/Passes/PassBuilder.h"
+#include "llvm/Support/TargetSelect.h"
+#include "llvm/Target/TargetMachine.h"
+#include "llvm/TargetParser/Host.h"
+#include "llvm/TargetParser/SubtargetFeature.h"
+
+using namespace mlir;
+
+namespace {
+
+/// The host target machine, created once per call (cheap next to codegen).
+llvm::Expected<std::unique_ptr<llvm::TargetMachine>> hostTargetMachine() {
+  static bool initialized = [] {
+    llvm::InitializeNativeTarget();
+    llvm::InitializeNativeTargetAsmPrinter();
+    return true;
+  }();
+  (void)initialized;
+  llvm::Triple triple(llvm::sys::getProcessTriple());
+  std::string error;
+  const llvm::Target *target =
+      llvm::TargetRegistry::lookupTarget(triple, error);
+  if (!target)
+    return llvm::createStringError("no LLVM target for the host (" +
+                                   triple.str() + "): " + error);
+  llvm::SubtargetFeatures features;
+  for (const auto &feature : llvm::sys::getHostCPUFeatures())
+    features.AddFeature(feature.getKey(), feature.getValue());
+  llvm::TargetOptions options;
+  std::unique_ptr<llvm::TargetMachine> machine(target->createTargetMachine(
+      triple, llvm::sys::getHostCPUName(), features.getString(), options,
+      llvm::Reloc::PIC_, std::nullopt, llvm::CodeGenOptLevel::Aggressive));
+  if (!machine)
+    return llvm::createStringError("cannot create a target machine for " +
+                                   triple.str());
+  return std::move(machine);
+}
+
+} // namespace
+
+llvm::Expected<std::unique_ptr<llvm::Module>>
+moe::translateForHost(ModuleOp module, llvm::LLVMContext &context,
+                      llvm::StringRef entry, llvm::StringRef manifest) {
+  DialectRegistry registry;
+  registerAllToLLVMIRTranslations(registry);
+  module->getContext()->appendDialectRegistry(registry);
+  std::unique_ptr<llvm::Module> llvmModule =
+      translateModuleToLLVMIR(module, context, "moec_model");
+  if (!llvmModule)
+    return llvm::createStringError("translation to LLVM IR failed");
+
+  std::string cInterface = ("_mlir_ciface_" + entry).str();
+  llvm::Function *callee = llvmModule->getFunction(cInterface);
+  if (!callee)
+    return llvm::createStringError("no function '" + cInterface +
+                                   "' (is llvm.emit_c_interface set?)");
+
+  // <entry>_packed(void **args): unpacks the descriptor pointers.
+  llvm::Type *ptr = llvm::PointerType::getUnqual(context);
+  auto *packed = llvm::Function::Create(
+      llvm::FunctionType::get(llvm::Type::getVoidTy(context), {ptr}, false),
+      llvm::GlobalValue::ExternalLinkage, (entry + "_packed").str(),
+      *llvmModule);
+  llvm::IRBuilder<> b(llvm::BasicBlock::Create(context, "entry", packed));
+  llvm::SmallVector<llvm::Value *> args;
+  for (unsigned i = 0, e = callee->arg_size(); i < e; ++i) {
+    llvm::Value *slot = b.CreateConstGEP1_64(ptr, packed->getArg(0), i);
+    args.push_back(b.CreateLoad(ptr, slot));
+  }
+  b.CreateCall(callee, args);
+  b.CreateRetVoid();
+
+  llvm::Constant *text =
+      llvm::ConstantDataArray::getString(context, manifest, /*AddNull=*/true);
+  new llvm::GlobalVariable(*llvmModule, text->getType(), /*isConstant=*/true,
+                           llvm::GlobalValue::ExternalLinkage, text,
+                           "moec_model_manifest");
+  return llvmModule;
+}
+
+llvm::Error moe::optimizeForHost(llvm::Module &module) {
+  llvm::Expected<std::unique_ptr<llvm::TargetMachine>> machine =
+      hostTargetMachine();
+  if (!machine)
+    return machine.takeError();
+  module.setDataLayout((*machine)->createDataLayout());
+  module.setTargetTriple((*machine)->getTargetTriple());
+
+  llvm::LoopAnalysisManager lam;
+  llvm::FunctionAnalysisManager fam;
+  llvm::CGSCCAnalysisManager cgam;
+  llvm::ModuleAnalysisManager mam;
+  llvm::PassBuilder builder(machine->get());
+  builder.registerModuleAnalyses(mam);
+  builder.registerCGSCCAnalyses(cgam);
+  builder.registerFunctionAnalyses(fam);
+  builder.registerLoopAnalyses(lam);
+  builder.crossRegisterProxies(lam, fam, cgam, mam);
+  llvm::ModulePassManager passes =
+      builder.buildPerModuleDefaultPipeline(llvm::OptimizationLevel::O3);
+  passes.run(module, mam);
+  return llvm::Error::success();
+}
+
+llvm::Error moe::emitHostObject(llvm::Module &module,
+                                llvm::raw_pwrite_stream &os) {
+  llvm::Expected<std::unique_ptr<llvm::TargetMachine>> machine =
+      hostTargetMachine();
+  if (!machine)
+    return machine.takeError();
+  module.setDataLayout((*machine)->createDataLayout());
+  module.setTargetTriple((*machine)->getTargetTriple());
+  llvm::legacy::PassManager passes;
+  if ((*machine)->addPassesToEmitFile(passes, os, nullptr,
+                                      llvm::CodeGenFileType::ObjectFile))
+    return llvm::createStringError("the host target cannot emit objects");
+  passes.run(module);
+  return llvm::Error::success();
+}

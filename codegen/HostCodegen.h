@@ -1,0 +1,42 @@
+//===- HostCodegen.h - LLVM dialect to a native object ----------*- C++ -*-===//
+//
+// The ahead-of-time half of the CPU target: the LLVM dialect module that
+// moe-to-cpu-pipeline produces is translated to LLVM IR, given an entry
+// point the runtime can call without knowing the parameter list, optimised
+// at -O3 for the host CPU, and written as an object file.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOEC_CODEGEN_HOSTCODEGEN_H
+#define MOEC_CODEGEN_HOSTCODEGEN_H
+
+#include "mlir/IR/BuiltinOps.h"
+
+#include "llvm/IR/LLVMContext.h"
+#include "llvm/IR/Module.h"
+#include "llvm/Support/Error.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <memory>
+
+namespace mlir::moe {
+
+/// Translates `module` (LLVM dialect only) to LLVM IR for the host and adds:
+///  * `void <entry>_packed(void **args)`, which calls the C interface of
+///    `entry` (`_mlir_ciface_<entry>`, so the function needs the
+///    `llvm.emit_c_interface` attribute) with args[0] as the result's memref
+///    descriptor and args[1..] as the arguments' descriptors;
+///  * `const char moec_model_manifest[]`, holding `manifest`.
+llvm::Expected<std::unique_ptr<llvm::Module>>
+translateForHost(ModuleOp module, llvm::LLVMContext &context,
+                 llvm::StringRef entry, llvm::StringRef manifest);
+
+/// Optimises `module` at -O3 for the host CPU (its name and features).
+llvm::Error optimizeForHost(llvm::Module &module);
+
+/// Writes `module` as a host object file.
+llvm::Error emitHostObject(llvm::Module &module, llvm::raw_pwrite_stream &os);
+
+} // namespace mlir::moe
+
+#endif // MOEC_CODEGEN_HOSTCODEGEN_H
