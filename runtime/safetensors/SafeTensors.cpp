@@ -19,6 +19,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <limits>
 #include <set>
 
@@ -463,4 +465,118 @@ const TensorInfo *moec::safetensors::bindTensor(
     return nullptr;
   }
   return tensor;
+}
+
+//===----------------------------------------------------------------------===//
+// Checkpoint
+//===----------------------------------------------------------------------===//
+
+std::unique_ptr<Checkpoint> Checkpoint::open(const std::string &path,
+                                             std::string &error) {
+  std::unique_ptr<Checkpoint> checkpoint(new Checkpoint());
+  checkpoint->pathName = path;
+  auto fail = [&](const std::string &why) {
+    error = path + ": " + why;
+    return nullptr;
+  };
+  auto addFile = [&](std::unique_ptr<SafeTensorsFile> file) {
+    checkpoint->files.push_back(std::move(file));
+    return checkpoint->files.back().get();
+  };
+
+  bool isIndex = path.size() >= 5 && path.compare(path.size() - 5, 5, ".json") == 0;
+  if (!isIndex) {
+    std::unique_ptr<SafeTensorsFile> file = SafeTensorsFile::open(path, error);
+    if (!file)
+      return nullptr;
+    const SafeTensorsFile *owner = addFile(std::move(file));
+    for (const TensorInfo &tensor : owner->tensors())
+      checkpoint->byName.emplace(tensor.name, std::make_pair(owner, &tensor));
+    return checkpoint;
+  }
+  checkpoint->isIndex = true;
+
+  struct stat status;
+  if (::stat(path.c_str(), &status) != 0)
+    return fail(std::string("cannot open file: ") + std::strerror(errno));
+  if (!S_ISREG(status.st_mode))
+    return fail(S_ISDIR(status.st_mode) ? "is a directory"
+                                        : "is not a regular file");
+  if (uint64_t(status.st_size) > maxHeaderSize)
+    return fail("index is larger than " + std::to_string(maxHeaderSize) +
+                " bytes");
+  std::ifstream stream(path, std::ios::binary);
+  if (!stream)
+    return fail(std::string("cannot open file: ") + std::strerror(errno));
+  std::string text((std::istreambuf_iterator<char>(stream)),
+                   std::istreambuf_iterator<char>());
+  json root = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (root.is_discarded()) {
+    ErrorFinder finder;
+    json::sax_parse(text, &finder);
+    return fail("index is not valid JSON at byte " +
+                std::to_string(finder.position) + ": " + finder.message);
+  }
+  if (!root.is_object())
+    return fail("index is not a JSON object");
+  auto mapIt = root.find("weight_map");
+  if (mapIt == root.end())
+    return fail("index has no weight_map");
+  if (!mapIt->is_object())
+    return fail("index has a weight_map that is not an object");
+
+  // Shards are named relative to the index and must lie beside it.
+  size_t slash = path.rfind('/');
+  std::string directory = slash == std::string::npos ? "" : path.substr(0, slash + 1);
+  std::map<std::string, const SafeTensorsFile *> shards;
+  for (const auto &[tensorName, shard] : mapIt->items()) {
+    std::string tensor = "tensor " + quoteName(tensorName);
+    if (!shard.is_string())
+      return fail("weight_map maps " + tensor + " to a " + shard.type_name() +
+                  ", not a file name");
+    std::string shardName = shard.get<std::string>();
+    if (shardName.empty() || shardName.find('/') != std::string::npos)
+      return fail("weight_map maps " + tensor + " to " + quoteName(shardName) +
+                  ", not a file beside the index");
+    const SafeTensorsFile *&file = shards[shardName];
+    if (!file) {
+      std::unique_ptr<SafeTensorsFile> opened =
+          SafeTensorsFile::open(directory + shardName, error);
+      if (!opened)
+        return nullptr;
+      file = addFile(std::move(opened));
+    }
+    const TensorInfo *info = file->find(tensorName);
+    if (!info)
+      return fail("weight_map maps " + tensor + " to " +
+                  quoteName(shardName) + ", which does not hold it");
+    checkpoint->byName.emplace(tensorName, std::make_pair(file, info));
+  }
+  return checkpoint;
+}
+
+std::pair<const SafeTensorsFile *, const TensorInfo *>
+Checkpoint::find(std::string_view name) const {
+  auto it = byName.find(name);
+  if (it == byName.end())
+    return {nullptr, nullptr};
+  return it->second;
+}
+
+const std::vector<std::pair<std::string, std::string>> &
+Checkpoint::metadata() const {
+  static const std::vector<std::pair<std::string, std::string>> none;
+  return isIndex || files.empty() ? none : files.front()->metadata();
+}
+
+const TensorInfo *moec::safetensors::bindTensor(
+    const Checkpoint &checkpoint, std::string_view name,
+    const std::vector<DType> &dtypes, const std::vector<int64_t> &shape,
+    std::string &error) {
+  const SafeTensorsFile *file = checkpoint.find(name).first;
+  if (!file) {
+    error = checkpoint.name() + ": missing tensor " + quoteName(name);
+    return nullptr;
+  }
+  return bindTensor(*file, name, dtypes, shape, error);
 }

@@ -21,6 +21,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -113,6 +114,48 @@ private:
 /// its shape is `shape`. Returns the tensor, or null with a one-line `error`
 /// naming the file and the tensor.
 const TensorInfo *bindTensor(const SafeTensorsFile &file, std::string_view name,
+                             const std::vector<DType> &dtypes,
+                             const std::vector<int64_t> &shape,
+                             std::string &error);
+
+/// The weights of a model: one .safetensors file, or the shards that a
+/// sharded checkpoint's index (`model.safetensors.index.json`, whose
+/// `weight_map` maps each tensor to a shard beside the index) lists. Opening
+/// validates the index, every shard, and that each mapped tensor is in its
+/// shard.
+class Checkpoint {
+public:
+  /// Opens `path`: an index when it ends in ".json", else a single file.
+  static std::unique_ptr<Checkpoint> open(const std::string &path,
+                                          std::string &error);
+
+  const std::string &name() const { return pathName; }
+  /// The tensor called `name` and the file holding it, or {null, null}.
+  std::pair<const SafeTensorsFile *, const TensorInfo *>
+  find(std::string_view name) const;
+  /// Every tensor by name, with its file.
+  const std::map<std::string,
+                 std::pair<const SafeTensorsFile *, const TensorInfo *>,
+                 std::less<>> &
+  tensors() const {
+    return byName;
+  }
+  /// The single file's metadata; empty for an index.
+  const std::vector<std::pair<std::string, std::string>> &metadata() const;
+
+private:
+  std::string pathName;
+  std::vector<std::unique_ptr<SafeTensorsFile>> files;
+  std::map<std::string, std::pair<const SafeTensorsFile *, const TensorInfo *>,
+           std::less<>>
+      byName;
+  bool isIndex = false;
+};
+
+/// bindTensor for a checkpoint: a missing tensor is reported against the
+/// checkpoint, a mismatch against the file that holds it.
+const TensorInfo *bindTensor(const Checkpoint &checkpoint,
+                             std::string_view name,
                              const std::vector<DType> &dtypes,
                              const std::vector<int64_t> &shape,
                              std::string &error);

@@ -56,6 +56,20 @@ def entry(name, **fields):
 
 GATE = "model.layers.0.mlp.gate.weight"
 EMBED = "model.embed_tokens.weight"
+SHARD1 = "model-00001-of-00002.safetensors"
+SHARD2 = "model-00002-of-00002.safetensors"
+
+
+def index(weight_map):
+    return json.dumps({"weight_map": weight_map}).encode()
+
+
+BAD_OVERLAP = raw(json.dumps({
+    "a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+    "b": {"dtype": "F32", "shape": [3], "data_offsets": [12, 24]},
+    "c": {"dtype": "F32", "shape": [4], "data_offsets": [8, 24]},
+    "d": {"dtype": "F32", "shape": [0], "data_offsets": [4, 4]},
+}).encode(), bytes(24))
 
 GOOD = {
     "f32.safetensors": good(
@@ -77,6 +91,16 @@ GOOD = {
          [("BOOL", 1), ("U8", 1), ("I8", 1), ("F8_E4M3", 1), ("F8_E5M2", 1),
           ("I16", 2), ("U16", 2), ("F16", 2), ("BF16", 2), ("I32", 4),
           ("U32", 4), ("F32", 4), ("I64", 8), ("U64", 8), ("F64", 8)]]),
+
+    # A sharded checkpoint: an index and the shards its weight_map names.
+    "sharded/model.safetensors.index.json": json.dumps({
+        "metadata": {"total_size": 8320},
+        "weight_map": {EMBED: SHARD1, GATE: SHARD2,
+                       "model.norm.weight": SHARD2}}).encode(),
+    "sharded/" + SHARD1: good([(EMBED, "F32", [4, 8], f32(range(32)))]),
+    "sharded/" + SHARD2: good(
+        [(GATE, "BF16", [8, 128], bf16([1.5] * 1024)),
+         ("model.norm.weight", "F32", [128], f32([1.0] * 128))]),
 }
 
 BAD = {
@@ -134,13 +158,20 @@ BAD = {
         GATE, dtype="F32", shape=[8], data_offsets=[0, 32]),
     "size-mismatch.safetensors": entry(
         GATE, dtype="F32", shape=[2, 3], data_offsets=[0, 16]),
-    "overlap.safetensors": raw(json.dumps({
-        "a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
-        "b": {"dtype": "F32", "shape": [3], "data_offsets": [12, 24]},
-        "c": {"dtype": "F32", "shape": [4], "data_offsets": [8, 24]},
-        "d": {"dtype": "F32", "shape": [0], "data_offsets": [4, 4]},
-    }).encode(), bytes(24)),
+    "overlap.safetensors": BAD_OVERLAP,
     "control-name.safetensors": raw(b'{"bad\\nname": {"shape": []}}'),
+
+    # Broken sharded checkpoints, beside the good one's shards.
+    "sharded/not-json.index.json": b'{"weight_map": ',
+    "sharded/array.index.json": b"[]",
+    "sharded/no-map.index.json": b'{"metadata": {}}',
+    "sharded/map-not-object.index.json": b'{"weight_map": []}',
+    "sharded/shard-not-string.index.json": index({GATE: 2}),
+    "sharded/shard-path.index.json": index({GATE: "../f32.safetensors"}),
+    "sharded/missing-shard.index.json": index({GATE: "nope.safetensors"}),
+    "sharded/wrong-shard.index.json": index({EMBED: SHARD2}),
+    "sharded/bad-shard.index.json": index({"a": "overlap.safetensors"}),
+    "sharded/overlap.safetensors": BAD_OVERLAP,
 }
 
 FILES = {**GOOD, **BAD}
@@ -150,7 +181,9 @@ def main():
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
     for name, content in FILES.items():
-        with open(os.path.join(out, name), "wb") as f:
+        path = os.path.join(out, name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
             f.write(content)
 
 

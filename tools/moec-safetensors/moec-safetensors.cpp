@@ -4,8 +4,9 @@
 //   moec-safetensors FILE --expect NAME:DTYPES:SHAPE ...
 //                                              checks tensors as a model would
 //
-// DTYPES is one dtype or a comma list (F32,BF16); SHAPE is d0xd1x... and
-// empty for a scalar. Bad input gets the reader's one-line error on stderr
+// FILE may be a sharded checkpoint's index (ending in .json). DTYPES is one
+// dtype or a comma list (F32,BF16); SHAPE is d0xd1x... and empty for a
+// scalar. Bad input gets the reader's one-line error on stderr
 // and exit status 1.
 //
 //===----------------------------------------------------------------------===//
@@ -24,7 +25,9 @@ namespace {
 const char *usage =
     "usage: moec-safetensors FILE [--expect NAME:DTYPES:SHAPE]...\n"
     "\n"
-    "Validates a .safetensors file. Without --expect, lists its tensors\n"
+    "Validates a .safetensors file, or a sharded checkpoint's index\n"
+    "(FILE ending in .json, e.g. model.safetensors.index.json) and its\n"
+    "shards. Without --expect, lists its tensors\n"
     "(name, dtype, shape) and metadata. Each --expect checks that tensor\n"
     "NAME exists with one of DTYPES (e.g. F32 or F32,BF16) and shape SHAPE\n"
     "(e.g. 8x128; empty for a scalar), as a compiled model binds its\n"
@@ -112,22 +115,24 @@ int main(int argc, char **argv) {
     exitWithError("moec-safetensors: no file given (see --help)");
 
   std::string error;
-  std::unique_ptr<SafeTensorsFile> file = SafeTensorsFile::open(path, error);
-  if (!file)
+  std::unique_ptr<Checkpoint> checkpoint = Checkpoint::open(path, error);
+  if (!checkpoint)
     exitWithError(error);
 
   if (expectations.empty()) {
-    for (const auto &[key, value] : file->metadata())
+    for (const auto &[key, value] : checkpoint->metadata())
       std::printf("metadata %s %s\n", quoteName(key).c_str(),
                   quoteName(value).c_str());
-    for (const TensorInfo &tensor : file->tensors())
-      std::printf("tensor %s %s %s\n", quoteName(tensor.name).c_str(),
+    for (const auto &[name, entry] : checkpoint->tensors()) {
+      const TensorInfo &tensor = *entry.second;
+      std::printf("tensor %s %s %s\n", quoteName(name).c_str(),
                   std::string(dtypeName(tensor.dtype)).c_str(),
                   formatShape(tensor.shape).c_str());
+    }
     return 0;
   }
   for (const Expectation &expectation : expectations)
-    if (!bindTensor(*file, expectation.name, expectation.dtypes,
+    if (!bindTensor(*checkpoint, expectation.name, expectation.dtypes,
                     expectation.shape, error))
       exitWithError(error);
   return 0;
