@@ -2,6 +2,8 @@
 # Installs moec's build and test dependencies from Debian's packages.
 # The CUDA toolkit (/usr/local/cuda) is optional and not installed here: with
 # it, the tests that assemble sm_90a cubins with ptxas run as well.
+# libclang-rt-22-dev holds libFuzzer and the sanitizer runtimes (the fuzz
+# tests; without it they are not built).
 set -euo pipefail
 
 sudo=""
@@ -12,5 +14,5 @@ $sudo apt-get update
 $sudo apt-get install -y --no-install-recommends \
   cmake ninja-build ccache git python3 python3-numpy \
   llvm-22-dev llvm-22-tools libmlir-22-dev mlir-22-tools \
-  clang-22 lld-22 libomp-22-dev \
+  clang-22 lld-22 libomp-22-dev libclang-rt-22-dev \
   libfmt-dev nlohmann-json3-dev

@@ -41,6 +41,7 @@ config.substitutions.append(
 tools = [
     ToolSubst("moec-opt", unresolved="fatal"),
     ToolSubst("moec", unresolved="fatal"),
+    ToolSubst("moec-safetensors", unresolved="fatal"),
     ToolSubst("mlir-runner", unresolved="fatal"),
     ToolSubst("mlir-translate", unresolved="fatal"),
     ToolSubst("llvm-readelf", unresolved="fatal"),
