@@ -90,7 +90,7 @@ Options parseOptions(int argc, char **argv) {
 /// element type. `{e}` in a name stands for the expert index of a stacked
 /// [E, ...] parameter.
 std::vector<HostTensor> bindParameters(const nlohmann::json &manifest,
-                                       const st::SafeTensorsFile &file) {
+                                       const st::Checkpoint &file) {
   std::vector<HostTensor> params;
   const std::vector<st::DType> accepted{st::DType::F32, st::DType::BF16};
   for (const nlohmann::json &p : manifest.at("params")) {
@@ -132,8 +132,9 @@ int main(int argc, char **argv) {
   int64_t vocab = manifest.at("vocab_size");
 
   std::string error;
-  std::unique_ptr<st::SafeTensorsFile> file =
-      st::SafeTensorsFile::open(options.weights, error);
+  // A .safetensors file, or the index of a sharded checkpoint.
+  std::unique_ptr<st::Checkpoint> file =
+      st::Checkpoint::open(options.weights, error);
   if (!file)
     fail(error);
   std::vector<HostTensor> params = bindParameters(manifest, *file);
