@@ -550,4 +550,5 @@ void mlir::moe::populateMoeToLinalgConversionPatterns(
                RowWeightsLowering, TokenReshapeLowering<SplitTokensOp, true>,
                TokenReshapeLowering<MergeTokensOp, false>>(
       patterns.getContext());
+  populateAttentionToLinalgPatterns(patterns);
 }

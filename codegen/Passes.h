@@ -25,6 +25,11 @@ namespace moe {
 /// Patterns lowering moe kernel ops to linalg/tensor (convert-moe-to-linalg).
 void populateMoeToLinalgConversionPatterns(RewritePatternSet &patterns);
 
+/// Patterns lowering moe.attention and moe.grouped_attention to an scf.forall
+/// over (batch, query, head) with an online softmax per query; part of
+/// convert-moe-to-linalg.
+void populateAttentionToLinalgPatterns(RewritePatternSet &patterns);
+
 #define GEN_PASS_REGISTRATION
 #include "codegen/Passes.h.inc"
 

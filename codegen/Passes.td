@@ -6,7 +6,7 @@
 include "mlir/Pass/PassBase.td"
 
 def ConvertMoeToLinalg : Pass<"convert-moe-to-linalg"> {
-  let summary = "Lower moe kernel ops to linalg, tensor and arith on tensors";
+  let summary = "Lower moe kernel ops to linalg, tensor, scf and arith on tensors";
   let description = [{
     Rewrites the moe ops that have a target-independent lowering into
     destination-passing `linalg.generic` ops on tensors, ready for one-shot
@@ -22,11 +22,19 @@ def ConvertMoeToLinalg : Pass<"convert-moe-to-linalg"> {
     * `moe.combine`: a generic over (token, d, slot) that gathers rows through
       `slot_to_row` and skips unused slots;
     * `moe.split_tokens` / `moe.merge_tokens`: `tensor.expand_shape` and
-      `tensor.collapse_shape`.
+      `tensor.collapse_shape`;
+    * `moe.attention` (full causal or sliding-window) and
+      `moe.grouped_attention` (GMHA): an `scf.forall` over (batch, query,
+      head) whose iterations walk their own keys once with an online softmax
+      (running max, running sum, f32 accumulator in the query's output row),
+      so no score matrix exists and a window or group bound keeps the work
+      per query at most W (plus one summary per earlier group); GMHA's group
+      means are one generic over the complete groups, computed once.
+      Pipelines turn the bufferized forall into an `scf.parallel` with
+      `scf-forall-to-parallel`.
 
-    `moe.router` is lowered by `moe-lower-routing`; attention and
-    `moe.moe_block` have no lowering yet. Any of them left is an error that
-    names it.
+    `moe.router` is lowered by `moe-lower-routing` and `moe.moe_block` by
+    `moe-decompose-moe-block`; either left here is an error that names it.
 
     Before:
     ```mlir

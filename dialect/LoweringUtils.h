@@ -45,6 +45,10 @@ Value sigmoid(OpBuilder &b, Location loc, Value x);
 /// `linalg.index dim` as an i32, inside a generic's body.
 Value indexAsI32(OpBuilder &b, Location loc, unsigned dim);
 
+/// The float scalar `v` as `type`: itself, or widened (arith.extf) or
+/// narrowed (arith.truncf) to it.
+Value castFloat(OpBuilder &b, Location loc, Value v, Type type);
+
 } // namespace mlir::moe
 
 #endif // MOEC_DIALECT_LOWERINGUTILS_H

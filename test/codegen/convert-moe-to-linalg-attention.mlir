@@ -1,0 +1,123 @@
+// RUN: moec-opt %s -convert-moe-to-linalg -split-input-file | FileCheck %s
+// RUN: moec-opt %s -moe-to-cpu-pipeline -split-input-file | FileCheck %s --check-prefix=OMP
+
+// Full causal attention: one forall iteration per (batch, query, head), an
+// online softmax over keys 0..i, the query's output row as accumulator.
+// CHECK-LABEL: func @full
+// CHECK-SAME: (%[[Q:.*]]: tensor<?x?x4x8xf32>, %[[K:.*]]: tensor<?x?x2x8xf32>, %[[V:.*]]: tensor<?x?x2x8xf32>)
+// CHECK: %[[ZERO:.*]] = linalg.fill {{.*}} -> tensor<?x?x4x8xf32>
+// CHECK: %[[OUT:.*]] = scf.forall (%[[B:.*]], %[[I:.*]], %[[H:.*]]) in (%{{.*}}, %{{.*}}, 4) shared_outs(%[[ACC:.*]] = %[[ZERO]])
+// CHECK: %[[ROW:.*]] = tensor.extract_slice %[[ACC]][%[[B]], %[[I]], %[[H]], 0] [1, 1, 1, 8] [1, 1, 1, 1] : tensor<?x?x4x8xf32> to tensor<8xf32>
+// Heads 0, 1 read kv-head 0; heads 2, 3 kv-head 1.
+// CHECK: %[[KVH:.*]] = arith.divui %[[H]], %c2
+// CHECK: %[[NEG_INF:.*]] = arith.constant 0xFF800000 : f32
+// CHECK: %[[C0:.*]] = arith.constant 0 : index
+// CHECK: %[[END:.*]] = arith.addi %[[I]], %c1
+// CHECK: %[[SOFTMAX:.*]]:3 = scf.for %[[J:.*]] = %[[C0]] to %[[END]] {{.*}} iter_args(%[[M:.*]] = %[[NEG_INF]], %[[L:.*]] = %{{.*}}, %[[A:.*]] = %[[ROW]]) -> (f32, f32, tensor<8xf32>)
+// CHECK: scf.for
+// CHECK: tensor.extract %[[Q]][%[[B]], %[[I]], %[[H]], %{{.*}}]
+// CHECK: tensor.extract %[[K]][%[[B]], %[[J]], %[[KVH]], %{{.*}}]
+// CHECK: scf.yield
+// CHECK: %[[SCORE:.*]] = arith.mulf %{{.*}}, %{{.*}} : f32
+// CHECK: %[[MAX:.*]] = arith.maximumf %[[M]], %[[SCORE]]
+// CHECK: %[[DROP:.*]] = arith.subf %[[M]], %[[MAX]]
+// CHECK: %[[RESCALE:.*]] = math.exp %[[DROP]]
+// CHECK: %[[SHIFTED:.*]] = arith.subf %[[SCORE]], %[[MAX]]
+// CHECK: %[[P:.*]] = math.exp %[[SHIFTED]]
+// CHECK: %[[L_SCALED:.*]] = arith.mulf %[[L]], %[[RESCALE]]
+// CHECK: arith.addf %[[L_SCALED]], %[[P]]
+// CHECK: scf.for {{.*}} iter_args(%{{.*}} = %[[A]]) -> (tensor<8xf32>)
+// CHECK: tensor.extract %[[V]][%[[B]], %[[J]], %[[KVH]], %{{.*}}]
+// CHECK: tensor.insert
+// CHECK: %[[INV:.*]] = arith.divf %{{.*}}, %[[SOFTMAX]]#1
+// CHECK: %[[NORM:.*]] = scf.for {{.*}} iter_args(%{{.*}} = %[[SOFTMAX]]#2)
+// CHECK: arith.mulf %{{.*}}, %[[INV]]
+// CHECK: scf.forall.in_parallel
+// CHECK-NEXT: tensor.parallel_insert_slice %[[NORM]] into %[[ACC]][%[[B]], %[[I]], %[[H]], 0] [1, 1, 1, 8]
+// CHECK-NOT: linalg.generic
+// CHECK: return %[[OUT]]
+// OMP-LABEL: llvm.func @full
+// OMP: omp.parallel
+// OMP: omp.wsloop
+// OMP: llvm.intr.maximum
+// OMP: llvm.intr.exp
+func.func @full(%q: tensor<?x?x4x8xf32>, %k: tensor<?x?x2x8xf32>,
+                %v: tensor<?x?x2x8xf32>) -> tensor<?x?x4x8xf32> {
+  %o = moe.attention %q, %k, %v
+      : (tensor<?x?x4x8xf32>, tensor<?x?x2x8xf32>, tensor<?x?x2x8xf32>) -> tensor<?x?x4x8xf32>
+  return %o : tensor<?x?x4x8xf32>
+}
+
+// -----
+
+// A sliding window starts the key loop at max(0, i - W + 1); bf16 operands
+// are widened inside the loops and the f32 result is narrowed at the end.
+// CHECK-LABEL: func @sliding_bf16
+// CHECK: scf.forall (%{{.*}}, %[[I:.*]], %{{.*}}) in
+// CHECK: %[[C0:.*]] = arith.constant 0 : index
+// CHECK: %[[C15:.*]] = arith.constant 15 : index
+// CHECK: %[[FIRST:.*]] = arith.subi %[[I]], %[[C15]]
+// CHECK: %[[LO:.*]] = arith.maxsi %[[C0]], %[[FIRST]]
+// CHECK: %[[HI:.*]] = arith.addi %[[I]]
+// CHECK: scf.for %{{.*}} = %[[LO]] to %[[HI]]
+// CHECK: arith.extf %{{.*}} : bf16 to f32
+// CHECK: arith.extf %{{.*}} : bf16 to f32
+// CHECK: scf.forall.in_parallel
+// CHECK: linalg.generic {{.*}} iterator_types = ["parallel", "parallel", "parallel", "parallel"]
+// CHECK-SAME: ins(%{{.*}} : tensor<?x?x4x8xf32>) outs(%{{.*}} : tensor<?x?x4x8xbf16>)
+// CHECK: arith.truncf %{{.*}} : f32 to bf16
+func.func @sliding_bf16(%q: tensor<?x?x4x8xbf16>, %k: tensor<?x?x2x8xbf16>,
+                        %v: tensor<?x?x2x8xbf16>) -> tensor<?x?x4x8xbf16> {
+  %o = moe.attention %q, %k, %v window(16)
+      : (tensor<?x?x4x8xbf16>, tensor<?x?x2x8xbf16>, tensor<?x?x2x8xbf16>) -> tensor<?x?x4x8xbf16>
+  return %o : tensor<?x?x4x8xbf16>
+}
+
+// -----
+
+// GMHA: the means of the complete groups are computed once, by a generic
+// over (batch, group, kv-head, d, member) on the keys and values viewed as
+// [B, T / G, G, KVH, Dh]; each query then folds its local keys
+// max(g * G, i - W + 1) .. i and the means of groups 0 .. g - 1 into one
+// online softmax. No tensor has two token dimensions.
+// CHECK-DAG: #[[GROUPED:.*]] = affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d4, d2, d3)>
+// CHECK-DAG: #[[MEAN:.*]] = affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d3)>
+// CHECK-LABEL: func @grouped
+// CHECK-SAME: (%[[Q:.*]]: tensor<?x?x4x8xf32>, %[[K:.*]]: tensor<?x?x2x8xf32>, %[[V:.*]]: tensor<?x?x2x8xf32>)
+// CHECK: %[[T:.*]] = tensor.dim %[[K]], %c1
+// CHECK: %[[NG:.*]] = arith.divui %[[T]], %[[G:.*]] : index
+// CHECK: %[[COVERED:.*]] = arith.muli %[[NG]], %[[G]]
+// CHECK: %[[KP:.*]] = tensor.extract_slice %[[K]][0, 0, 0, 0] [%{{.*}}, %[[COVERED]], 2, 8]
+// CHECK: %[[KG:.*]] = tensor.expand_shape %[[KP]] {{\[}}[0], [1, 2], [3], [4]] output_shape [%{{.*}}, %[[NG]], 4, 2, 8] : tensor<?x?x2x8xf32> into tensor<?x?x4x2x8xf32>
+// CHECK: %[[VG:.*]] = tensor.expand_shape
+// CHECK: %[[SUMS:.*]]:2 = linalg.generic {indexing_maps = [#[[GROUPED]], #[[GROUPED]], #[[MEAN]], #[[MEAN]]], iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"]}
+// CHECK-SAME: ins(%[[KG]], %[[VG]] : tensor<?x?x4x2x8xf32>, tensor<?x?x4x2x8xf32>) outs(%{{.*}}, %{{.*}} : tensor<?x?x2x8xf32>, tensor<?x?x2x8xf32>)
+// CHECK: %[[MEANS:.*]]:2 = linalg.generic {{.*}} iterator_types = ["parallel", "parallel", "parallel", "parallel"]} outs(%[[SUMS]]#0, %[[SUMS]]#1
+// CHECK: arith.constant 2.500000e-01 : f32
+// CHECK: scf.forall (%[[B:.*]], %[[I:.*]], %[[H:.*]]) in
+// CHECK: %[[KVH:.*]] = arith.divui %[[H]]
+// CHECK: %[[GROUP:.*]] = arith.divui %[[I]], %[[C4:.*]] : index
+// CHECK: %[[START:.*]] = arith.muli %[[GROUP]], %[[C4]]
+// CHECK: %[[FIRST:.*]] = arith.subi %[[I]], %c2
+// CHECK: %[[LO:.*]] = arith.maxsi %[[START]], %[[FIRST]]
+// CHECK: %[[HI:.*]] = arith.addi %[[I]]
+// CHECK: %[[LOCAL:.*]]:3 = scf.for %[[J:.*]] = %[[LO]] to %[[HI]]
+// CHECK: tensor.extract %[[K]][%[[B]], %[[J]], %[[KVH]], %{{.*}}]
+// CHECK: tensor.extract %[[V]][%[[B]], %[[J]], %[[KVH]], %{{.*}}]
+// CHECK: %[[ALL:.*]]:3 = scf.for %[[S:.*]] = %{{.*}} to %[[GROUP]] {{.*}} iter_args(%{{.*}} = %[[LOCAL]]#0, %{{.*}} = %[[LOCAL]]#1, %{{.*}} = %[[LOCAL]]#2)
+// CHECK: tensor.extract %[[MEANS]]#0[%[[B]], %[[S]], %[[KVH]], %{{.*}}]
+// CHECK: math.exp
+// CHECK: math.exp
+// CHECK: tensor.extract %[[MEANS]]#1[%[[B]], %[[S]], %[[KVH]], %{{.*}}]
+// CHECK: arith.divf %{{.*}}, %[[ALL]]#1
+// CHECK: scf.forall.in_parallel
+// CHECK-NOT: tensor<?x?xf32>
+// CHECK: return
+// OMP-LABEL: llvm.func @grouped
+// OMP-COUNT-2: omp.wsloop
+func.func @grouped(%q: tensor<?x?x4x8xf32>, %k: tensor<?x?x2x8xf32>,
+                   %v: tensor<?x?x2x8xf32>) -> tensor<?x?x4x8xf32> {
+  %o = moe.grouped_attention %q, %k, %v group_size(4) window(3)
+      : (tensor<?x?x4x8xf32>, tensor<?x?x2x8xf32>, tensor<?x?x2x8xf32>) -> tensor<?x?x4x8xf32>
+  return %o : tensor<?x?x4x8xf32>
+}
