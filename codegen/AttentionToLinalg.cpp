@@ -52,9 +52,9 @@ struct KeyRange {
 
 /// The running state of one query's online softmax.
 struct SoftmaxState {
-  Value max;   // f32, the largest score so far (-inf before the first key)
-  Value sum;   // f32, sum of exp(score - max)
-  Value acc;   // tensor<Dh x f32>, sum of exp(score - max) * value
+  Value max; // f32, the largest score so far (-inf before the first key)
+  Value sum; // f32, sum of exp(score - max)
+  Value acc; // tensor<Dh x f32>, sum of exp(score - max) * value
 };
 
 Value f32Constant(OpBuilder &b, Location loc, double value) {
@@ -150,16 +150,17 @@ public:
 
     // GMHA summaries: one mean key and value per earlier complete group.
     if (range.groupSize)
-      state = attendRange(state, indexConstant(b, loc, 0), groupIndex,
-                          keyMeans, valueMeans, batch, kvHead, pos, head);
+      state = attendRange(state, indexConstant(b, loc, 0), groupIndex, keyMeans,
+                          valueMeans, batch, kvHead, pos, head);
 
     // Normalise: every query sees at least its own key, so sum > 0.
-    Value inv = arith::DivFOp::create(b, loc, f32Constant(b, loc, 1.0),
-                                      state.sum);
-    Value out = mapRow(b, loc, state.acc, headDim,
-                       [&](OpBuilder &nb, Location nl, Value, Value a) -> Value {
-                         return arith::MulFOp::create(nb, nl, a, inv);
-                       });
+    Value inv =
+        arith::DivFOp::create(b, loc, f32Constant(b, loc, 1.0), state.sum);
+    Value out =
+        mapRow(b, loc, state.acc, headDim,
+               [&](OpBuilder &nb, Location nl, Value, Value a) -> Value {
+                 return arith::MulFOp::create(nb, nl, a, inv);
+               });
 
     b.setInsertionPointToStart(forall.getTerminator().getBody());
     tensor::ParallelInsertSliceOp::create(b, loc, out, shared, offsets, sizes,
@@ -183,8 +184,7 @@ private:
     auto grouped = [&](Value x) -> Value {
       auto type = cast<RankedTensorType>(x.getType());
       SmallVector<OpFoldResult> offsets(4, b.getIndexAttr(0));
-      SmallVector<OpFoldResult> sizes{batches, covered,
-                                      b.getIndexAttr(kvHeads),
+      SmallVector<OpFoldResult> sizes{batches, covered, b.getIndexAttr(kvHeads),
                                       b.getIndexAttr(headDim)};
       SmallVector<OpFoldResult> strides(4, b.getIndexAttr(1));
       Value prefix =
@@ -207,19 +207,19 @@ private:
     Value valueSums = filledTensor(b, loc, meanSizes, b.getF32FloatAttr(0));
 
     // Sums over (batch, group, kv-head, d, member), then the division.
-    GenericBuilder sums{b, loc, {kParallel, kParallel, kParallel, kParallel,
-                                 kReduction}};
-    ValueRange summed = sums.build(
-        ValueRange{keys, values}, {{0, 1, 4, 2, 3}, {0, 1, 4, 2, 3}},
-        ValueRange{keySums, valueSums}, {{0, 1, 2, 3}, {0, 1, 2, 3}},
-        [&](OpBuilder &nb, Location nl, ValueRange args) {
-          Type f32 = nb.getF32Type();
-          Value k = arith::AddFOp::create(
-              nb, nl, args[2], castFloat(nb, nl, args[0], f32));
-          Value v = arith::AddFOp::create(
-              nb, nl, args[3], castFloat(nb, nl, args[1], f32));
-          linalg::YieldOp::create(nb, nl, ValueRange{k, v});
-        });
+    GenericBuilder sums{
+        b, loc, {kParallel, kParallel, kParallel, kParallel, kReduction}};
+    ValueRange summed =
+        sums.build(ValueRange{keys, values}, {{0, 1, 4, 2, 3}, {0, 1, 4, 2, 3}},
+                   ValueRange{keySums, valueSums}, {{0, 1, 2, 3}, {0, 1, 2, 3}},
+                   [&](OpBuilder &nb, Location nl, ValueRange args) {
+                     Type f32 = nb.getF32Type();
+                     Value k = arith::AddFOp::create(
+                         nb, nl, args[2], castFloat(nb, nl, args[0], f32));
+                     Value v = arith::AddFOp::create(
+                         nb, nl, args[3], castFloat(nb, nl, args[1], f32));
+                     linalg::YieldOp::create(nb, nl, ValueRange{k, v});
+                   });
     GenericBuilder means{b, loc, {kParallel, kParallel, kParallel, kParallel}};
     ValueRange result = means.build(
         ValueRange{}, {}, summed, {{0, 1, 2, 3}, {0, 1, 2, 3}},
@@ -253,8 +253,9 @@ private:
                     db, dl, query, ValueRange{batch, pos, head, d});
                 Value k = tensor::ExtractOp::create(
                     db, dl, keys, ValueRange{batch, j, kvHead, d});
-                Value prod = arith::MulFOp::create(
-                    db, dl, castFloat(db, dl, q, f32), castFloat(db, dl, k, f32));
+                Value prod =
+                    arith::MulFOp::create(db, dl, castFloat(db, dl, q, f32),
+                                          castFloat(db, dl, k, f32));
                 scf::YieldOp::create(
                     db, dl,
                     Value(arith::AddFOp::create(db, dl, partial[0], prod)));
@@ -301,12 +302,11 @@ Value toResultType(OpBuilder &b, Location loc, Value result, Type type) {
     Value init = tensor::EmptyOp::create(
         b, loc, tensor::getMixedSizes(b, loc, result), element);
     GenericBuilder cast{b, loc, {kParallel, kParallel, kParallel, kParallel}};
-    result = cast.build(ValueRange{result}, {{0, 1, 2, 3}}, ValueRange{init},
-                        {{0, 1, 2, 3}},
-                        [&](OpBuilder &nb, Location nl, ValueRange args) {
-                          linalg::YieldOp::create(
-                              nb, nl, castFloat(nb, nl, args[0], element));
-                        })[0];
+    result = cast.build(
+        ValueRange{result}, {{0, 1, 2, 3}}, ValueRange{init}, {{0, 1, 2, 3}},
+        [&](OpBuilder &nb, Location nl, ValueRange args) {
+          linalg::YieldOp::create(nb, nl, castFloat(nb, nl, args[0], element));
+        })[0];
   }
   if (result.getType() != type)
     result = tensor::CastOp::create(b, loc, type, result);
@@ -324,8 +324,8 @@ struct AttentionLowering : OpRewritePattern<AttentionOp> {
     Value result = AttentionBuilder(rewriter, op.getLoc(), op.getQuery(),
                                     op.getKey(), op.getValue(), range)
                        .build();
-    rewriter.replaceOp(op,
-                       toResultType(rewriter, op.getLoc(), result, op.getType()));
+    rewriter.replaceOp(
+        op, toResultType(rewriter, op.getLoc(), result, op.getType()));
     return success();
   }
 };
@@ -340,8 +340,8 @@ struct GroupedAttentionLowering : OpRewritePattern<GroupedAttentionOp> {
     Value result = AttentionBuilder(rewriter, op.getLoc(), op.getQuery(),
                                     op.getKey(), op.getValue(), range)
                        .build();
-    rewriter.replaceOp(op,
-                       toResultType(rewriter, op.getLoc(), result, op.getType()));
+    rewriter.replaceOp(
+        op, toResultType(rewriter, op.getLoc(), result, op.getType()));
     return success();
   }
 };

@@ -54,11 +54,9 @@ Value moe::sigmoid(OpBuilder &b, Location loc, Value x) {
 }
 
 Value moe::castFloat(OpBuilder &b, Location loc, Value v, Type type) {
-  unsigned from = v.getType().getIntOrFloatBitWidth();
-  unsigned to = type.getIntOrFloatBitWidth();
   if (v.getType() == type)
     return v;
-  if (from < to)
+  if (v.getType().getIntOrFloatBitWidth() < type.getIntOrFloatBitWidth())
     return arith::ExtFOp::create(b, loc, type, v);
   return arith::TruncFOp::create(b, loc, type, v);
 }
