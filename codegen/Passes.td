@@ -63,6 +63,33 @@ def ConvertMoeToLinalg : Pass<"convert-moe-to-linalg"> {
   ];
 }
 
+def LowerExpandShape : Pass<"moe-lower-expand-shape"> {
+  let summary = "Rewrite memref.expand_shape with several dynamic sizes in "
+                "one group as a memref.reinterpret_cast";
+  let description = [{
+    A model's activations are `[B * T, D]` rows that attention views as
+    `[B, T, H, Dh]`: one dimension split into two dynamic ones. LLVM 22's
+    `expand-strided-metadata` crashes on such an expand_shape, so this pass,
+    run before it, rewrites the ones whose source and result have the
+    identity (row-major) layout into a reinterpret_cast with explicit
+    strides. Other expand_shapes are left alone.
+
+    Before:
+    ```mlir
+    %e = memref.expand_shape %a [[0, 1], [2]] output_shape [%b, %t, 16]
+        : memref<?x16xf32> into memref<?x?x16xf32>
+    ```
+    After:
+    ```mlir
+    %s = arith.muli %c16, %t : index
+    %e = memref.reinterpret_cast %a to offset: [0], sizes: [%b, %t, 16],
+        strides: [%s, 16, 1] : memref<?x16xf32> to memref<?x?x16xf32>
+    ```
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::memref::MemRefDialect"];
+}
+
 def MapAllocsToGpu : Pass<"moe-map-allocs-to-gpu", "::mlir::ModuleOp"> {
   let summary = "Place host-side buffer allocations in GPU memory";
   let description = [{

@@ -18,6 +18,8 @@
 
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/IR/Verifier.h"
+#include "mlir/InitAllDialects.h"
+#include "mlir/InitAllExtensions.h"
 #include "mlir/Support/FileUtilities.h"
 
 #include "llvm/Support/CommandLine.h"
@@ -157,7 +159,12 @@ int compile() {
   if (target == Target::Cuda)
     return fail("--target cuda is not implemented yet (the CPU is)");
 
-  mlir::MLIRContext context;
+  // Every dialect and interface the lowering reaches (bufferization and
+  // LLVM conversion interfaces live in extensions).
+  mlir::DialectRegistry registry;
+  mlir::registerAllDialects(registry);
+  mlir::registerAllExtensions(registry);
+  mlir::MLIRContext context(registry);
   mlir::OwningOpRef<mlir::ModuleOp> module;
   {
     Stage stage("import");
@@ -184,8 +191,6 @@ int compile() {
   {
     Stage stage("lower");
     mlir::PassManager pm(&context);
-    if (failed(mlir::applyPassManagerCLOptions(pm)))
-      return fail("bad pass manager options");
     mlir::moe::buildMoeToCpuPipeline(pm, mlir::moe::CpuPipelineOptions());
     if (failed(pm.run(*module)))
       return fail("lowering the model for the CPU failed (a moec bug; the "
