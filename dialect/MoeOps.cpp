@@ -45,12 +45,11 @@ std::string formatShape(ArrayRef<int64_t> shape) {
 LogicalResult checkShape(Operation *op, StringRef name, StringRef layout,
                          Value value, ArrayRef<int64_t> expected) {
   auto type = cast<RankedTensorType>(value.getType());
-  bool ok = type.getRank() == static_cast<int64_t>(expected.size()) &&
-            llvm::all_of(llvm::zip_equal(type.getShape(), expected),
-                         [](auto dims) {
-                           return dimsCompatible(std::get<0>(dims),
-                                                 std::get<1>(dims));
-                         });
+  bool ok =
+      type.getRank() == static_cast<int64_t>(expected.size()) &&
+      llvm::all_of(llvm::zip_equal(type.getShape(), expected), [](auto dims) {
+        return dimsCompatible(std::get<0>(dims), std::get<1>(dims));
+      });
   if (ok)
     return success();
   return op->emitOpError() << "expects " << name << " of shape " << layout
@@ -85,8 +84,7 @@ LogicalResult verifyPolicy(Operation *op, RoutingPolicyAttrInterface policy,
 
 /// Replaces a routing policy by the simpler equivalent its interface offers,
 /// e.g. a top_p capped at one expert becomes top_k with k = 1.
-template <typename OpTy>
-struct SimplifyRoutingPolicy : OpRewritePattern<OpTy> {
+template <typename OpTy> struct SimplifyRoutingPolicy : OpRewritePattern<OpTy> {
   using OpRewritePattern<OpTy>::OpRewritePattern;
   LogicalResult matchAndRewrite(OpTy op,
                                 PatternRewriter &rewriter) const override {
@@ -262,9 +260,8 @@ parseCombineOperands(OpAsmParser &parser, OpAsmParser::UnresolvedOperand &rows,
   return success();
 }
 
-static void printCombineOperands(OpAsmPrinter &printer, Operation *,
-                                 Value rows, Value weights, Value slotToRow,
-                                 Value counts) {
+static void printCombineOperands(OpAsmPrinter &printer, Operation *, Value rows,
+                                 Value weights, Value slotToRow, Value counts) {
   printer << rows << ", ";
   if (weights)
     printer << weights << ", ";
@@ -282,8 +279,8 @@ LogicalResult RowWeightsOp::verify() {
   int64_t t = dim(getWeights(), 0), k = dim(getWeights(), 1);
   int64_t r = meetDims(dim(getRowToToken(), 0), dim(getResult(), 0));
   return success(
-      succeeded(checkShape(op, "slot_to_row", "[T, K]", getSlotToRow(),
-                           {t, k})) &&
+      succeeded(
+          checkShape(op, "slot_to_row", "[T, K]", getSlotToRow(), {t, k})) &&
       succeeded(checkShape(op, "row_to_token", "[R]", getRowToToken(), {r})) &&
       succeeded(checkShape(op, "result", "[R]", getResult(), {r})));
 }
@@ -294,9 +291,8 @@ LogicalResult RowWeightsOp::verify() {
 
 /// Checks a reshape from [rows, width] to [rows * rowFactor, width / rowFactor]
 /// (split: rowFactor = heads) or back (merge). `wide` is the [T, D] side.
-static LogicalResult verifyTokenReshape(Operation *op, Value wide,
-                                        Value narrow, int64_t heads,
-                                        StringRef wideName,
+static LogicalResult verifyTokenReshape(Operation *op, Value wide, Value narrow,
+                                        int64_t heads, StringRef wideName,
                                         StringRef narrowName) {
   if (failed(checkRank(op, wideName, "[T, D]", wide)) ||
       failed(checkRank(op, narrowName, "[T * heads, D / heads]", narrow)))
@@ -308,8 +304,8 @@ static LogicalResult verifyTokenReshape(Operation *op, Value wide,
   if (ShapedType::isDynamic(d) || ShapedType::isDynamic(w))
     return op->emitOpError("expects a static hidden size");
   if (d % heads != 0)
-    return op->emitOpError() << "hidden size " << d
-                             << " is not divisible by heads = " << heads;
+    return op->emitOpError()
+           << "hidden size " << d << " is not divisible by heads = " << heads;
   if (!ShapedType::isDynamic(s) && s % heads != 0)
     return op->emitOpError() << "sub-token count " << s
                              << " is not a multiple of heads = " << heads;
@@ -325,13 +321,13 @@ static LogicalResult verifyTokenReshape(Operation *op, Value wide,
 }
 
 LogicalResult SplitTokensOp::verify() {
-  return verifyTokenReshape(getOperation(), getInput(), getResult(),
-                            getHeads(), "input", "result");
+  return verifyTokenReshape(getOperation(), getInput(), getResult(), getHeads(),
+                            "input", "result");
 }
 
 LogicalResult MergeTokensOp::verify() {
-  return verifyTokenReshape(getOperation(), getResult(), getInput(),
-                            getHeads(), "result", "input");
+  return verifyTokenReshape(getOperation(), getResult(), getInput(), getHeads(),
+                            "result", "input");
 }
 
 /// split(merge(x)) and merge(split(x)) with the same heads are x; so is
@@ -371,9 +367,9 @@ static LogicalResult verifyAttention(Operation *op, Value query, Value key,
       ShapedType::isDynamic(dh))
     return op->emitOpError("expects static head counts and head size");
   if (h % kvh != 0)
-    return op->emitOpError() << "query heads H = " << h
-                             << " must be a multiple of the kv-heads KVH = "
-                             << kvh;
+    return op->emitOpError()
+           << "query heads H = " << h
+           << " must be a multiple of the kv-heads KVH = " << kvh;
   if (failed(checkShape(op, "query", "[B, T, H, Dh]", query, {b, t, h, dh})) ||
       failed(checkShape(op, "key", "[B, T, KVH, Dh]", key, {b, t, kvh, dh})) ||
       failed(
@@ -434,10 +430,10 @@ LogicalResult MoeBlockOp::verify() {
 
   // Multi-head MoE: experts see sub-tokens of width D / heads.
   bool multiHead;
-  if (failed(checkClause(op, "multi_head",
-                         {getHeadWeight(), getHeadBias(), getMergeWeight(),
-                          getMergeBias()},
-                         multiHead)))
+  if (failed(checkClause(
+          op, "multi_head",
+          {getHeadWeight(), getHeadBias(), getMergeWeight(), getMergeBias()},
+          multiHead)))
     return failure();
   if (multiHead != getHeads().has_value())
     return emitOpError("multi_head needs both heads and its four projection "
@@ -467,8 +463,10 @@ LogicalResult MoeBlockOp::verify() {
     return emitOpError("expects a static number of experts E >= 1 in gate ")
            << getGate().getType();
   if (failed(checkShape(op, "gate", "[E, Dr]", getGate(), {e, routedWidth})) ||
-      failed(checkShape(op, "w1", "[E, F, Dr]", getW1(), {e, f, routedWidth})) ||
-      failed(checkShape(op, "w3", "[E, F, Dr]", getW3(), {e, f, routedWidth})) ||
+      failed(
+          checkShape(op, "w1", "[E, F, Dr]", getW1(), {e, f, routedWidth})) ||
+      failed(
+          checkShape(op, "w3", "[E, F, Dr]", getW3(), {e, f, routedWidth})) ||
       failed(checkShape(op, "w2", "[E, Dr, F]", getW2(), {e, routedWidth, f})))
     return failure();
   if (failed(verifyPolicy(op, getPolicy(), e)))
@@ -481,11 +479,10 @@ LogicalResult MoeBlockOp::verify() {
           {getSharedW1(), getSharedW3(), getSharedW2(), getSharedGate()},
           shared)))
     return failure();
-  if (shared &&
-      (failed(checkSwiGlu(op, "shared_expert", getSharedW1(), getSharedW3(),
-                          getSharedW2(), d)) ||
-       failed(checkShape(op, "shared_expert gate", "[1, D]", getSharedGate(),
-                         {1, d}))))
+  if (shared && (failed(checkSwiGlu(op, "shared_expert", getSharedW1(),
+                                    getSharedW3(), getSharedW2(), d)) ||
+                 failed(checkShape(op, "shared_expert gate", "[1, D]",
+                                   getSharedGate(), {1, d}))))
     return failure();
 
   // Dual-scale shared experts.
@@ -527,6 +524,22 @@ LogicalResult MoeBlockOp::verify() {
                           getComplexityWeight(), {1, d})) ||
         failed(checkShape(op, "complexity gate bias", "[1]",
                           getComplexityBias(), {1})))
+      return failure();
+  }
+
+  // Routing statistics.
+  if (!getStats().empty()) {
+    if (getStats().size() != 3)
+      return emitOpError("expects no stats results or three (experts per "
+                         "token, rows per expert, ADR level), got ")
+             << getStats().size();
+    int64_t subTokens =
+        ShapedType::isDynamic(t) ? t : t * getHeads().value_or(1);
+    if (failed(checkShape(op, "experts-per-token stats", "[T * heads]",
+                          getStats()[0], {subTokens})) ||
+        failed(checkShape(op, "rows-per-expert stats", "[E]", getStats()[1],
+                          {e})) ||
+        failed(checkShape(op, "ADR level stats", "[T]", getStats()[2], {t})))
       return failure();
   }
   return success();

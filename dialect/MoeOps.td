@@ -330,6 +330,12 @@ def Moe_MoeBlockOp : Moe_Op<"moe_block", [Pure, AttrSizedOperandSegments]> {
       Tokens with `c >= c0` add `c * Deep(h)`; the others skip the deep expert
       and use at most `m` routed experts. Needs the dual-scale experts.
 
+    With three `stats` results the block also reports its routing, for the
+    statistics of SEEDS.md §8: the number of experts each (sub-)token used
+    (`[T * heads] i32`), the number of rows each expert received (`[E] i32`)
+    and each token's ADR level (`[T] i32`, 1 for complex tokens and 0 for
+    simple ones; all 1 without `adaptive_routing`).
+
     `moe-decompose-moe-block` rewrites the block into `moe.router`,
     `moe.dispatch`, `moe.grouped_matmul`, `moe.combine` and, for MH-MoE,
     `moe.split_tokens` / `moe.merge_tokens`, all computing in f32.
@@ -368,7 +374,8 @@ def Moe_MoeBlockOp : Moe_Op<"moe_block", [Pure, AttrSizedOperandSegments]> {
       Optional<Moe_FloatTensor>:$complexity_bias,
       OptionalAttr<F64Attr>:$level_threshold,
       OptionalAttr<ConfinedAttr<I64Attr, [IntPositive]>>:$simple_max_experts);
-  let results = (outs Moe_FloatTensor:$result);
+  let results = (outs Moe_FloatTensor:$result,
+                      Variadic<Moe_I32Tensor>:$stats);
   let assemblyFormat = [{
     $hidden
     `gate` `(` $gate `:` type($gate) `)`
@@ -388,7 +395,7 @@ def Moe_MoeBlockOp : Moe_Op<"moe_block", [Pure, AttrSizedOperandSegments]> {
        type($complexity_weight) `,` type($complexity_bias) `)`
        `level_threshold` `(` $level_threshold `)`
        `simple_max_experts` `(` $simple_max_experts `)`)?
-    attr-dict `:` type($hidden) `->` type($result)
+    attr-dict `:` type($hidden) `->` type($result) (`,` type($stats)^)?
   }];
   let hasVerifier = 1;
   let hasCanonicalizer = 1;

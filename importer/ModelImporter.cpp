@@ -74,6 +74,10 @@ private:
   Block *body = nullptr;
   std::vector<std::string> paramNames;
   Value batch, seqLen; // index values: B and T
+  /// The stats results of the MoE blocks, three per block, and the layer and
+  /// expert count of each block.
+  SmallVector<Value> statsValues;
+  std::vector<std::pair<int64_t, int64_t>> statsLayers;
 };
 
 Value Importer::embed(Value flatTokens, Value table) {
@@ -313,11 +317,20 @@ Value Importer::moeBlock(int64_t layer, Value h) {
     level = b.getF64FloatAttr(adr->levelThreshold);
     simpleMax = b.getI64IntegerAttr(adr->simpleMaxExperts);
   }
-  return MoeBlockOp::create(
-      b, loc, h.getType(), h, gate, w1, w3, w2, policyFor(numExperts),
-      headsAttr, headW, headB, mergeW, mergeB, sharedW1, sharedW3, sharedW2,
-      sharedGate, shallow[0], shallow[1], shallow[2], deep[0], deep[1], deep[2],
-      complexityW, complexityB, level, simpleMax);
+  // Routing statistics: experts per (sub-)token, rows per expert, ADR level.
+  Type i32 = b.getI32Type();
+  SmallVector<Type> statsTypes{
+      RankedTensorType::get({ShapedType::kDynamic}, i32),
+      RankedTensorType::get({numExperts}, i32),
+      RankedTensorType::get({ShapedType::kDynamic}, i32)};
+  auto block = MoeBlockOp::create(
+      b, loc, h.getType(), statsTypes, h, gate, w1, w3, w2,
+      policyFor(numExperts), headsAttr, headW, headB, mergeW, mergeB, sharedW1,
+      sharedW3, sharedW2, sharedGate, shallow[0], shallow[1], shallow[2],
+      deep[0], deep[1], deep[2], complexityW, complexityB, level, simpleMax);
+  llvm::append_range(statsValues, block.getStats());
+  statsLayers.push_back({layer, numExperts});
+  return block.getResult();
 }
 
 OwningOpRef<ModuleOp> Importer::run() {
@@ -374,12 +387,22 @@ OwningOpRef<ModuleOp> Importer::run() {
   Value shaped = tensor::ExpandShapeOp::create(
       b, loc, logitsType, logits, ArrayRef<ReassociationIndices>{{0, 1}, {2}},
       ArrayRef<OpFoldResult>{batch, seqLen, b.getIndexAttr(v)});
-  func::ReturnOp::create(b, loc, shaped);
+  SmallVector<Value> results{shaped};
+  llvm::append_range(results, statsValues);
+  func::ReturnOp::create(b, loc, results);
 
   // The runtime calls the model through its C interface.
   func->setAttr(LLVM::LLVMDialect::getEmitCWrapperAttrName(), b.getUnitAttr());
-  func.setFunctionType(
-      b.getFunctionType(body->getArgumentTypes(), {logitsType}));
+  func.setFunctionType(b.getFunctionType(body->getArgumentTypes(),
+                                         ValueRange(results).getTypes()));
+  // The layer and expert count of each group of three stats results.
+  SmallVector<int64_t> layers, experts;
+  for (auto [layer, e] : statsLayers) {
+    layers.push_back(layer);
+    experts.push_back(e);
+  }
+  func->setAttr("moe.stats_layers", b.getDenseI64ArrayAttr(layers));
+  func->setAttr("moe.stats_experts", b.getDenseI64ArrayAttr(experts));
   for (auto [i, name] : llvm::enumerate(paramNames))
     func.setArgAttr(i + 1, kParamAttrName, b.getStringAttr(name));
   return module;
@@ -408,10 +431,19 @@ std::string moec::modelManifest(ModuleOp module, const ModelConfig &config) {
         {"dtype", type.getElementType().isF32() ? "F32" : "BF16"},
         {"shape", std::move(shape)}});
   }
-  llvm::json::Object manifest{
-      {"format", "moec-model-1"},       {"entry", "forward"},
-      {"vocab_size", config.vocabSize}, {"hidden_size", config.hiddenSize},
-      {"num_layers", config.numLayers}, {"params", std::move(params)}};
+  llvm::json::Array stats;
+  auto layers = forward->getAttrOfType<DenseI64ArrayAttr>("moe.stats_layers");
+  auto experts = forward->getAttrOfType<DenseI64ArrayAttr>("moe.stats_experts");
+  for (auto [layer, e] :
+       llvm::zip_equal(layers.asArrayRef(), experts.asArrayRef()))
+    stats.push_back(llvm::json::Object{{"layer", layer}, {"experts", e}});
+  llvm::json::Object manifest{{"format", "moec-model-1"},
+                              {"stats", std::move(stats)},
+                              {"entry", "forward"},
+                              {"vocab_size", config.vocabSize},
+                              {"hidden_size", config.hiddenSize},
+                              {"num_layers", config.numLayers},
+                              {"params", std::move(params)}};
   std::string text;
   llvm::raw_string_ostream os(text);
   os << llvm::json::Value(std::move(manifest));

@@ -73,10 +73,18 @@ struct BlockBuilder : DenseBuilder {
         b, loc, flat, spread, ArrayRef<ReassociationIndices>{{0, 1}});
   }
 
+  /// What a set of expert groups produced: the combined output, and the
+  /// routing that the statistics report.
+  struct Experts {
+    Value output;  // [T, D]
+    Value counts;  // [T] i32: experts used per token
+    Value offsets; // [E + 1] i32: group offsets of the dispatched rows
+  };
+
   /// The routed experts of `x : [T, Dr]`: router, dispatch, the SwiGLU
   /// grouped GEMM, the down grouped GEMM and the weighted combine.
-  Value routedExperts(Value x, Value gate, Value w1, Value w3, Value w2,
-                      RoutingPolicyAttrInterface policy, Value caps) {
+  Experts routedExperts(Value x, Value gate, Value w1, Value w3, Value w2,
+                        RoutingPolicyAttrInterface policy, Value caps) {
     int64_t e = cast<RankedTensorType>(gate.getType()).getDimSize(0);
     int64_t k = policy.getMaxExpertsPerToken(e);
     int64_t t = cast<RankedTensorType>(x.getType()).getDimSize(0);
@@ -93,8 +101,8 @@ struct BlockBuilder : DenseBuilder {
 
   /// Dispatches the rows of `x` to `numGroups` SwiGLU experts by `ids` /
   /// `counts`, runs them and combines the results with `weights`.
-  Value expertGroups(Value x, Value ids, Value weights, Value counts,
-                     int64_t numGroups, Value w1, Value w3, Value w2) {
+  Experts expertGroups(Value x, Value ids, Value weights, Value counts,
+                       int64_t numGroups, Value w1, Value w3, Value w2) {
     Type i32 = b.getI32Type();
     int64_t width = cast<RankedTensorType>(x.getType()).getDimSize(1);
     auto rowsTy = RankedTensorType::get({ShapedType::kDynamic, width}, f32());
@@ -112,13 +120,35 @@ struct BlockBuilder : DenseBuilder {
     Value out = GroupedMatmulOp::create(b, loc, rowsTy, hidden, w2,
                                         /*up_weight=*/Value(), offsets,
                                         /*row_scale=*/Value(), Epilogue::none);
-    return CombineOp::create(b, loc, x.getType(), out, weights,
-                             dispatch.getSlotToRow(), counts);
+    Value combined = CombineOp::create(b, loc, x.getType(), out, weights,
+                                       dispatch.getSlotToRow(), counts);
+    return {combined, counts, offsets};
   }
 
   /// ADR's deep expert as a dynamic group of one expert: only the tokens
   /// whose `enter[t]` is 1 are dispatched to it, and their outputs are scaled
   /// by `gate`.
+  /// Rows per group from the `[G + 1]` group offsets: `[G]` i32.
+  Value groupSizes(Value offsets) {
+    int64_t g = cast<RankedTensorType>(offsets.getType()).getDimSize(0) - 1;
+    Value init = tensor::EmptyOp::create(
+        b, loc, ArrayRef<OpFoldResult>{b.getIndexAttr(g)}, b.getI32Type());
+    GenericBuilder gen{b, loc, {kParallel}};
+    return gen.build(
+        ValueRange{}, {}, init, {{0}},
+        [&](OpBuilder &nb, Location nl, ValueRange) {
+          Value i = linalg::IndexOp::create(nb, nl, 0);
+          Value next = arith::AddIOp::create(
+              nb, nl, i, arith::ConstantIndexOp::create(nb, nl, 1));
+          Value end =
+              tensor::ExtractOp::create(nb, nl, offsets, ValueRange{next});
+          Value begin =
+              tensor::ExtractOp::create(nb, nl, offsets, ValueRange{i});
+          linalg::YieldOp::create(
+              nb, nl, Value(arith::SubIOp::create(nb, nl, end, begin)));
+        })[0];
+  }
+
   Value gatedDeepExpert(Value x, Value gate, Value enter, Value w1, Value w3,
                         Value w2) {
     int64_t t = cast<RankedTensorType>(x.getType()).getDimSize(0);
@@ -133,7 +163,8 @@ struct BlockBuilder : DenseBuilder {
                                       ArrayRef<ReassociationIndices>{{0, 1}},
                                       tensor::getMixedSizes(b, loc, ids));
     return expertGroups(x, ids, weights, enter, /*numGroups=*/1, asGroup(w1),
-                        asGroup(w3), asGroup(w2));
+                        asGroup(w3), asGroup(w2))
+        .output;
   }
 };
 
@@ -159,6 +190,7 @@ struct DecomposeMoeBlockPattern : OpRewritePattern<MoeBlockOp> {
 
     // Routed experts, on sub-tokens with MH-MoE.
     Value routed;
+    BlockBuilder::Experts experts;
     if (std::optional<int64_t> heads = op.getHeads()) {
       Value u = bb.affine(h, op.getHeadWeight(), op.getHeadBias());
       int64_t d = cast<RankedTensorType>(u.getType()).getDimSize(1);
@@ -170,14 +202,15 @@ struct DecomposeMoeBlockPattern : OpRewritePattern<MoeBlockOp> {
       Value sub =
           SplitTokensOp::create(rewriter, op.getLoc(), subType, u, *heads);
       Value subCaps = caps ? bb.repeatPerHead(caps, *heads) : Value();
-      Value o = bb.routedExperts(sub, op.getGate(), op.getW1(), op.getW3(),
+      experts = bb.routedExperts(sub, op.getGate(), op.getW1(), op.getW3(),
                                  op.getW2(), op.getPolicy(), subCaps);
-      Value merged =
-          MergeTokensOp::create(rewriter, op.getLoc(), u.getType(), o, *heads);
+      Value merged = MergeTokensOp::create(rewriter, op.getLoc(), u.getType(),
+                                           experts.output, *heads);
       routed = bb.affine(merged, op.getMergeWeight(), op.getMergeBias());
     } else {
-      routed = bb.routedExperts(h, op.getGate(), op.getW1(), op.getW3(),
-                                op.getW2(), op.getPolicy(), caps);
+      experts = bb.routedExperts(h, op.getGate(), op.getW1(), op.getW3(),
+                                 op.getW2(), op.getPolicy(), caps);
+      routed = experts.output;
     }
 
     // Shared experts act on the whole token.
@@ -198,7 +231,7 @@ struct DecomposeMoeBlockPattern : OpRewritePattern<MoeBlockOp> {
       sum = bb.add(sum, deep);
     }
 
-    auto resultType = cast<RankedTensorType>(op.getType());
+    auto resultType = cast<RankedTensorType>(op.getResult().getType());
     Value result = sum;
     if (!resultType.getElementType().isF32())
       result =
@@ -210,7 +243,25 @@ struct DecomposeMoeBlockPattern : OpRewritePattern<MoeBlockOp> {
     else if (result.getType() != resultType)
       result =
           tensor::CastOp::create(rewriter, op.getLoc(), resultType, result);
-    rewriter.replaceOp(op, result);
+    SmallVector<Value> results{result};
+    if (!op.getStats().empty()) {
+      // Experts per (sub-)token, rows per expert, and the ADR level (every
+      // token complex without ADR).
+      Value level = enterDeep
+                        ? enterDeep
+                        : filledTensor(rewriter, op.getLoc(), {bb.rows(h)},
+                                       rewriter.getI32IntegerAttr(1));
+      for (auto [value, stat] :
+           llvm::zip_equal(ValueRange{experts.counts,
+                                      bb.groupSizes(experts.offsets), level},
+                           op.getStats()))
+        results.push_back(value.getType() == stat.getType()
+                              ? value
+                              : tensor::CastOp::create(rewriter, op.getLoc(),
+                                                       stat.getType(), value)
+                                    .getResult());
+    }
+    rewriter.replaceOp(op, results);
     return success();
   }
 };

@@ -15,6 +15,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -124,6 +126,52 @@ std::vector<HostTensor> bindParameters(const nlohmann::json &manifest,
   return params;
 }
 
+/// Writes the SEEDS.md §8 statistics of one forward pass as JSON, from the
+/// three vectors each MoE layer returns: experts per (sub-)token, rows per
+/// expert, and the ADR level of each token (1 complex, 0 simple).
+bool writeStats(const std::string &path, const nlohmann::json &layers,
+                const std::vector<HostTensor> &stats, std::string &error) {
+  nlohmann::json out = {{"layers", nlohmann::json::array()}};
+  for (size_t i = 0; i < layers.size(); ++i) {
+    int64_t experts = layers[i].at("experts");
+    const HostTensor &counts = stats[3 * i], &load = stats[3 * i + 1],
+                     &level = stats[3 * i + 2];
+    auto *c = static_cast<const int32_t *>(counts.data());
+    auto *l = static_cast<const int32_t *>(load.data());
+    auto *v = static_cast<const int32_t *>(level.data());
+    std::vector<int64_t> histogram(experts + 1, 0),
+        tokensPerExpert(l, l + experts);
+    double sum = 0;
+    for (int64_t t = 0; t < counts.numElements(); ++t) {
+      histogram[std::min<int64_t>(std::max(c[t], 0), experts)] += 1;
+      sum += c[t];
+    }
+    int64_t simple = 0;
+    for (int64_t t = 0; t < level.numElements(); ++t)
+      simple += v[t] == 0;
+    int64_t n = counts.numElements(), tokens = level.numElements();
+    out["layers"].push_back(
+        {{"layer", layers[i].at("layer")},
+         {"experts", experts},
+         {"tokens_per_expert", tokensPerExpert},
+         {"experts_per_token_mean", n ? sum / n : 0.0},
+         {"experts_per_token_histogram", histogram},
+         {"simple_token_fraction",
+          tokens ? static_cast<double>(simple) / tokens : 0.0}});
+  }
+  std::FILE *file = std::fopen(path.c_str(), "w");
+  if (!file) {
+    error = path + ": cannot write: " + std::strerror(errno);
+    return false;
+  }
+  std::string text = out.dump(2) + "\n";
+  bool ok = std::fwrite(text.data(), 1, text.size(), file) == text.size();
+  ok &= std::fclose(file) == 0;
+  if (!ok)
+    error = path + ": write failed";
+  return ok;
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -142,28 +190,38 @@ int main(int argc, char **argv) {
   HostTensor tokens = readTokens(options.tokens, vocab, error);
   if (!error.empty())
     fail(error);
-  if (!options.stats.empty())
-    fail("--stats is not implemented yet");
 
-  // args[0] is the result's descriptor; the compiled code fills it in.
-  MemRefDescriptor result(3);
+  // Results: the logits [B, T, V], then three vectors per MoE layer.
+  const nlohmann::json &statsLayers = manifest.at("stats");
+  std::vector<unsigned> ranks{3};
+  ranks.insert(ranks.end(), 3 * statsLayers.size(), 1);
+  ResultPack results(ranks);
   std::vector<MemRefDescriptor> descriptors;
   descriptors.push_back(tokens.descriptor());
   for (HostTensor &p : params)
     descriptors.push_back(p.descriptor());
-  std::vector<void *> args{result.data()};
+  std::vector<void *> args{results.data()};
   for (MemRefDescriptor &d : descriptors)
     args.push_back(d.data());
 
+  struct Outputs {
+    HostTensor logits;
+    std::vector<HostTensor> stats;
+  };
   auto run = [&] {
     forward_packed(args.data());
-    return HostTensor::adoptResult(result);
+    Outputs out{HostTensor::adoptResult(results.result(0), ElementType::F32),
+                {}};
+    for (unsigned i = 1; i < ranks.size(); ++i)
+      out.stats.push_back(
+          HostTensor::adoptResult(results.result(i), ElementType::I32));
+    return out;
   };
-  HostTensor logits = run();
+  Outputs outputs = run();
   if (options.bench) {
     auto start = std::chrono::steady_clock::now();
     for (int i = 0; i < options.bench; ++i)
-      logits = run();
+      outputs = run();
     std::chrono::duration<double> seconds =
         std::chrono::steady_clock::now() - start;
     double processed =
@@ -171,6 +229,10 @@ int main(int argc, char **argv) {
     std::printf("%d runs, %.3f s, %.1f tokens/s\n", options.bench,
                 seconds.count(), processed / seconds.count());
   }
+  HostTensor &logits = outputs.logits;
+  if (!options.stats.empty() &&
+      !writeStats(options.stats, statsLayers, outputs.stats, error))
+    fail(error);
   if (!options.logits.empty() && !writeNpy(options.logits, logits, error))
     fail(error);
   return 0;

@@ -50,13 +50,24 @@ HostTensor::HostTensor(ElementType type, std::vector<int64_t> shape)
   aligned = buffer.get();
 }
 
-HostTensor HostTensor::adoptResult(const MemRefDescriptor &result) {
+ResultPack::ResultPack(const std::vector<unsigned> &ranks) : ranks(ranks) {
+  size_t size = 0;
+  for (unsigned rank : ranks) {
+    offsets.push_back(size);
+    size += 3 + 2 * rank;
+  }
+  words.assign(size, 0);
+}
+
+HostTensor HostTensor::adoptResult(const MemRefDescriptor &result,
+                                   ElementType type) {
   HostTensor tensor;
-  tensor.elementType = ElementType::F32;
+  tensor.elementType = type;
   for (unsigned i = 0; i < result.rank(); ++i)
     tensor.dims.push_back(result.size(i));
   tensor.buffer.reset(result.allocated(), std::free);
-  tensor.aligned = static_cast<float *>(result.aligned()) + result.offset();
+  tensor.aligned = static_cast<char *>(result.aligned()) +
+                   result.offset() * elementSize(type);
   return tensor;
 }
 

@@ -28,6 +28,9 @@ class MemRefDescriptor {
 public:
   explicit MemRefDescriptor(unsigned rank) : words(3 + 2 * rank, 0) {}
   MemRefDescriptor(void *data, const std::vector<int64_t> &shape);
+  /// A copy of the descriptor of rank `rank` stored at `words`.
+  MemRefDescriptor(const int64_t *words, unsigned rank)
+      : words(words, words + 3 + 2 * rank) {}
 
   void *data() { return words.data(); }
   unsigned rank() const { return (words.size() - 3) / 2; }
@@ -40,12 +43,30 @@ private:
   std::vector<int64_t> words;
 };
 
+/// The results of a function with several results, as MLIR's C interface
+/// returns them: one struct holding each result's descriptor in turn (all
+/// fields are 8 bytes, so the struct is the descriptors back to back).
+class ResultPack {
+public:
+  explicit ResultPack(const std::vector<unsigned> &ranks);
+  void *data() { return words.data(); }
+  MemRefDescriptor result(unsigned i) const {
+    return MemRefDescriptor(words.data() + offsets[i], ranks[i]);
+  }
+
+private:
+  std::vector<unsigned> ranks;
+  std::vector<size_t> offsets;
+  std::vector<int64_t> words;
+};
+
 /// A dense, row-major host tensor that owns its buffer.
 class HostTensor {
 public:
   HostTensor(ElementType type, std::vector<int64_t> shape);
   /// Takes ownership of the buffer a compiled function returned (malloc'ed).
-  static HostTensor adoptResult(const MemRefDescriptor &result);
+  static HostTensor adoptResult(const MemRefDescriptor &result,
+                                ElementType type);
 
   ElementType type() const { return elementType; }
   const std::vector<int64_t> &shape() const { return dims; }

@@ -730,3 +730,42 @@ func.func @row_weights_result(%w: tensor<?x2xf32>, %s: tensor<?x2xi32>, %r: tens
   %y = moe.row_weights %w, %s, %r : (tensor<?x2xf32>, tensor<?x2xi32>, tensor<7xi32>) -> tensor<6xf32>
   return
 }
+
+// -----
+
+func.func @moe_block_stats_count(%h: tensor<?x64xf32>, %gate: tensor<8x64xf32>,
+                                 %w1: tensor<8x128x64xf32>, %w3: tensor<8x128x64xf32>,
+                                 %w2: tensor<8x64x128xf32>) {
+  // expected-error @+1 {{expects no stats results or three (experts per token, rows per expert, ADR level), got 1}}
+  %y, %n = moe.moe_block %h gate(%gate : tensor<8x64xf32>)
+      experts(%w1, %w3, %w2 : tensor<8x128x64xf32>, tensor<8x128x64xf32>, tensor<8x64x128xf32>)
+      policy(#moe.top_k<k = 2>) : tensor<?x64xf32> -> tensor<?x64xf32>, tensor<?xi32>
+  return
+}
+
+// -----
+
+func.func @moe_block_stats_experts(%h: tensor<?x64xf32>, %gate: tensor<8x64xf32>,
+                                   %w1: tensor<8x128x64xf32>, %w3: tensor<8x128x64xf32>,
+                                   %w2: tensor<8x64x128xf32>) {
+  // expected-error @+1 {{expects rows-per-expert stats of shape [E] = [8], got 'tensor<4xi32>'}}
+  %y, %n, %l, %c = moe.moe_block %h gate(%gate : tensor<8x64xf32>)
+      experts(%w1, %w3, %w2 : tensor<8x128x64xf32>, tensor<8x128x64xf32>, tensor<8x64x128xf32>)
+      policy(#moe.top_k<k = 2>) : tensor<?x64xf32> -> tensor<?x64xf32>, tensor<?xi32>, tensor<4xi32>, tensor<?xi32>
+  return
+}
+
+// -----
+
+func.func @moe_block_stats_subtokens(%h: tensor<5x64xf32>, %gate: tensor<8x16xf32>,
+                                     %w1: tensor<8x32x16xf32>, %w3: tensor<8x32x16xf32>,
+                                     %w2: tensor<8x16x32xf32>, %hw: tensor<64x64xf32>,
+                                     %hb: tensor<64xf32>) {
+  // expected-error @+1 {{expects experts-per-token stats of shape [T * heads] = [20], got 'tensor<5xi32>'}}
+  %y, %n, %l, %c = moe.moe_block %h gate(%gate : tensor<8x16xf32>)
+      experts(%w1, %w3, %w2 : tensor<8x32x16xf32>, tensor<8x32x16xf32>, tensor<8x16x32xf32>)
+      policy(#moe.top_k<k = 2>)
+      multi_head(4 : %hw, %hb, %hw, %hb : tensor<64x64xf32>, tensor<64xf32>, tensor<64x64xf32>, tensor<64xf32>)
+      : tensor<5x64xf32> -> tensor<5x64xf32>, tensor<5xi32>, tensor<8xi32>, tensor<5xi32>
+  return
+}

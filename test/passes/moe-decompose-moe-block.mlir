@@ -122,3 +122,47 @@ func.func @bf16(%h: tensor<?x16xbf16>, %gate: tensor<4x16xbf16>,
       policy(#moe.top_k<k = 1>) : tensor<?x16xbf16> -> tensor<?x16xbf16>
   return %y : tensor<?x16xbf16>
 }
+
+// Routing statistics: the router's counts per sub-token, the dispatch's
+// rows per expert (differences of the group offsets), and the ADR level.
+// CHECK-LABEL: func @stats
+// CHECK: arith.select %{{.*}}, %c2_i32, %c1_i32 : i32
+// CHECK: %[[LEVEL:.*]] = linalg.generic {{.*}} outs(%{{.*}} : tensor<?xi32>)
+// CHECK: arith.select %{{.*}}, %c1_i32, %c0_i32 : i32
+// CHECK: %{{.*}}, %{{.*}}, %[[COUNTS:.*]] = moe.router
+// CHECK: %{{.*}}, %[[OFF:.*]], %{{.*}}, %{{.*}} = moe.dispatch
+// CHECK: %[[LOAD:.*]] = linalg.generic {{.*}} outs(%{{.*}} : tensor<4xi32>)
+// CHECK: tensor.extract %[[OFF]]
+// CHECK: tensor.extract %[[OFF]]
+// CHECK: arith.subi
+// CHECK: return %{{.*}}, %[[COUNTS]], %[[LOAD]], %[[LEVEL]] : tensor<?x16xf32>, tensor<?xi32>, tensor<4xi32>, tensor<?xi32>
+func.func @stats(%h: tensor<?x16xf32>, %gate: tensor<4x16xf32>,
+                 %w1: tensor<4x8x16xf32>, %w3: tensor<4x8x16xf32>, %w2: tensor<4x16x8xf32>,
+                 %sh1: tensor<8x16xf32>, %sh3: tensor<8x16xf32>, %sh2: tensor<16x8xf32>,
+                 %dp1: tensor<8x16xf32>, %dp3: tensor<8x16xf32>, %dp2: tensor<16x8xf32>,
+                 %cw: tensor<1x16xf32>, %cb: tensor<1xf32>)
+    -> (tensor<?x16xf32>, tensor<?xi32>, tensor<4xi32>, tensor<?xi32>) {
+  %y, %n, %load, %level = moe.moe_block %h gate(%gate : tensor<4x16xf32>)
+      experts(%w1, %w3, %w2 : tensor<4x8x16xf32>, tensor<4x8x16xf32>, tensor<4x16x8xf32>)
+      policy(#moe.top_k<k = 2>)
+      shallow_expert(%sh1, %sh3, %sh2 : tensor<8x16xf32>, tensor<8x16xf32>, tensor<16x8xf32>)
+      deep_expert(%dp1, %dp3, %dp2 : tensor<8x16xf32>, tensor<8x16xf32>, tensor<16x8xf32>)
+      adaptive_routing(%cw, %cb : tensor<1x16xf32>, tensor<1xf32>) level_threshold(0.5) simple_max_experts(1)
+      : tensor<?x16xf32> -> tensor<?x16xf32>, tensor<?xi32>, tensor<4xi32>, tensor<?xi32>
+  return %y, %n, %load, %level : tensor<?x16xf32>, tensor<?xi32>, tensor<4xi32>, tensor<?xi32>
+}
+
+// Without ADR every token is complex: the level is all ones.
+// CHECK-LABEL: func @stats_without_adr
+// CHECK: %[[ONES:.*]] = linalg.fill ins(%c1_i32 : i32) outs(%{{.*}} : tensor<?xi32>)
+// CHECK: return %{{.*}}, %{{.*}}, %{{.*}}, %[[ONES]]
+func.func @stats_without_adr(%h: tensor<?x16xf32>, %gate: tensor<4x16xf32>,
+                             %w1: tensor<4x8x16xf32>, %w3: tensor<4x8x16xf32>,
+                             %w2: tensor<4x16x8xf32>)
+    -> (tensor<?x16xf32>, tensor<?xi32>, tensor<4xi32>, tensor<?xi32>) {
+  %y, %n, %load, %level = moe.moe_block %h gate(%gate : tensor<4x16xf32>)
+      experts(%w1, %w3, %w2 : tensor<4x8x16xf32>, tensor<4x8x16xf32>, tensor<4x16x8xf32>)
+      policy(#moe.top_k<k = 2>)
+      : tensor<?x16xf32> -> tensor<?x16xf32>, tensor<?xi32>, tensor<4xi32>, tensor<?xi32>
+  return %y, %n, %load, %level : tensor<?x16xf32>, tensor<?xi32>, tensor<4xi32>, tensor<?xi32>
+}
