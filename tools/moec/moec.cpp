@@ -11,6 +11,8 @@
 
 #include "codegen/HostCodegen.h"
 #include "codegen/Pipelines.h"
+
+#include "ModelHeader.h"
 #include "importer/ModelConfig.h"
 #include "importer/ModelImporter.h"
 
@@ -107,9 +109,9 @@ std::string runtimeLibDir() {
   return sys::fs::exists(probe) ? std::string(dir) : MOEC_RUNTIME_LIB_DIR;
 }
 
-/// Links `object` with the runtime into the executable `output`, driving
-/// the C++ compiler moec was built with (or $MOEC_CXX).
-int link(StringRef object, StringRef output) {
+/// Links `object` with the runtime into `output`, an executable or a shared
+/// library, driving the C++ compiler moec was built with (or $MOEC_CXX).
+int link(StringRef object, StringRef output, bool sharedLibrary) {
   std::string driver = MOEC_CXX_DRIVER;
   if (const char *env = std::getenv("MOEC_CXX"))
     driver = env;
@@ -118,17 +120,29 @@ int link(StringRef object, StringRef output) {
     return fail("cannot find the linker driver '" + driver +
                 "' (set MOEC_CXX to a C++ compiler)");
   std::string libDir = runtimeLibDir();
-  std::vector<std::string> args{*driverPath,
-                                object.str(),
-                                "-o",
-                                output.str(),
-                                "-L" + libDir,
-                                "-lmoec_model_runtime",
-                                "-lmoec_safetensors",
-                                "-L" MOEC_OPENMP_LIB_DIR,
-                                "-Wl,-rpath," MOEC_OPENMP_LIB_DIR,
-                                "-lomp",
-                                "-lm"};
+  std::vector<std::string> args{*driverPath, object.str(), "-o", output.str(),
+                                "-L" + libDir};
+  SmallString<128> exportsPath;
+  std::optional<FileRemover> removeExports;
+  if (sharedLibrary) {
+    // Export the C API of moec_model.h and nothing else.
+    int fd;
+    if (std::error_code ec = sys::fs::createTemporaryFile("moec-exports", "map",
+                                                          fd, exportsPath))
+      return fail("cannot create a temporary file: " + ec.message());
+    removeExports.emplace(exportsPath);
+    raw_fd_ostream exports(fd, /*shouldClose=*/true);
+    exports << "{ global: moec_model_*; local: *; };\n";
+    exports.close();
+    args.insert(args.end(),
+                {"-shared", "-Wl,--version-script=" + exportsPath.str().str(),
+                 "-Wl,--whole-archive", "-lmoec_model_runtime",
+                 "-Wl,--no-whole-archive"});
+  } else {
+    args.insert(args.end(), {"-lmoec_model_main", "-lmoec_model_runtime"});
+  }
+  args.insert(args.end(), {"-lmoec_safetensors", "-L" MOEC_OPENMP_LIB_DIR,
+                           "-Wl,-rpath," MOEC_OPENMP_LIB_DIR, "-lomp", "-lm"});
   std::vector<StringRef> argRefs(args.begin(), args.end());
   if (verbose) {
     errs() << "moec: link:";
@@ -143,6 +157,16 @@ int link(StringRef object, StringRef output) {
     return fail("linking " + output + " failed" +
                 (message.empty() ? "" : ": " + message) +
                 " (the linker's messages are above)");
+  if (!sharedLibrary)
+    return 0;
+  // The C API header, beside the library.
+  SmallString<256> header(sys::path::parent_path(output));
+  sys::path::append(header, "moec_model.h");
+  std::error_code ec;
+  raw_fd_ostream headerFile(header, ec);
+  if (ec)
+    return fail(header + ": " + ec.message());
+  headerFile << kModelHeader;
   return 0;
 }
 
@@ -183,9 +207,6 @@ int compile() {
     output->keep();
     return 0;
   }
-  if (emit == Emit::Lib)
-    return fail("--emit lib is not implemented yet; mlir, llvm, obj and exe "
-                "are");
 
   std::string manifest = moec::modelManifest(*module, *config);
   {
@@ -224,7 +245,8 @@ int compile() {
     return 0;
   }
 
-  // An executable: the object, in a temporary file, linked with the runtime.
+  // An executable or a shared library: the object, in a temporary file,
+  // linked with the runtime.
   SmallString<128> objectPath;
   int fd;
   if (std::error_code ec =
@@ -239,7 +261,7 @@ int compile() {
   }
   output.reset(); // the linker writes the output itself
   Stage stage("link");
-  return link(objectPath, outputPath);
+  return link(objectPath, outputPath, emit == Emit::Lib);
 }
 
 } // namespace

@@ -1,0 +1,54 @@
+//===- Model.h - a compiled model with its weights bound --------*- C++ -*-===//
+//
+// The object `moec compile` emits provides `forward_packed(void **)` and the
+// JSON manifest `moec_model_manifest` (codegen/HostCodegen.h). CompiledModel
+// binds the weights the manifest names, calls the forward pass and turns its
+// routing results into the statistics of SEEDS.md §8. The command line
+// (ModelMain.cpp) and the C API (moec_model.h) are thin layers over it.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOEC_RUNTIME_MODEL_MODEL_H
+#define MOEC_RUNTIME_MODEL_MODEL_H
+
+#include "runtime/model/Tensors.h"
+
+#include <nlohmann/json.hpp>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace moec::runtime {
+
+class CompiledModel {
+public:
+  /// Binds the weights in `weightsPath` (a .safetensors file or a sharded
+  /// checkpoint's index). Null with a one-line `error` on failure.
+  static std::unique_ptr<CompiledModel> load(const std::string &weightsPath,
+                                             std::string &error);
+
+  int64_t vocabSize() const { return vocab; }
+
+  struct Outputs {
+    HostTensor logits;             // F32 [B, T, V]
+    std::vector<HostTensor> stats; // three I32 vectors per MoE layer
+  };
+
+  /// Runs the model on I32 [B, T] token ids, each in [0, vocabSize()).
+  Outputs forward(HostTensor &tokens);
+
+  /// The SEEDS.md §8 statistics of one forward pass.
+  nlohmann::json statistics(const Outputs &outputs) const;
+
+private:
+  CompiledModel() = default;
+
+  nlohmann::json manifest;
+  int64_t vocab = 0;
+  std::vector<HostTensor> params;
+};
+
+} // namespace moec::runtime
+
+#endif // MOEC_RUNTIME_MODEL_MODEL_H
