@@ -13,10 +13,15 @@ the routing decisions on it, RoPE frequencies as Hugging Face computes them).
     model_reference.py compare CONFIG WEIGHTS --tokens ... --logits moec.npy
                            [--stats moec_stats.json] [--tolerance X]
     model_reference.py tokens CONFIG OUT.npy --shape B,T [--seed N]
+    model_reference.py validate CONFIG --tokens ... --logits L.npy
+                           [--stats S.json]
 
 `compare` prints the max relative error max|a-b|/max|b| (b the reference),
 PASS or FAIL at 1e-4 (f32 weights) or 2e-2 (any bf16 weight), and whether
 the statistics match exactly; its exit status is 0 only when all pass.
+`validate` checks only the form of a run's outputs (anyone's: moec's or
+this reference's): float32 finite logits [B, T, V], and stats in the
+DESIGN.md contract format with consistent counts for these tokens.
 Routing decisions within 1e-5 of their threshold (top_p prefix sums, the
 threshold policy, ADR levels, near-ties at the edge of the chosen set) are
 reported as `warning:` lines, since f32 rounding could flip them.
@@ -516,9 +521,76 @@ def compare_stats(ref, got):
     return diffs
 
 
+def validate_outputs(cfg, tokens, logits, stats):
+    """Problems with the form of logits and stats (DESIGN.md contracts)."""
+    problems = []
+    B, T = tokens.shape
+    if logits.dtype != np.float32:
+        problems.append("logits dtype %s, expected float32" % logits.dtype)
+    if logits.shape != (B, T, cfg.V):
+        problems.append("logits shape %s, expected %s" %
+                        (list(logits.shape), [B, T, cfg.V]))
+    if not np.isfinite(logits).all():
+        problems.append("logits has non-finite values")
+    if stats is None:
+        return problems
+    if not isinstance(stats, dict) or set(stats) != {"layers"}:
+        return problems + ['stats: expected {"layers": [...]}']
+    moe_layers = [l for l in range(cfg.L) if cfg.sparse(l)]
+    layers = stats["layers"]
+    if [e.get("layer") if isinstance(e, dict) else None
+            for e in layers] != moe_layers:
+        problems.append("stats: layers %s, expected the MoE layers %s" %
+                        ([e.get("layer") for e in layers
+                          if isinstance(e, dict)], moe_layers))
+    keys = {"layer", "experts", "tokens_per_expert", "experts_per_token_mean",
+            "experts_per_token_histogram", "simple_token_fraction"}
+    units = B * T * cfg.heads  # routed (sub-)tokens per layer
+    for e in layers:
+        if not isinstance(e, dict) or set(e) != keys:
+            problems.append("stats: layer entry keys %s, expected %s" %
+                            (sorted(e) if isinstance(e, dict) else e,
+                             sorted(keys)))
+            continue
+        l, El = e["layer"], cfg.experts(e["layer"])
+        where = "stats layer %s: " % l
+        tpe, hist = e["tokens_per_expert"], e["experts_per_token_histogram"]
+        ints = lambda xs: isinstance(xs, list) and all(
+            isinstance(x, int) and not isinstance(x, bool) and x >= 0
+            for x in xs)
+        if e["experts"] != El:
+            problems.append(where + "experts %s, expected E_l = %d" %
+                            (e["experts"], El))
+        if not ints(tpe) or len(tpe) != El:
+            problems.append(where + "tokens_per_expert must be %d counts" % El)
+            continue
+        if not ints(hist) or len(hist) != El + 1:
+            problems.append(where + "experts_per_token_histogram must be %d "
+                            "counts" % (El + 1))
+            continue
+        if sum(hist) != units:
+            problems.append(where + "histogram counts %d units, expected %d" %
+                            (sum(hist), units))
+        routed = sum(k * n for k, n in enumerate(hist))
+        if sum(tpe) != routed:
+            problems.append(where + "tokens_per_expert sum %d != %d (from the "
+                            "histogram)" % (sum(tpe), routed))
+        mean = e["experts_per_token_mean"]
+        if not isinstance(mean, (int, float)) or (
+                units and abs(mean - routed / units) > 1e-6):
+            problems.append(where + "experts_per_token_mean %s, expected %s" %
+                            (mean, routed / units if units else 0))
+        f = e["simple_token_fraction"]
+        if not isinstance(f, (int, float)) or not 0 <= f <= 1 or (
+                not cfg.adr and f != 0):
+            problems.append(where + "simple_token_fraction %s out of range" % f)
+    return problems
+
+
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] not in ("run", "compare", "tokens", "-h", "--help"):
+    if argv and argv[0] not in ("run", "compare", "tokens", "validate", "-h",
+                                "--help"):
         argv.insert(0, "run")
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="mode", required=True)
@@ -536,6 +608,11 @@ def main(argv=None):
     cmp_.add_argument("--tolerance", type=float,
                       help="max relative error (default from the weights' "
                            "dtype: 1e-4 f32, 2e-2 bf16)")
+    val = sub.add_parser("validate", help="check the form of logits and stats")
+    val.add_argument("config")
+    val.add_argument("--tokens", required=True)
+    val.add_argument("--logits", required=True)
+    val.add_argument("--stats")
     tok = sub.add_parser("tokens", help="write random token ids as .npy")
     tok.add_argument("config")
     tok.add_argument("out")
@@ -549,6 +626,21 @@ def main(argv=None):
         ids = np.random.default_rng(args.seed).integers(0, cfg.V, (B, T))
         np.save(args.out, ids.astype(np.int64))
         return 0
+    if args.mode == "validate":
+        tokens = read_tokens(args.tokens)
+        stats = None
+        if args.stats:
+            with open(args.stats) as f:
+                stats = json.load(f)
+        problems = validate_outputs(cfg, tokens, np.load(args.logits), stats)
+        for line in problems:
+            print("FAIL " + line)
+        if not problems:
+            print("OK logits %s float32 finite%s" % (
+                list(np.load(args.logits).shape),
+                ", stats of %d MoE layers in the contract format" %
+                len(stats["layers"]) if stats is not None else ""))
+        return 1 if problems else 0
 
     weights, dtypes = read_safetensors(args.weights)
     tokens = read_tokens(args.tokens)
