@@ -664,7 +664,11 @@ def main(argv=None):
 
     if not args.logits:
         ap.error("compare needs --logits (moec's output)")
-    got = np.load(args.logits)
+    try:
+        got = np.load(args.logits)
+    except (OSError, ValueError) as e:
+        print("FAIL logits: cannot read %s: %s" % (args.logits, e))
+        return 1
     ok = True
     dtype = "bf16" if "BF16" in dtypes else "f32"
     tol = args.tolerance if args.tolerance is not None else TOLERANCE[dtype]
