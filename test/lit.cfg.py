@@ -64,6 +64,14 @@ if subprocess.run([config.python_executable, "-c", "import numpy"],
 if os.path.exists(cuda_runtime):
     config.available_features.add("cuda-runtime")
 
+# Hugging Face transformers (with torch), for checking the model reference:
+# the Python of the tests, or one given with lit -Dhf_python=PATH.
+hf_python = lit_config.params.get("hf_python", config.python_executable)
+if subprocess.run([hf_python, "-c", "import torch, transformers"],
+                  capture_output=True).returncode == 0:
+    config.available_features.add("transformers")
+config.substitutions.append(("%hf_python", hf_python))
+
 def count_cuda_devices():
     """Asks the moec CUDA runtime; 0 when the driver or a GPU is missing."""
     if not os.path.exists(cuda_runtime):
