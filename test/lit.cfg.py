@@ -35,6 +35,9 @@ config.substitutions.append(("%moec_src_root", config.moec_src_root))
 config.substitutions.append(("%moec_obj_root", config.moec_obj_root))
 config.substitutions.append(("%cuda_toolkit", config.cuda_toolkit_dir))
 config.substitutions.append(("%python", config.python_executable))
+# The C compiler the project was built with, for programs using a model's C
+# API (the unversioned clang on PATH may be another LLVM).
+config.substitutions.append(("%cc", config.c_compiler))
 config.substitutions.append(
     ("%test_utils", os.path.join(config.test_source_root, "utils")))
 
