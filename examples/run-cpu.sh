@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Compiles examples/expert-layer.mlir with the CPU pipeline, runs it on every
-# core (OpenMP) with mlir-runner, and checks it against a NumPy reference.
+# The main job: compile example model descriptions with moec for the CPU,
+# run the executables on random weights, and compare their logits and
+# routing statistics with the independent NumPy reference of SEEDS.md.
+#   examples/run-cpu.sh [CONFIG.json ...]   (default: mixtral-tiny, all-features)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-build="${MOEC_BUILD_DIR:-$root/build}"
-lib=/usr/lib/llvm-22/lib
-
-"$build/bin/moec-opt" "$root/examples/expert-layer.mlir" -moe-to-cpu-pipeline \
-  | /usr/lib/llvm-22/bin/mlir-runner -e main -entry-point-result=void \
-      -shared-libs="$lib/libmlir_runner_utils.so,$lib/libmlir_c_runner_utils.so,$lib/libomp.so" \
-  | /usr/bin/python3 "$root/examples/expert_layer_reference.py"
+configs=("$@")
+if [ ${#configs[@]} -eq 0 ]; then
+  configs=("$root/examples/mixtral-tiny.json" "$root/examples/all-features.json")
+fi
+for config in "${configs[@]}"; do
+  echo "== $(basename "$config")"
+  "$root/examples/check-model.sh" "$config" f32 2,40
+done
