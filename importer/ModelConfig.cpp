@@ -9,6 +9,7 @@
 #include "llvm/Support/raw_ostream.h"
 
 #include <cmath>
+#include <cstdio>
 
 using namespace moec;
 using llvm::StringRef;
@@ -147,8 +148,20 @@ public:
     return o;
   }
 
+  /// The dotted path of `key`, with control characters written as \xNN so
+  /// that a message about any key stays on one line.
   std::string keyPath(StringRef key) const {
-    return path.empty() ? key.str() : path + "." + key.str();
+    std::string printable;
+    for (unsigned char c : key) {
+      if (c < 0x20 || c == 0x7f) {
+        char escaped[5];
+        std::snprintf(escaped, sizeof(escaped), "\\x%02x", c);
+        printable += escaped;
+      } else {
+        printable += static_cast<char>(c);
+      }
+    }
+    return path.empty() ? printable : path + "." + printable;
   }
 
   /// Records an error about `key`, unless one is recorded already.
@@ -426,8 +439,9 @@ moec::parseModelConfig(StringRef text, StringRef fileName,
                "true is not supported (its per-layer rule is not part of "
                "SEEDS.md); set it to false");
     top.ignore({"sliding_window", "qkv_bias", "attention_bias"});
+    // Reading on after an error would use unchecked values (a zero step).
     bool anyDense = false;
-    for (int64_t l = 0; l < config.numLayers; ++l)
+    for (int64_t l = 0; !error && l < config.numLayers; ++l)
       anyDense |= !config.isSparseLayer(l);
     config.denseIntermediateSize =
         top.integer("intermediate_size", 1,
