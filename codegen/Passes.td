@@ -55,6 +55,86 @@ def ConvertMoeToLinalg : Pass<"convert-moe-to-linalg"> {
   ];
 }
 
+def TileGroupedMatmul : Pass<"moe-tile-grouped-matmul"> {
+  let summary = "Lower moe.grouped_matmul to a parallel, register-blocked "
+                "vector kernel over a tile schedule (CPU)";
+  let description = [{
+    Rewrites each `moe.grouped_matmul` whose weight has static `G`, `N` and
+    `K` into an `scf.forall` over (row tile, column tile): the row tiles come
+    from a `moe.tile_schedule` of the group offsets (at most `tile-rows` rows
+    of one group each), the column tiles cut `N` into `tile-cols` columns, so
+    that one big group still spreads over every worker and an empty group
+    costs nothing. The moe-to-cpu-pipeline turns the loop into an OpenMP
+    parallel loop.
+
+    Each (row tile, column tile) runs a micro-kernel over blocks of
+    `micro-rows` rows by `micro-cols` columns: it keeps one
+    `vector<vector-width x f32>` accumulator per (row, column) in registers,
+    reads `vector-width` elements along K of each row and of each weight row
+    (both are K-contiguous: `[R, K]` and `[G, N, K]`), multiplies them with
+    `vector.fma`, and reduces each accumulator horizontally after the last K
+    step. K steps past K read zeros through masks; rows past the tile and
+    columns past `N` read a clamped, valid row and are never stored. The
+    epilogue runs on the reduced row of sums in registers before its one
+    (masked) store: SwiGLU takes the gate and up accumulators computed in the
+    same pass over K (each then gets `micro-cols / 2` columns, so the register
+    count stays that of the plain kernel), then the row scale, then the cast
+    to the result type.
+
+    Ops with a dynamic weight shape are left to `convert-moe-to-linalg`.
+
+    Before:
+    ```mlir
+    %y = moe.grouped_matmul %x, %w offsets(%off)
+        : (tensor<?x64xf32>, tensor<8x32x64xf32>, tensor<9xi32>) -> tensor<?x32xf32>
+    ```
+    After (abridged):
+    ```mlir
+    %tiles = moe.tile_schedule %off tile_rows(64) : tensor<9xi32> -> tensor<?x3xi32>
+    %y = scf.forall (%t, %c) in (%num_tiles, 1) shared_outs(%o = %init) {
+      // (group, first row, rows) of tile %t; the columns of tile %c.
+      %block = scf.for %n = ... step 4 iter_args(...) {
+        scf.for %m = ... step 4 iter_args(...) {
+          %acc = scf.for %k = %c0 to %c64 step %c16 iter_args(16 x vector<16xf32>) {
+            %a = vector.transfer_read %x[%row, %k] ... : tensor<?x64xf32>, vector<16xf32>
+            %b = vector.transfer_read %w[%g, %col, %k] ... : tensor<8x32x64xf32>, vector<16xf32>
+            %f = vector.fma %a, %b, %acc_ij : vector<16xf32>
+            ...
+          }
+          %s = vector.reduction <add>, %acc#0 : vector<16xf32> into f32
+          ...
+          vector.transfer_write %sums, ... : vector<4xf32>, tensor<?x?xf32>
+        }
+      }
+      scf.forall.in_parallel {
+        tensor.parallel_insert_slice %block into %o[...] ...
+      }
+    }
+    ```
+  }];
+  let options = [
+    Option<"tileRows", "tile-rows", "int64_t", /*default=*/"64",
+           "Rows of a group per work tile (moe.tile_schedule)">,
+    Option<"tileCols", "tile-cols", "int64_t", /*default=*/"64",
+           "Output columns per work tile">,
+    Option<"microRows", "micro-rows", "int64_t", /*default=*/"4",
+           "Rows of a register block">,
+    Option<"microCols", "micro-cols", "int64_t", /*default=*/"4",
+           "Columns of a register block (split between gate and up under "
+           "SwiGLU)">,
+    Option<"vectorWidth", "vector-width", "int64_t", /*default=*/"16",
+           "f32 lanes of an accumulator along K (16 fills an AVX-512 "
+           "register)">,
+  ];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::math::MathDialect",
+    "::mlir::scf::SCFDialect",
+    "::mlir::tensor::TensorDialect",
+    "::mlir::vector::VectorDialect",
+  ];
+}
+
 def MapAllocsToGpu : Pass<"moe-map-allocs-to-gpu", "::mlir::ModuleOp"> {
   let summary = "Place host-side buffer allocations in GPU memory";
   let description = [{

@@ -37,9 +37,15 @@ static const char *stringifyFormat(moe::CudaObjectFormat format) {
 }
 
 /// The steps both targets share: moe ops to linalg on tensors, then buffers
-/// with explicit deallocation, then parallel loops.
-static void buildTensorToParallelLoops(OpPassManager &pm) {
+/// with explicit deallocation, then parallel loops. `addKernelPasses` adds a
+/// target's own lowerings of moe kernel ops, which run before the generic
+/// ones of convert-moe-to-linalg.
+static void buildTensorToParallelLoops(
+    OpPassManager &pm,
+    function_ref<void(OpPassManager &)> addKernelPasses = nullptr) {
   pm.addPass(moe::createLowerRouting());
+  if (addKernelPasses)
+    addKernelPasses(pm);
   pm.addPass(moe::createConvertMoeToLinalg());
   pm.addPass(createCanonicalizerPass());
   bufferization::OneShotBufferizePassOptions bufferize;
@@ -49,13 +55,24 @@ static void buildTensorToParallelLoops(OpPassManager &pm) {
   pm.addPass(bufferization::createOneShotBufferizePass(bufferize));
   bufferization::buildBufferDeallocationPipeline(pm);
   pm.addPass(createConvertBufferizationToMemRefPass());
+  // Kernel lowerings may emit scf.forall (parallel on tensors); on buffers it
+  // is an scf.parallel like the loops of the linalg ops.
+  pm.addPass(createForallToParallelLoopPass());
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToParallelLoopsPass());
   pm.addPass(createCanonicalizerPass());
 }
 
 void moe::buildMoeToCpuPipeline(OpPassManager &pm,
                                 const CpuPipelineOptions &options) {
-  buildTensorToParallelLoops(pm);
+  buildTensorToParallelLoops(pm, [&](OpPassManager &kernels) {
+    moe::TileGroupedMatmulOptions tiling;
+    tiling.tileRows = options.tileRows;
+    tiling.tileCols = options.tileCols;
+    tiling.microRows = options.microRows;
+    tiling.microCols = options.microCols;
+    tiling.vectorWidth = options.vectorWidth;
+    kernels.addPass(moe::createTileGroupedMatmul(tiling));
+  });
   if (options.openmp) {
     pm.addPass(createConvertSCFToOpenMPPass());
     // Inlines the memref.alloca_scope wrapped around each loop body: our
@@ -67,6 +84,9 @@ void moe::buildMoeToCpuPipeline(OpPassManager &pm,
   pm.addPass(memref::createExpandStridedMetadataPass());
   pm.addPass(createLowerAffinePass());
   pm.addPass(createSCFToControlFlowPass());
+  // The grouped-GEMM kernel's vector ops: masked transfers become masked
+  // loads and stores, reductions tree reductions (they carry reassoc).
+  pm.addPass(createConvertVectorToLLVMPass());
   pm.addPass(createConvertToLLVMPass());
   pm.addPass(createReconcileUnrealizedCastsPass());
 }

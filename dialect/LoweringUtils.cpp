@@ -4,6 +4,7 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 
 using namespace mlir;
@@ -21,4 +22,44 @@ Value moe::filledTensor(OpBuilder &b, Location loc,
   Value empty = tensor::EmptyOp::create(b, loc, sizes, value.getType());
   Value scalar = arith::ConstantOp::create(b, loc, value);
   return linalg::FillOp::create(b, loc, scalar, empty).getResult(0);
+}
+
+Value moe::castToType(OpBuilder &b, Location loc, Value v, Type type) {
+  if (v.getType() == type)
+    return v;
+  return tensor::CastOp::create(b, loc, type, v);
+}
+
+/// `type` (a scalar or a vector type) with its element type replaced.
+static Type withElementType(Type type, Type element) {
+  if (auto vector = dyn_cast<VectorType>(type))
+    return vector.clone(element);
+  return element;
+}
+
+Value moe::extendToF32(OpBuilder &b, Location loc, Value v) {
+  if (getElementTypeOrSelf(v.getType()).isF32())
+    return v;
+  return arith::ExtFOp::create(
+      b, loc, withElementType(v.getType(), b.getF32Type()), v);
+}
+
+Value moe::truncateFromF32(OpBuilder &b, Location loc, Value v, Type to) {
+  if (to.isF32())
+    return v;
+  return arith::TruncFOp::create(b, loc, withElementType(v.getType(), to), v);
+}
+
+Value moe::buildSwiglu(OpBuilder &b, Location loc, Value gate, Value up) {
+  Type type = gate.getType();
+  Value one = arith::ConstantOp::create(
+      b, loc, type,
+      isa<VectorType>(type)
+          ? TypedAttr(DenseElementsAttr::get(cast<ShapedType>(type),
+                                             b.getF32FloatAttr(1.0f)))
+          : TypedAttr(b.getF32FloatAttr(1.0f)));
+  Value e = math::ExpOp::create(b, loc, arith::NegFOp::create(b, loc, gate));
+  Value silu =
+      arith::DivFOp::create(b, loc, gate, arith::AddFOp::create(b, loc, one, e));
+  return arith::MulFOp::create(b, loc, silu, up);
 }

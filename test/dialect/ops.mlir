@@ -46,6 +46,13 @@ func.func @dispatch_combine(%x: tensor<?x64xf32>, %ids: tensor<?x2xi32>,
   return %y : tensor<?x64xf32>
 }
 
+// CHECK-LABEL: func @tile_schedule
+func.func @tile_schedule(%offsets: tensor<9xi32>) -> tensor<?x3xi32> {
+  // CHECK: moe.tile_schedule %{{.*}} tile_rows(64) : tensor<9xi32> -> tensor<?x3xi32>
+  %tiles = moe.tile_schedule %offsets tile_rows(64) : tensor<9xi32> -> tensor<?x3xi32>
+  return %tiles : tensor<?x3xi32>
+}
+
 // CHECK-LABEL: func @grouped_matmul
 func.func @grouped_matmul(%x: tensor<?x64xbf16>, %w1: tensor<8x128x64xbf16>,
                           %w3: tensor<8x128x64xbf16>, %w2: tensor<8x64x128xbf16>,

@@ -1,0 +1,294 @@
+//===- TileGroupedMatmul.cpp - parallel vector kernel for grouped GEMMs ---===//
+//
+// The CPU lowering of moe.grouped_matmul. The work is a list of tiles that
+// moe.tile_schedule computes at run time from the group offsets (at most
+// tile-rows rows of one group each) times tiles of the output columns, so a
+// skewed routing still gives every worker an equal share; each work item
+// runs a register-blocked micro-kernel written with the vector dialect.
+//
+// Both operands are K-contiguous (rows [R, K], weights [G, N, K]), so the
+// micro-kernel is a block of dot products: one vector accumulator per
+// (row, column) along K, reduced horizontally once per block. This reads
+// the weights where they are, with no per-call packing, and leaves the
+// epilogue a row of finished sums in registers.
+//
+//===----------------------------------------------------------------------===//
+
+#include "codegen/Passes.h"
+#include "dialect/LoweringUtils.h"
+#include "dialect/MoeOps.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Arith/Utils/Utils.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/IR/PatternMatch.h"
+#include "mlir/Transforms/WalkPatternRewriteDriver.h"
+
+namespace mlir::moe {
+#define GEN_PASS_DEF_TILEGROUPEDMATMUL
+#include "codegen/Passes.h.inc"
+} // namespace mlir::moe
+
+using namespace mlir;
+using namespace mlir::moe;
+
+namespace {
+
+/// Tile and register-block sizes (the pass options).
+struct KernelShape {
+  int64_t tileRows, tileCols, microRows, microCols, vectorWidth;
+};
+
+struct GroupedMatmulTiling : OpRewritePattern<GroupedMatmulOp> {
+  GroupedMatmulTiling(MLIRContext *ctx, KernelShape shape)
+      : OpRewritePattern(ctx), shape(shape) {}
+
+  LogicalResult matchAndRewrite(GroupedMatmulOp op,
+                                PatternRewriter &rewriter) const override {
+    auto weightType = cast<RankedTensorType>(op.getWeight().getType());
+    if (!weightType.hasStaticShape())
+      return rewriter.notifyMatchFailure(op, "needs a static weight shape");
+    Location loc = op.getLoc();
+    OpBuilder &b = rewriter;
+    int64_t numGroups = weightType.getDimSize(0);
+    int64_t n = weightType.getDimSize(1), k = weightType.getDimSize(2);
+    Value input = op.getInput();
+    auto resultType = cast<RankedTensorType>(op.getType());
+
+    // The row tiles of the schedule, times ceil(N / tile-cols) column tiles.
+    auto tilesType = RankedTensorType::get({ShapedType::kDynamic, 3},
+                                           b.getI32Type());
+    Value schedule = TileScheduleOp::create(
+        b, loc, tilesType, op.getGroupOffsets(), shape.tileRows);
+    Value numTiles = tensor::DimOp::create(b, loc, schedule, 0);
+    OpFoldResult rows = tensor::getMixedSize(b, loc, input, 0);
+    Value init = tensor::EmptyOp::create(
+        b, loc, ArrayRef<OpFoldResult>{rows, b.getIndexAttr(n)},
+        resultType.getElementType());
+    int64_t colTiles = llvm::divideCeil(n, shape.tileCols);
+    auto forall = scf::ForallOp::create(
+        b, loc, ArrayRef<OpFoldResult>{numTiles, b.getIndexAttr(colTiles)},
+        ValueRange{init}, /*mapping=*/std::nullopt);
+
+    b.setInsertionPointToStart(forall.getBody());
+    Value tile = forall.getInductionVars()[0];
+    Value colTile = forall.getInductionVars()[1];
+    Value out = forall.getRegionIterArgs()[0];
+    auto index = [&](int64_t v) -> Value {
+      return arith::ConstantIndexOp::create(b, loc, v);
+    };
+    auto field = [&](int64_t column) -> Value {
+      Value v = tensor::ExtractOp::create(b, loc, schedule,
+                                          ValueRange{tile, index(column)});
+      return arith::IndexCastUIOp::create(b, loc, b.getIndexType(), v);
+    };
+    // Clamped so that malformed offsets can neither pick a missing weight nor
+    // reach past the rows (well-formed ones are unchanged).
+    Value numRows = getValueOrCreateConstantIndexOp(b, loc, rows);
+    Value group = arith::MinUIOp::create(b, loc, field(0), index(numGroups - 1));
+    Value firstRow = arith::MinUIOp::create(b, loc, field(1), numRows);
+    Value tileRows = arith::MinUIOp::create(
+        b, loc, field(2), arith::SubIOp::create(b, loc, numRows, firstRow));
+    Value firstCol = arith::MulIOp::create(b, loc, colTile, index(shape.tileCols));
+    Value tileCols = arith::MinSIOp::create(
+        b, loc, index(shape.tileCols),
+        arith::SubIOp::create(b, loc, index(n), firstCol));
+
+    KernelTile kt{op, group, firstRow, tileRows, firstCol, n, k};
+    Value slice = tensor::ExtractSliceOp::create(
+        b, loc, out, ArrayRef<OpFoldResult>{firstRow, firstCol},
+        ArrayRef<OpFoldResult>{tileRows, tileCols},
+        ArrayRef<OpFoldResult>{b.getIndexAttr(1), b.getIndexAttr(1)});
+    int64_t blockCols = columnsPerBlock(op);
+    auto colLoop = scf::ForOp::create(
+        b, loc, index(0), tileCols, index(blockCols), ValueRange{slice},
+        [&](OpBuilder &cb, Location cl, Value col, ValueRange colState) {
+          auto rowLoop = scf::ForOp::create(
+              cb, cl, arith::ConstantIndexOp::create(cb, cl, 0), tileRows,
+              arith::ConstantIndexOp::create(cb, cl, shape.microRows),
+              colState,
+              [&](OpBuilder &rb, Location rl, Value row, ValueRange rowState) {
+                scf::YieldOp::create(
+                    rb, rl, buildBlock(rb, rl, kt, row, col, rowState[0]));
+              });
+          scf::YieldOp::create(cb, cl, rowLoop.getResults());
+        });
+
+    b.setInsertionPointToStart(forall.getTerminator().getBody());
+    tensor::ParallelInsertSliceOp::create(
+        b, loc, colLoop.getResult(0), out,
+        ArrayRef<OpFoldResult>{firstRow, firstCol},
+        ArrayRef<OpFoldResult>{tileRows, tileCols},
+        ArrayRef<OpFoldResult>{b.getIndexAttr(1), b.getIndexAttr(1)});
+    rewriter.replaceOp(op, castToType(rewriter, loc, forall.getResult(0),
+                                      resultType));
+    return success();
+  }
+
+private:
+  /// What the micro-kernel needs to know about its work item.
+  struct KernelTile {
+    GroupedMatmulOp op;
+    Value group, firstRow, rows, firstCol;
+    int64_t n, k;
+  };
+
+  /// Columns of a register block per weight: SwiGLU accumulates two weights,
+  /// so each gets half the columns and the accumulator count stays put.
+  int64_t columnsPerBlock(GroupedMatmulOp op) const {
+    if (op.getEpilogue() != Epilogue::swiglu)
+      return shape.microCols;
+    return std::max<int64_t>(1, shape.microCols / 2);
+  }
+
+  /// One register block: rows [row, row + micro-rows) of the tile times
+  /// columns [col, col + columnsPerBlock) of the column tile, written into
+  /// `dest` (the tile's slice of the result) and returned.
+  Value buildBlock(OpBuilder &b, Location loc, const KernelTile &kt, Value row,
+                   Value col, Value dest) const {
+    GroupedMatmulOp op = kt.op;
+    int64_t mr = shape.microRows, nr = columnsPerBlock(op);
+    int64_t vw = shape.vectorWidth;
+    auto index = [&](int64_t v) -> Value {
+      return arith::ConstantIndexOp::create(b, loc, v);
+    };
+    SmallVector<Value> weights{op.getWeight()};
+    if (op.getUpWeight())
+      weights.push_back(op.getUpWeight());
+    int64_t numWeights = weights.size();
+
+    // Rows past the tile and columns past N read the last valid one: the
+    // loads stay in bounds and unmasked, and those sums are never stored.
+    Value lastRow = arith::SubIOp::create(b, loc, kt.rows, index(1));
+    SmallVector<Value> rowIds, colIds;
+    for (int64_t i = 0; i < mr; ++i) {
+      Value r = arith::MinSIOp::create(
+          b, loc, arith::AddIOp::create(b, loc, row, index(i)), lastRow);
+      rowIds.push_back(arith::AddIOp::create(b, loc, kt.firstRow, r));
+    }
+    Value colBase = arith::AddIOp::create(b, loc, kt.firstCol, col);
+    for (int64_t j = 0; j < nr; ++j)
+      colIds.push_back(arith::MinSIOp::create(
+          b, loc, arith::AddIOp::create(b, loc, colBase, index(j)),
+          index(kt.n - 1)));
+
+    // Accumulator (i, j, w) for row i, column j and weight w.
+    auto accIndex = [&](int64_t i, int64_t j, int64_t w) {
+      return (i * nr + j) * numWeights + w;
+    };
+    auto f32 = b.getF32Type();
+    auto accType = VectorType::get({vw}, f32);
+    auto read = [&](OpBuilder &kb, Location kl, Value source,
+                    SmallVector<Value> indices, bool inBounds) -> Value {
+      Type element = getElementTypeOrSelf(source.getType());
+      Value zero = arith::ConstantOp::create(kb, kl, kb.getZeroAttr(element));
+      Value v = vector::TransferReadOp::create(
+          kb, kl, VectorType::get({vw}, element), source, indices, zero,
+          ArrayRef<bool>{inBounds});
+      return extendToF32(kb, kl, v);
+    };
+    // One step of `vector-width` along K from `kIdx`; a step that may cross
+    // K reads zeros past it through the transfer's mask.
+    auto step = [&](OpBuilder &kb, Location kl, Value kIdx, ValueRange accs,
+                    bool inBounds) {
+      SmallVector<Value> a, w;
+      for (Value r : rowIds)
+        a.push_back(read(kb, kl, op.getInput(), {r, kIdx}, inBounds));
+      for (Value weight : weights)
+        for (Value c : colIds)
+          w.push_back(read(kb, kl, weight, {kt.group, c, kIdx}, inBounds));
+      SmallVector<Value> next(accs);
+      for (int64_t i = 0; i < mr; ++i)
+        for (int64_t wi = 0; wi < numWeights; ++wi)
+          for (int64_t j = 0; j < nr; ++j) {
+            int64_t id = accIndex(i, j, wi);
+            next[id] = vector::FMAOp::create(kb, kl, a[i], w[wi * nr + j],
+                                             accs[id]);
+          }
+      return next;
+    };
+
+    Value zero = arith::ConstantOp::create(
+        b, loc, DenseElementsAttr::get(accType, b.getF32FloatAttr(0.0f)));
+    SmallVector<Value> accs(mr * nr * numWeights, zero);
+    int64_t k = kt.k, kMain = k - k % vw;
+    if (kMain > 0) {
+      auto kLoop = scf::ForOp::create(
+          b, loc, index(0), index(kMain), index(vw), accs,
+          [&](OpBuilder &kb, Location kl, Value kIdx, ValueRange state) {
+            scf::YieldOp::create(kb, kl, step(kb, kl, kIdx, state, true));
+          });
+      accs.assign(kLoop.getResults().begin(), kLoop.getResults().end());
+    }
+    if (kMain < k)
+      accs = step(b, loc, index(kMain), accs, /*inBounds=*/false);
+
+    // Per row: the horizontal sums, the epilogue, one masked store.
+    Type resultElement = getElementTypeOrSelf(op.getType());
+    auto sumsType = VectorType::get({nr}, f32);
+    for (int64_t i = 0; i < mr; ++i) {
+      SmallVector<Value> sums;
+      for (int64_t wi = 0; wi < numWeights; ++wi) {
+        SmallVector<Value> lanes;
+        for (int64_t j = 0; j < nr; ++j)
+          lanes.push_back(vector::ReductionOp::create(
+              b, loc, vector::CombiningKind::ADD, accs[accIndex(i, j, wi)],
+              arith::FastMathFlags::reassoc));
+        sums.push_back(vector::FromElementsOp::create(b, loc, sumsType, lanes));
+      }
+      Value v = sums.front();
+      if (op.getEpilogue() == Epilogue::swiglu)
+        v = buildSwiglu(b, loc, v, sums[1]);
+      if (Value scale = op.getRowScale()) {
+        Value s = tensor::ExtractOp::create(b, loc, scale, ValueRange{rowIds[i]});
+        v = arith::MulFOp::create(b, loc, v,
+                                  vector::BroadcastOp::create(b, loc, sumsType, s));
+      }
+      v = truncateFromF32(b, loc, v, resultElement);
+      // Rows past the tile are skipped; columns past it are masked off.
+      Value r = arith::AddIOp::create(b, loc, row, index(i));
+      Value inTile = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, r,
+                                           kt.rows);
+      auto store = scf::IfOp::create(
+          b, loc, inTile,
+          [&](OpBuilder &tb, Location tl) {
+            Value written = vector::TransferWriteOp::create(
+                                tb, tl, v, dest, ValueRange{r, col},
+                                ArrayRef<bool>{false})
+                                .getResult();
+            scf::YieldOp::create(tb, tl, written);
+          },
+          [&](OpBuilder &eb, Location el) { scf::YieldOp::create(eb, el, dest); });
+      dest = store.getResult(0);
+    }
+    return dest;
+  }
+
+  KernelShape shape;
+};
+
+struct TileGroupedMatmulPass
+    : moe::impl::TileGroupedMatmulBase<TileGroupedMatmulPass> {
+  using TileGroupedMatmulBase::TileGroupedMatmulBase;
+
+  void runOnOperation() override {
+    KernelShape shape{tileRows, tileCols, microRows, microCols, vectorWidth};
+    for (int64_t size : {shape.tileRows, shape.tileCols, shape.microRows,
+                         shape.microCols, shape.vectorWidth}) {
+      if (size < 1) {
+        getOperation()->emitError()
+            << "moe-tile-grouped-matmul: tile, block and vector sizes must be "
+               "positive, got "
+            << size;
+        return signalPassFailure();
+      }
+    }
+    RewritePatternSet patterns(&getContext());
+    patterns.add<GroupedMatmulTiling>(&getContext(), shape);
+    walkAndApplyPatterns(getOperation(), std::move(patterns));
+  }
+};
+
+} // namespace

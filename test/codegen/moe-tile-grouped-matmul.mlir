@@ -1,0 +1,88 @@
+// RUN: moec-opt %s -moe-tile-grouped-matmul="tile-rows=32 tile-cols=8 micro-rows=2 micro-cols=2 vector-width=8" -split-input-file | FileCheck %s
+// RUN: not moec-opt %s -moe-tile-grouped-matmul="micro-rows=0" -split-input-file 2>&1 | FileCheck %s --check-prefix=BAD
+
+// BAD: moe-tile-grouped-matmul: tile, block and vector sizes must be positive, got 0
+
+// CHECK-LABEL: func @plain
+// CHECK-SAME: (%[[X:.*]]: tensor<?x20xf32>, %[[W:.*]]: tensor<3x12x20xf32>, %[[OFF:.*]]: tensor<4xi32>)
+func.func @plain(%x: tensor<?x20xf32>, %w: tensor<3x12x20xf32>,
+                 %off: tensor<4xi32>) -> tensor<?x12xf32> {
+  // The work: row tiles of the schedule times ceil(12 / 8) column tiles.
+  // CHECK: %[[TILES:.*]] = moe.tile_schedule %[[OFF]] tile_rows(32) : tensor<4xi32> -> tensor<?x3xi32>
+  // CHECK: %[[NUM:.*]] = tensor.dim %[[TILES]]
+  // CHECK: %[[INIT:.*]] = tensor.empty(%{{.*}}) : tensor<?x12xf32>
+  // CHECK: %[[Y:.*]] = scf.forall (%[[T:.*]], %{{.*}}) in (%[[NUM]], 2) shared_outs(%[[O:.*]] = %[[INIT]]) -> (tensor<?x12xf32>)
+  // (group, first row, rows) of the tile, clamped to the operands.
+  // CHECK: tensor.extract %[[TILES]][%[[T]], %{{.*}}]
+  // CHECK: %[[G:.*]] = arith.minui %{{.*}}, %c2
+  // CHECK: %[[SLICE:.*]] = tensor.extract_slice %[[O]]
+  // Register blocks: columns (2 per block), then rows (2 per block).
+  // CHECK: %[[BLOCK:.*]] = scf.for %{{.*}} step %c2{{.*}} iter_args(%{{.*}} = %[[SLICE]])
+  // CHECK: scf.for %{{.*}} step %c2{{.*}} iter_args
+  // Two full vector steps along K, 2 x 2 accumulators...
+  // CHECK: scf.for %{{.*}} = %c0{{.*}} to %c16{{.*}} step %c8{{.*}} iter_args({{.*}}) -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>)
+  // CHECK-COUNT-2: vector.transfer_read %[[X]]{{.*}} {in_bounds = [true]} : tensor<?x20xf32>, vector<8xf32>
+  // CHECK-COUNT-2: vector.transfer_read %[[W]][%[[G]], {{.*}} {in_bounds = [true]} : tensor<3x12x20xf32>, vector<8xf32>
+  // CHECK-COUNT-4: vector.fma
+  // CHECK: scf.yield
+  // ...then a masked step over the last 4 of K = 20.
+  // CHECK: vector.transfer_read %[[X]][%{{.*}}, %c16{{.*}}], %{{.*}} : tensor<?x20xf32>, vector<8xf32>
+  // CHECK-COUNT-4: vector.fma
+  // Per row: horizontal sums, one store of the row's columns if in the tile.
+  // CHECK-COUNT-2: vector.reduction <add>, %{{.*}} fastmath<reassoc> : vector<8xf32> into f32
+  // CHECK: vector.from_elements {{.*}} : vector<2xf32>
+  // CHECK: scf.if
+  // CHECK: vector.transfer_write {{.*}} : vector<2xf32>, tensor<?x?xf32>
+  // CHECK: scf.forall.in_parallel
+  // CHECK: tensor.parallel_insert_slice %[[BLOCK]] into %[[O]]
+  // CHECK: return %[[Y]]
+  %y = moe.grouped_matmul %x, %w offsets(%off)
+      : (tensor<?x20xf32>, tensor<3x12x20xf32>, tensor<4xi32>) -> tensor<?x12xf32>
+  return %y : tensor<?x12xf32>
+}
+
+// -----
+
+// CHECK-LABEL: func @swiglu_bf16
+// CHECK-SAME: (%[[X:.*]]: tensor<?x16xbf16>, %[[W:.*]]: tensor<3x12x16xbf16>, %[[U:.*]]: tensor<3x12x16xbf16>, %{{.*}}: tensor<4xi32>, %[[S:.*]]: tensor<?xf32>)
+func.func @swiglu_bf16(%x: tensor<?x16xbf16>, %w: tensor<3x12x16xbf16>,
+                       %u: tensor<3x12x16xbf16>, %off: tensor<4xi32>,
+                       %s: tensor<?xf32>) -> tensor<?x12xbf16> {
+  // Gate and up share each pass over K: micro-cols=2 gives one column per
+  // weight, so 2 rows x 1 column x 2 weights accumulators in f32.
+  // CHECK: scf.for %{{.*}} step %c1{{.*}} iter_args
+  // CHECK: scf.for %{{.*}} -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>)
+  // CHECK: vector.transfer_read %[[X]]{{.*}} : tensor<?x16xbf16>, vector<8xbf16>
+  // CHECK: arith.extf {{.*}} : vector<8xbf16> to vector<8xf32>
+  // CHECK: vector.transfer_read %[[W]]
+  // CHECK: vector.transfer_read %[[U]]
+  // CHECK-COUNT-4: vector.fma
+  // K = 16 needs no masked step.
+  // CHECK-NOT: vector.transfer_read
+  // Epilogue in registers: silu(gate) * up, row scale, bf16, then the store.
+  // CHECK: math.exp {{.*}} : vector<1xf32>
+  // CHECK: arith.divf
+  // CHECK: arith.mulf
+  // CHECK: tensor.extract %[[S]]
+  // CHECK: vector.broadcast
+  // CHECK: arith.mulf
+  // CHECK: arith.truncf {{.*}} : vector<1xf32> to vector<1xbf16>
+  // CHECK: vector.transfer_write {{.*}} : vector<1xbf16>, tensor<?x?xbf16>
+  %y = moe.grouped_matmul %x, %w, %u offsets(%off) scale(%s) epilogue(swiglu)
+      : (tensor<?x16xbf16>, tensor<3x12x16xbf16>, tensor<3x12x16xbf16>,
+         tensor<4xi32>, tensor<?xf32>) -> tensor<?x12xbf16>
+  return %y : tensor<?x12xbf16>
+}
+
+// -----
+
+// A dynamic weight shape is left to convert-moe-to-linalg.
+// CHECK-LABEL: func @dynamic_weight
+// CHECK-NOT: scf.forall
+// CHECK: moe.grouped_matmul
+func.func @dynamic_weight(%x: tensor<?x?xf32>, %w: tensor<3x?x?xf32>,
+                          %off: tensor<4xi32>) -> tensor<?x?xf32> {
+  %y = moe.grouped_matmul %x, %w offsets(%off)
+      : (tensor<?x?xf32>, tensor<3x?x?xf32>, tensor<4xi32>) -> tensor<?x?xf32>
+  return %y : tensor<?x?xf32>
+}
