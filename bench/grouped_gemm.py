@@ -1,0 +1,286 @@
+#!/usr/bin/python3
+"""CPU benchmark of moe.grouped_matmul (moe-tile-grouped-matmul's kernel).
+
+Compiles three functions through the moe CPU pipeline, loads them into this
+process and times them side by side on the same data:
+
+  grouped     one moe.grouped_matmul over E experts (the tile schedule);
+  per-expert  an scf.for over the experts, each a one-group grouped_matmul
+              on its rows (each expert's GEMM is parallel on its own);
+  dense       one GEMM of the same FLOPs: a one-group grouped_matmul,
+              [R, K] x [K, N] (the same kernel, no routing);
+
+plus NumPy/OpenBLAS (np.matmul, float32) on the dense problem and as a
+per-expert loop, for the absolute level. Routings: balanced (R / E rows per
+expert) and skewed (90% of the rows to expert 0, the rest spread over
+experts 1-4, experts 5-7 empty). Times are medians of --runs calls after
+--warmup calls; every call allocates its [R, N] result (as the compiled
+function returns a new tensor), which the timing includes.
+
+Usage (from the repository root, after building moec in build/):
+
+  OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 /usr/bin/python3 bench/grouped_gemm.py
+
+Options: --rows R --k K --n N --experts E --runs N --warmup N
+--pipeline-options "tile-rows=64 ..." --cflags "-O3 -march=native"
+--smoke (tiny shapes, checks results, prints no timing).
+Needs moec-opt (build/bin), mlir-translate-22, clang-22, libomp (LLVM 22)
+and Debian's python3-numpy.
+"""
+import argparse
+import ctypes
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LLVM = "/usr/lib/llvm-22"
+
+
+def mlir_source(k, n, experts):
+    """The three functions, with static K, N and E and dynamic rows."""
+    return f"""
+func.func @grouped(%x: tensor<?x{k}xf32>, %w: tensor<{experts}x{n}x{k}xf32>,
+                   %off: tensor<{experts + 1}xi32>) -> tensor<?x{n}xf32>
+    attributes {{llvm.emit_c_interface}} {{
+  %y = moe.grouped_matmul %x, %w offsets(%off)
+      : (tensor<?x{k}xf32>, tensor<{experts}x{n}x{k}xf32>, tensor<{experts + 1}xi32>)
+      -> tensor<?x{n}xf32>
+  return %y : tensor<?x{n}xf32>
+}}
+
+func.func @dense(%x: tensor<?x{k}xf32>, %w: tensor<1x{n}x{k}xf32>,
+                 %off: tensor<2xi32>) -> tensor<?x{n}xf32>
+    attributes {{llvm.emit_c_interface}} {{
+  %y = moe.grouped_matmul %x, %w offsets(%off)
+      : (tensor<?x{k}xf32>, tensor<1x{n}x{k}xf32>, tensor<2xi32>) -> tensor<?x{n}xf32>
+  return %y : tensor<?x{n}xf32>
+}}
+
+func.func @per_expert(%x: tensor<?x{k}xf32>, %w: tensor<{experts}x{n}x{k}xf32>,
+                      %off: tensor<{experts + 1}xi32>) -> tensor<?x{n}xf32>
+    attributes {{llvm.emit_c_interface}} {{
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %ce = arith.constant {experts} : index
+  %zero = arith.constant 0 : i32
+  %rows = tensor.dim %x, %c0 : tensor<?x{k}xf32>
+  %init = tensor.empty(%rows) : tensor<?x{n}xf32>
+  %y = scf.for %e = %c0 to %ce step %c1 iter_args(%acc = %init) -> tensor<?x{n}xf32> {{
+    %e1 = arith.addi %e, %c1 : index
+    %s32 = tensor.extract %off[%e] : tensor<{experts + 1}xi32>
+    %t32 = tensor.extract %off[%e1] : tensor<{experts + 1}xi32>
+    %s = arith.index_cast %s32 : i32 to index
+    %t = arith.index_cast %t32 : i32 to index
+    %len = arith.subi %t, %s : index
+    %len32 = arith.subi %t32, %s32 : i32
+    %xe = tensor.extract_slice %x[%s, 0] [%len, {k}] [1, 1]
+        : tensor<?x{k}xf32> to tensor<?x{k}xf32>
+    %we = tensor.extract_slice %w[%e, 0, 0] [1, {n}, {k}] [1, 1, 1]
+        : tensor<{experts}x{n}x{k}xf32> to tensor<1x{n}x{k}xf32>
+    %oe = tensor.from_elements %zero, %len32 : tensor<2xi32>
+    %ye = moe.grouped_matmul %xe, %we offsets(%oe)
+        : (tensor<?x{k}xf32>, tensor<1x{n}x{k}xf32>, tensor<2xi32>) -> tensor<?x{n}xf32>
+    %next = tensor.insert_slice %ye into %acc[%s, 0] [%len, {n}] [1, 1]
+        : tensor<?x{n}xf32> into tensor<?x{n}xf32>
+    scf.yield %next : tensor<?x{n}xf32>
+  }}
+  return %y : tensor<?x{n}xf32>
+}}
+"""
+
+
+def run(cmd, **kwargs):
+    return subprocess.run(cmd, check=True, **kwargs)
+
+
+def compile_library(source, workdir, pipeline_options, cflags):
+    mlir = os.path.join(workdir, "bench.mlir")
+    with open(mlir, "w") as f:
+        f.write(source)
+    pipeline = "--moe-to-cpu-pipeline"
+    if pipeline_options:
+        pipeline += "=" + pipeline_options
+    llvm_mlir = os.path.join(workdir, "bench.llvm.mlir")
+    run([os.path.join(ROOT, "build/bin/moec-opt"), mlir, pipeline, "-o", llvm_mlir])
+    ll = os.path.join(workdir, "bench.ll")
+    run(["mlir-translate-22", "--mlir-to-llvmir", llvm_mlir, "-o", ll])
+    lib = os.path.join(workdir, "libbench.so")
+    run(["clang-22", *cflags.split(), "-Wno-override-module", "-shared", "-fPIC", ll, "-o", lib,
+         f"-L{LLVM}/lib", f"-Wl,-rpath,{LLVM}/lib", "-lomp",
+         "-lmlir_c_runner_utils"])
+    return ctypes.CDLL(lib)
+
+
+def memref_type(rank):
+    fields = [("allocated", ctypes.c_void_p), ("aligned", ctypes.c_void_p),
+              ("offset", ctypes.c_int64)]
+    if rank:
+        fields += [("sizes", ctypes.c_int64 * rank),
+                   ("strides", ctypes.c_int64 * rank)]
+    return type(f"MemRef{rank}D", (ctypes.Structure,), {"_fields_": fields})
+
+
+def descriptor(array):
+    desc = memref_type(array.ndim)()
+    desc.allocated = desc.aligned = array.ctypes.data
+    desc.offset = 0
+    for i, (size, stride) in enumerate(zip(array.shape, array.strides)):
+        desc.sizes[i] = size
+        desc.strides[i] = stride // array.itemsize
+    return desc
+
+
+LIBC = ctypes.CDLL(None)
+LIBC.free.argtypes = [ctypes.c_void_p]
+
+
+def caller(lib, name):
+    """A Python callable for func @name: arrays in, a NumPy copy (or None)
+    of the [R, N] f32 result out; the result buffer is freed."""
+    fn = getattr(lib, "_mlir_ciface_" + name)
+    result_type = memref_type(2)
+
+    def call(*arrays, keep=False):
+        descs = [descriptor(a) for a in arrays]
+        out = result_type()
+        fn(ctypes.byref(out), *[ctypes.byref(d) for d in descs])
+        value = None
+        if keep:
+            rows, cols = out.sizes[0], out.sizes[1]
+            ptr = ctypes.cast(out.aligned, ctypes.POINTER(ctypes.c_float))
+            value = np.ctypeslib.as_array(ptr, shape=(rows, cols)).copy() \
+                if rows else np.zeros((0, cols), np.float32)
+        LIBC.free(out.allocated)
+        return value
+
+    return call
+
+
+def time_it(fn, warmup, runs):
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def routing(kind, rows, experts):
+    if kind == "balanced":
+        counts = [rows // experts] * experts
+        counts[-1] += rows - sum(counts)
+    else:  # 90% to expert 0, the rest over experts 1-4, experts 5.. empty
+        big = rows * 9 // 10
+        rest = rows - big
+        busy = min(4, experts - 1)
+        counts = [big] + [rest // busy] * busy + [0] * (experts - 1 - busy)
+        counts[1] += rest - sum(counts[1:])
+    return np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--rows", type=int, default=4096)
+    p.add_argument("--k", type=int, default=1024)
+    p.add_argument("--n", type=int, default=2816)
+    p.add_argument("--experts", type=int, default=8)
+    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--pipeline-options", default="")
+    p.add_argument("--cflags", default="-O3 -march=native")
+    p.add_argument("--smoke", action="store_true",
+                   help="tiny shapes, check the results, no timing")
+    args = p.parse_args()
+    if args.smoke:
+        args.rows, args.k, args.n, args.experts = 67, 40, 24, 8
+
+    r, k, n, e = args.rows, args.k, args.n, args.experts
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((r, k), dtype=np.float32)
+    w = rng.standard_normal((e, n, k), dtype=np.float32) / np.sqrt(k)
+    w = w.astype(np.float32)
+    w_dense = np.ascontiguousarray(w[:1])
+    off_dense = np.array([0, r], np.int32)
+
+    with tempfile.TemporaryDirectory() as workdir:
+        lib = compile_library(mlir_source(k, n, e), workdir,
+                              args.pipeline_options, args.cflags)
+        grouped = caller(lib, "grouped")
+        per_expert = caller(lib, "per_expert")
+        dense = caller(lib, "dense")
+
+        flops = 2.0 * r * k * n
+        print(f"R={r} K={k} N={n} E={e}, f32, {flops / 1e9:.2f} GFLOP per call; "
+              f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '(unset)')}, "
+              f"cflags '{args.cflags}', pipeline options "
+              f"'{args.pipeline_options or '(defaults)'}'")
+
+        # Correctness first, against NumPy.
+        def reference(off):
+            out = np.zeros((r, n), np.float64)
+            for g in range(e):
+                rows = slice(off[g], off[g + 1])
+                out[rows] = x[rows].astype(np.float64) @ w[g].T.astype(np.float64)
+            return out
+
+        offs = {kind: routing(kind, r, e) for kind in ("balanced", "skewed")}
+        for kind, off in offs.items():
+            ref = reference(off)
+            for name, fn in (("grouped", grouped), ("per-expert", per_expert)):
+                got = fn(x, w, off, keep=True)
+                err = np.max(np.abs(got - ref) / (1 + np.abs(ref)))
+                if not err < 1e-4:
+                    sys.exit(f"{name} ({kind}): max relative error {err:.3g}")
+        got = dense(x, w_dense, off_dense, keep=True)
+        ref = x.astype(np.float64) @ w[0].T.astype(np.float64)
+        err = np.max(np.abs(got - ref) / (1 + np.abs(ref)))
+        if not err < 1e-4:
+            sys.exit(f"dense: max relative error {err:.3g}")
+        print("results match NumPy (float64) to 1e-4")
+        if args.smoke:
+            return
+
+        w_t = [np.ascontiguousarray(w[g].T) for g in range(e)]
+        t_dense = time_it(lambda: dense(x, w_dense, off_dense),
+                          args.warmup, args.runs)
+        t_blas = time_it(lambda: np.matmul(x, w_t[0]), args.warmup, args.runs)
+        rows_out = []
+        for kind, off in offs.items():
+            t_grouped = time_it(lambda: grouped(x, w, off), args.warmup, args.runs)
+            t_loop = time_it(lambda: per_expert(x, w, off), args.warmup, args.runs)
+
+            def blas_loop():
+                for g in range(e):
+                    if off[g + 1] > off[g]:
+                        np.matmul(x[off[g]:off[g + 1]], w_t[g])
+
+            t_blas_loop = time_it(blas_loop, args.warmup, args.runs)
+            counts = np.diff(off).tolist()
+            rows_out.append((kind, counts, t_grouped, t_loop, t_blas_loop))
+
+        gf = lambda t: flops / t / 1e9
+        print(f"\ndense GEMM (moec, one group)   {t_dense * 1e3:8.1f} ms  "
+              f"{gf(t_dense):6.1f} GFLOP/s")
+        print(f"dense GEMM (NumPy/OpenBLAS)    {t_blas * 1e3:8.1f} ms  "
+              f"{gf(t_blas):6.1f} GFLOP/s")
+        print()
+        print("| routing | rows per expert | grouped ms | per-expert loop ms | "
+              "dense ms | grouped / dense | per-expert / dense | "
+              "grouped GFLOP/s | OpenBLAS per-expert ms |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for kind, counts, t_g, t_l, t_bl in rows_out:
+            print(f"| {kind} | {counts} | {t_g * 1e3:.1f} | {t_l * 1e3:.1f} | "
+                  f"{t_dense * 1e3:.1f} | {t_g / t_dense:.2f} | "
+                  f"{t_l / t_dense:.2f} | {gf(t_g):.1f} | {t_bl * 1e3:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
