@@ -9,6 +9,9 @@ process and times them side by side on the same data:
               on its rows (each expert's GEMM is parallel on its own);
   dense       one GEMM of the same FLOPs: a one-group grouped_matmul,
               [R, K] x [K, N] (the same kernel, no routing);
+  swiglu      the grouped GEMM with epilogue(swiglu): gate and up
+              projections in one pass (twice the FLOPs; compared with two
+              dense GEMMs);
 
 plus NumPy/OpenBLAS (np.matmul, float32) on the dense problem and as a
 per-expert loop, for the absolute level. Routings: balanced (R / E rows per
@@ -51,6 +54,16 @@ func.func @grouped(%x: tensor<?x{k}xf32>, %w: tensor<{experts}x{n}x{k}xf32>,
   %y = moe.grouped_matmul %x, %w offsets(%off)
       : (tensor<?x{k}xf32>, tensor<{experts}x{n}x{k}xf32>, tensor<{experts + 1}xi32>)
       -> tensor<?x{n}xf32>
+  return %y : tensor<?x{n}xf32>
+}}
+
+func.func @grouped_swiglu(%x: tensor<?x{k}xf32>, %w: tensor<{experts}x{n}x{k}xf32>,
+                          %up: tensor<{experts}x{n}x{k}xf32>,
+                          %off: tensor<{experts + 1}xi32>) -> tensor<?x{n}xf32>
+    attributes {{llvm.emit_c_interface}} {{
+  %y = moe.grouped_matmul %x, %w, %up offsets(%off) epilogue(swiglu)
+      : (tensor<?x{k}xf32>, tensor<{experts}x{n}x{k}xf32>, tensor<{experts}x{n}x{k}xf32>,
+         tensor<{experts + 1}xi32>) -> tensor<?x{n}xf32>
   return %y : tensor<?x{n}xf32>
 }}
 
@@ -207,6 +220,8 @@ def main():
     x = rng.standard_normal((r, k), dtype=np.float32)
     w = rng.standard_normal((e, n, k), dtype=np.float32) / np.sqrt(k)
     w = w.astype(np.float32)
+    up = (rng.standard_normal((e, n, k), dtype=np.float32) / np.sqrt(k))
+    up = up.astype(np.float32)
     w_dense = np.ascontiguousarray(w[:1])
     off_dense = np.array([0, r], np.int32)
 
@@ -214,6 +229,7 @@ def main():
         lib = compile_library(mlir_source(k, n, e), workdir,
                               args.pipeline_options, args.cflags)
         grouped = caller(lib, "grouped")
+        swiglu = caller(lib, "grouped_swiglu")
         per_expert = caller(lib, "per_expert")
         dense = caller(lib, "dense")
 
@@ -224,11 +240,12 @@ def main():
               f"'{args.pipeline_options or '(defaults)'}'")
 
         # Correctness first, against NumPy.
-        def reference(off):
+        def reference(off, weight=w):
             out = np.zeros((r, n), np.float64)
             for g in range(e):
                 rows = slice(off[g], off[g + 1])
-                out[rows] = x[rows].astype(np.float64) @ w[g].T.astype(np.float64)
+                out[rows] = (x[rows].astype(np.float64)
+                             @ weight[g].T.astype(np.float64))
             return out
 
         offs = {kind: routing(kind, r, e) for kind in ("balanced", "skewed")}
@@ -239,6 +256,12 @@ def main():
                 err = np.max(np.abs(got - ref) / (1 + np.abs(ref)))
                 if not err < 1e-4:
                     sys.exit(f"{name} ({kind}): max relative error {err:.3g}")
+            gate, upr = ref, reference(off, up)
+            got = swiglu(x, w, up, off, keep=True)
+            ref = gate / (1 + np.exp(-gate)) * upr
+            err = np.max(np.abs(got - ref) / (1 + np.abs(ref)))
+            if not err < 1e-4:
+                sys.exit(f"swiglu ({kind}): max relative error {err:.3g}")
         got = dense(x, w_dense, off_dense, keep=True)
         ref = x.astype(np.float64) @ w[0].T.astype(np.float64)
         err = np.max(np.abs(got - ref) / (1 + np.abs(ref)))
@@ -256,6 +279,8 @@ def main():
         for kind, off in offs.items():
             t_grouped = time_it(lambda: grouped(x, w, off), args.warmup, args.runs)
             t_loop = time_it(lambda: per_expert(x, w, off), args.warmup, args.runs)
+            t_swiglu = time_it(lambda: swiglu(x, w, up, off), args.warmup,
+                               args.runs)
 
             def blas_loop():
                 for g in range(e):
@@ -264,7 +289,8 @@ def main():
 
             t_blas_loop = time_it(blas_loop, args.warmup, args.runs)
             counts = np.diff(off).tolist()
-            rows_out.append((kind, counts, t_grouped, t_loop, t_blas_loop))
+            rows_out.append((kind, counts, t_grouped, t_loop, t_blas_loop,
+                             t_swiglu))
 
         gf = lambda t: flops / t / 1e9
         print(f"\ndense GEMM (moec, one group)   {t_dense * 1e3:8.1f} ms  "
@@ -274,12 +300,14 @@ def main():
         print()
         print("| routing | rows per expert | grouped ms | per-expert loop ms | "
               "dense ms | grouped / dense | per-expert / dense | "
-              "grouped GFLOP/s | OpenBLAS per-expert ms |")
-        print("|---|---|---|---|---|---|---|---|---|")
-        for kind, counts, t_g, t_l, t_bl in rows_out:
+              "grouped GFLOP/s | OpenBLAS per-expert ms | SwiGLU grouped ms | "
+              "SwiGLU / (2 × dense) |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
+        for kind, counts, t_g, t_l, t_bl, t_s in rows_out:
             print(f"| {kind} | {counts} | {t_g * 1e3:.1f} | {t_l * 1e3:.1f} | "
                   f"{t_dense * 1e3:.1f} | {t_g / t_dense:.2f} | "
-                  f"{t_l / t_dense:.2f} | {gf(t_g):.1f} | {t_bl * 1e3:.1f} |")
+                  f"{t_l / t_dense:.2f} | {gf(t_g):.1f} | {t_bl * 1e3:.1f} | "
+                  f"{t_s * 1e3:.1f} | {t_s / (2 * t_dense):.2f} |")
 
 
 if __name__ == "__main__":
