@@ -26,6 +26,7 @@ Usage (from the repository root, after building moec in build/):
 
 Options: --rows R --k K --n N --experts E --runs N --warmup N
 --pipeline-options "tile-rows=64 ..." --cflags "-O3 -march=native"
+--moec-opt PATH (default build/bin/moec-opt)
 --smoke (tiny shapes, checks results, prints no timing).
 Needs moec-opt (build/bin), mlir-translate-22, clang-22, libomp (LLVM 22)
 and Debian's python3-numpy.
@@ -33,6 +34,7 @@ and Debian's python3-numpy.
 import argparse
 import ctypes
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -108,11 +110,16 @@ func.func @per_expert(%x: tensor<?x{k}xf32>, %w: tensor<{experts}x{n}x{k}xf32>,
 """
 
 
+def tool(name):
+    """LLVM 22's `name`: Debian's name-22 on PATH, else the LLVM bin dir."""
+    return shutil.which(f"{name}-22") or os.path.join(LLVM, "bin", name)
+
+
 def run(cmd, **kwargs):
     return subprocess.run(cmd, check=True, **kwargs)
 
 
-def compile_library(source, workdir, pipeline_options, cflags):
+def compile_library(source, workdir, moec_opt, pipeline_options, cflags):
     mlir = os.path.join(workdir, "bench.mlir")
     with open(mlir, "w") as f:
         f.write(source)
@@ -120,11 +127,11 @@ def compile_library(source, workdir, pipeline_options, cflags):
     if pipeline_options:
         pipeline += "=" + pipeline_options
     llvm_mlir = os.path.join(workdir, "bench.llvm.mlir")
-    run([os.path.join(ROOT, "build/bin/moec-opt"), mlir, pipeline, "-o", llvm_mlir])
+    run([moec_opt, mlir, pipeline, "-o", llvm_mlir])
     ll = os.path.join(workdir, "bench.ll")
-    run(["mlir-translate-22", "--mlir-to-llvmir", llvm_mlir, "-o", ll])
+    run([tool("mlir-translate"), "--mlir-to-llvmir", llvm_mlir, "-o", ll])
     lib = os.path.join(workdir, "libbench.so")
-    run(["clang-22", *cflags.split(), "-Wno-override-module", "-shared", "-fPIC", ll, "-o", lib,
+    run([tool("clang"), *cflags.split(), "-Wno-override-module", "-shared", "-fPIC", ll, "-o", lib,
          f"-L{LLVM}/lib", f"-Wl,-rpath,{LLVM}/lib", "-lomp",
          "-lmlir_c_runner_utils"])
     return ctypes.CDLL(lib)
@@ -207,6 +214,8 @@ def main():
     p.add_argument("--experts", type=int, default=8)
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--moec-opt",
+                   default=os.path.join(ROOT, "build", "bin", "moec-opt"))
     p.add_argument("--pipeline-options", default="")
     p.add_argument("--cflags", default="-O3 -march=native")
     p.add_argument("--smoke", action="store_true",
@@ -226,7 +235,7 @@ def main():
     off_dense = np.array([0, r], np.int32)
 
     with tempfile.TemporaryDirectory() as workdir:
-        lib = compile_library(mlir_source(k, n, e), workdir,
+        lib = compile_library(mlir_source(k, n, e), workdir, args.moec_opt,
                               args.pipeline_options, args.cflags)
         grouped = caller(lib, "grouped")
         swiglu = caller(lib, "grouped_swiglu")
