@@ -17,7 +17,8 @@ plus NumPy/OpenBLAS (np.matmul, float32) on the dense problem and as a
 per-expert loop, for the absolute level. Routings: balanced (R / E rows per
 expert) and skewed (90% of the rows to expert 0, the rest spread over
 experts 1-4, experts 5-7 empty). Times are medians of --runs calls after
---warmup calls; every call allocates its [R, N] result (as the compiled
+--warmup calls, taken round-robin across the variants (so that background
+load hits them alike); every call allocates its [R, N] result (as the compiled
 function returns a new tensor), which the timing includes.
 
 Usage (from the repository root, after building moec in build/):
@@ -26,7 +27,7 @@ Usage (from the repository root, after building moec in build/):
 
 Options: --rows R --k K --n N --experts E --runs N --warmup N
 --pipeline-options "tile-rows=64 ..." --cflags "-O3 -march=native"
---moec-opt PATH (default build/bin/moec-opt)
+--moec-opt PATH (default build/bin/moec-opt) --cpu-time
 --smoke (tiny shapes, checks results, prints no timing).
 Needs moec-opt (build/bin), mlir-translate-22, clang-22, libomp (LLVM 22)
 and Debian's python3-numpy.
@@ -182,15 +183,20 @@ def caller(lib, name):
     return call
 
 
-def time_it(fn, warmup, runs):
-    for _ in range(warmup):
-        fn()
-    samples = []
+def time_all(fns, warmup, runs, clock=time.perf_counter):
+    """Median seconds per call of each callable in `fns` (a dict). The calls
+    go round-robin, one of each per round, so that a change in background
+    load hits every variant alike and their ratios stay meaningful."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    samples = {name: [] for name in fns}
     for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
+        for name, fn in fns.items():
+            start = clock()
+            fn()
+            samples[name].append(clock() - start)
+    return {name: statistics.median(t) for name, t in samples.items()}
 
 
 def routing(kind, rows, experts):
@@ -218,6 +224,10 @@ def main():
                    default=os.path.join(ROOT, "build", "bin", "moec-opt"))
     p.add_argument("--pipeline-options", default="")
     p.add_argument("--cflags", default="-O3 -march=native")
+    p.add_argument("--cpu-time", action="store_true",
+                   help="time with the process's CPU time instead of the "
+                   "wall clock: with OMP_NUM_THREADS=1, it is less "
+                   "sensitive to other processes on a busy machine")
     p.add_argument("--smoke", action="store_true",
                    help="tiny shapes, check the results, no timing")
     args = p.parse_args()
@@ -281,25 +291,25 @@ def main():
             return
 
         w_t = [np.ascontiguousarray(w[g].T) for g in range(e)]
-        t_dense = time_it(lambda: dense(x, w_dense, off_dense),
-                          args.warmup, args.runs)
-        t_blas = time_it(lambda: np.matmul(x, w_t[0]), args.warmup, args.runs)
-        rows_out = []
+        def blas_loop(off):
+            for g in range(e):
+                if off[g + 1] > off[g]:
+                    np.matmul(x[off[g]:off[g + 1]], w_t[g])
+
+        fns = {"dense": lambda: dense(x, w_dense, off_dense),
+               "blas": lambda: np.matmul(x, w_t[0])}
         for kind, off in offs.items():
-            t_grouped = time_it(lambda: grouped(x, w, off), args.warmup, args.runs)
-            t_loop = time_it(lambda: per_expert(x, w, off), args.warmup, args.runs)
-            t_swiglu = time_it(lambda: swiglu(x, w, up, off), args.warmup,
-                               args.runs)
-
-            def blas_loop():
-                for g in range(e):
-                    if off[g + 1] > off[g]:
-                        np.matmul(x[off[g]:off[g + 1]], w_t[g])
-
-            t_blas_loop = time_it(blas_loop, args.warmup, args.runs)
-            counts = np.diff(off).tolist()
-            rows_out.append((kind, counts, t_grouped, t_loop, t_blas_loop,
-                             t_swiglu))
+            fns.update({
+                (kind, "grouped"): lambda off=off: grouped(x, w, off),
+                (kind, "loop"): lambda off=off: per_expert(x, w, off),
+                (kind, "swiglu"): lambda off=off: swiglu(x, w, up, off),
+                (kind, "blas loop"): lambda off=off: blas_loop(off)})
+        t = time_all(fns, args.warmup, args.runs,
+                     time.process_time if args.cpu_time else time.perf_counter)
+        t_dense, t_blas = t["dense"], t["blas"]
+        rows_out = [(kind, np.diff(off).tolist(), t[kind, "grouped"],
+                     t[kind, "loop"], t[kind, "blas loop"], t[kind, "swiglu"])
+                    for kind, off in offs.items()]
 
         gf = lambda t: flops / t / 1e9
         print(f"\ndense GEMM (moec, one group)   {t_dense * 1e3:8.1f} ms  "

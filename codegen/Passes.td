@@ -79,7 +79,9 @@ def TileGroupedMatmul : Pass<"moe-tile-grouped-matmul"> {
     (masked) store: SwiGLU takes the gate and up accumulators computed in the
     same pass over K (each then gets `micro-cols / 2` columns, so the register
     count stays that of the plain kernel), then the row scale, then the cast
-    to the result type.
+    to the result type. The SwiGLU `exp` is expanded into MLIR's vector
+    polynomial approximation (within a few ulp of libm's `expf`), since LLVM
+    would otherwise call `expf` once per output element.
 
     Ops with a dynamic weight shape are left to `convert-moe-to-linalg`.
 

@@ -20,6 +20,7 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Arith/Utils/Utils.h"
+#include "mlir/Dialect/Math/Transforms/Passes.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
@@ -42,8 +43,10 @@ struct KernelShape {
 };
 
 struct GroupedMatmulTiling : OpRewritePattern<GroupedMatmulOp> {
-  GroupedMatmulTiling(MLIRContext *ctx, KernelShape shape)
-      : OpRewritePattern(ctx), shape(shape) {}
+  /// Records each kernel loop it builds in `kernels`.
+  GroupedMatmulTiling(MLIRContext *ctx, KernelShape shape,
+                      SmallVectorImpl<Operation *> &kernels)
+      : OpRewritePattern(ctx), shape(shape), kernels(kernels) {}
 
   LogicalResult matchAndRewrite(GroupedMatmulOp op,
                                 PatternRewriter &rewriter) const override {
@@ -122,6 +125,7 @@ struct GroupedMatmulTiling : OpRewritePattern<GroupedMatmulOp> {
         ArrayRef<OpFoldResult>{firstRow, firstCol},
         ArrayRef<OpFoldResult>{tileRows, tileCols},
         ArrayRef<OpFoldResult>{b.getIndexAttr(1), b.getIndexAttr(1)});
+    kernels.push_back(forall);
     rewriter.replaceOp(op, castToType(rewriter, loc, forall.getResult(0),
                                       resultType));
     return success();
@@ -267,6 +271,7 @@ private:
   }
 
   KernelShape shape;
+  SmallVectorImpl<Operation *> &kernels;
 };
 
 struct TileGroupedMatmulPass
@@ -285,9 +290,22 @@ struct TileGroupedMatmulPass
         return signalPassFailure();
       }
     }
+    SmallVector<Operation *> kernels;
     RewritePatternSet patterns(&getContext());
-    patterns.add<GroupedMatmulTiling>(&getContext(), shape);
+    patterns.add<GroupedMatmulTiling>(&getContext(), shape, kernels);
     walkAndApplyPatterns(getOperation(), std::move(patterns));
+
+    // The SwiGLU epilogue's exp as a vector polynomial (MLIR's
+    // approximation, a few ulp from libm): LLVM would otherwise scalarise
+    // the vector exp into one expf call per output element, which costs
+    // as much as a fifth of the kernel. Only the kernels' own exps change.
+    RewritePatternSet approximations(&getContext());
+    populateMathPolynomialApproximationPatterns(
+        approximations,
+        [](StringRef name) { return name == math::ExpOp::getOperationName(); });
+    FrozenRewritePatternSet frozen(std::move(approximations));
+    for (Operation *kernel : kernels)
+      walkAndApplyPatterns(kernel, frozen);
   }
 };
 
