@@ -72,8 +72,9 @@ def TileGroupedMatmul : Pass<"moe-tile-grouped-matmul"> {
     `vector<vector-width x f32>` accumulator per (row, column) in registers,
     reads `vector-width` elements along K of each row and of each weight row
     (both are K-contiguous: `[R, K]` and `[G, N, K]`), multiplies them with
-    `vector.fma`, and reduces each accumulator horizontally after the last K
-    step. K steps past K read zeros through masks; rows past the tile and
+    `vector.fma`, and after the last K step reduces all the block's
+    accumulators at once with a tree of `vector.shuffle`s and adds (one
+    vector of sums, about 3 operations per accumulator). K steps past K read zeros through masks; rows past the tile and
     columns past `N` read a clamped, valid row and are never stored. The
     epilogue runs on the reduced row of sums in registers before its one
     (masked) store: SwiGLU takes the gate and up accumulators computed in the
@@ -103,9 +104,10 @@ def TileGroupedMatmul : Pass<"moe-tile-grouped-matmul"> {
             %f = vector.fma %a, %b, %acc_ij : vector<16xf32>
             ...
           }
-          %s = vector.reduction <add>, %acc#0 : vector<16xf32> into f32
+          %lo = vector.shuffle %acc#0, %acc#1 [0, ..., 7, 16, ..., 23] : vector<16xf32>, vector<16xf32>
           ...
-          vector.transfer_write %sums, ... : vector<4xf32>, tensor<?x?xf32>
+          %row = vector.extract_strided_slice %sums {offsets = [0], sizes = [4], strides = [1]}
+          vector.transfer_write %row, ... : vector<4xf32>, tensor<?x?xf32>
         }
       }
       scf.forall.in_parallel {

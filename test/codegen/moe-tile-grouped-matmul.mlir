@@ -28,9 +28,19 @@ func.func @plain(%x: tensor<?x20xf32>, %w: tensor<3x12x20xf32>,
   // ...then a masked step over the last 4 of K = 20.
   // CHECK: vector.transfer_read %[[X]][%{{.*}}, %c16{{.*}}], %{{.*}} : tensor<?x20xf32>, vector<8xf32>
   // CHECK-COUNT-4: vector.fma
-  // Per row: horizontal sums, one store of the row's columns if in the tile.
-  // CHECK-COUNT-2: vector.reduction <add>, %{{.*}} fastmath<reassoc> : vector<8xf32> into f32
-  // CHECK: vector.from_elements {{.*}} : vector<2xf32>
+  // The block's 4 horizontal sums by a shuffle tree (8 lanes: 3 levels)...
+  // CHECK: %[[L1:.*]] = vector.shuffle %{{.*}}, %{{.*}} [0, 1, 2, 3, 8, 9, 10, 11] : vector<8xf32>, vector<8xf32>
+  // CHECK: vector.shuffle %{{.*}}, %{{.*}} [4, 5, 6, 7, 12, 13, 14, 15]
+  // CHECK: arith.addf
+  // CHECK: vector.shuffle %{{.*}}, %{{.*}} [0, 1, 4, 5, 8, 9, 12, 13]
+  // CHECK: vector.shuffle %{{.*}}, %{{.*}} [0, 2, 4, 6, 8, 10, 12, 14]
+  // CHECK: %[[SUMS:.*]] = arith.addf
+  // CHECK: %[[BLOCK_SUMS:.*]] = vector.extract_strided_slice %[[SUMS]] {offsets = [0], sizes = [4], strides = [1]}
+  // ...then one store per row of its 2 columns, if the row is in the tile.
+  // CHECK: %[[ROW0:.*]] = vector.extract_strided_slice %[[BLOCK_SUMS]] {offsets = [0], sizes = [2], strides = [1]}
+  // CHECK: scf.if
+  // CHECK: vector.transfer_write %[[ROW0]], {{.*}} : vector<2xf32>, tensor<?x?xf32>
+  // CHECK: vector.extract_strided_slice %[[BLOCK_SUMS]] {offsets = [2], sizes = [2], strides = [1]}
   // CHECK: scf.if
   // CHECK: vector.transfer_write {{.*}} : vector<2xf32>, tensor<?x?xf32>
   // CHECK: scf.forall.in_parallel
@@ -59,17 +69,22 @@ func.func @swiglu_bf16(%x: tensor<?x16xbf16>, %w: tensor<3x12x16xbf16>,
   // CHECK-COUNT-4: vector.fma
   // K = 16 needs no masked step.
   // CHECK-NOT: vector.transfer_read
-  // Epilogue in registers: silu(gate) * up, row scale, bf16, then the store.
-  // exp is a vector polynomial, not a libm call per lane.
+  // Epilogue in registers on the whole block (gate sums in lanes 0-1, up
+  // sums in 2-3): silu(gate) * up, with exp a vector polynomial rather than
+  // a libm call per lane, the row scales, bf16, then a store per row.
+  // CHECK-DAG: %[[GATE:.*]] = vector.extract_strided_slice %{{.*}} {offsets = [0], sizes = [2], strides = [1]} : vector<8xf32> to vector<2xf32>
+  // CHECK-DAG: %[[UP:.*]] = vector.extract_strided_slice %{{.*}} {offsets = [2], sizes = [2], strides = [1]} : vector<8xf32> to vector<2xf32>
   // CHECK-NOT: math.exp
-  // CHECK: math.floor {{.*}} : vector<1xf32>
+  // CHECK: math.floor {{.*}} : vector<2xf32>
   // CHECK: math.fma
-  // CHECK: arith.divf
-  // CHECK: arith.mulf
+  // CHECK: arith.divf %[[GATE]]
+  // CHECK: arith.mulf %{{.*}}, %[[UP]]
   // CHECK: tensor.extract %[[S]]
-  // CHECK: vector.broadcast
+  // CHECK: tensor.extract %[[S]]
+  // CHECK: vector.from_elements {{.*}} : vector<2xf32>
   // CHECK: arith.mulf
-  // CHECK: arith.truncf {{.*}} : vector<1xf32> to vector<1xbf16>
+  // CHECK: arith.truncf {{.*}} : vector<2xf32> to vector<2xbf16>
+  // CHECK: vector.transfer_write {{.*}} : vector<1xbf16>, tensor<?x?xbf16>
   // CHECK: vector.transfer_write {{.*}} : vector<1xbf16>, tensor<?x?xbf16>
   %y = moe.grouped_matmul %x, %w, %u offsets(%off) scale(%s) epilogue(swiglu)
       : (tensor<?x16xbf16>, tensor<3x12x16xbf16>, tensor<3x12x16xbf16>,

@@ -24,7 +24,7 @@ func.func @combine(%rows: tensor<?x8xf32>, %w: tensor<?x2xf32>,
 // CHECK: omp.wsloop
 // CHECK: omp.loop_nest (%{{.*}}, %{{.*}}) : i64 {{.*}} collapse(2)
 // CHECK: llvm.intr.fmuladd
-// CHECK: llvm.intr.vector.reduce.fadd
+// CHECK: llvm.shufflevector
 // CHECK: llvm.intr.masked.store
 // SERIAL-LABEL: llvm.func @grouped_matmul
 // SERIAL-NOT: omp.
