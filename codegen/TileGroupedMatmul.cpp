@@ -126,6 +126,7 @@ struct GroupedMatmulTiling : OpRewritePattern<GroupedMatmulOp> {
         ArrayRef<OpFoldResult>{tileRows, tileCols},
         ArrayRef<OpFoldResult>{b.getIndexAttr(1), b.getIndexAttr(1)});
     kernels.push_back(forall);
+    rewriter.setInsertionPointAfter(forall);
     rewriter.replaceOp(op, castToType(rewriter, loc, forall.getResult(0),
                                       resultType));
     return success();

@@ -104,3 +104,21 @@ func.func @dynamic_weight(%x: tensor<?x?xf32>, %w: tensor<3x?x?xf32>,
       : (tensor<?x?xf32>, tensor<3x?x?xf32>, tensor<4xi32>) -> tensor<?x?xf32>
   return %y : tensor<?x?xf32>
 }
+
+// -----
+
+// Static rows: the loop's result has the input's static shape and is cast,
+// after the loop, to the op's more dynamic result type.
+// CHECK-LABEL: func @static_rows
+// CHECK: %[[Y:.*]] = scf.forall {{.*}} -> (tensor<6x5xf32>)
+// CHECK: scf.forall.in_parallel
+// CHECK-NOT: tensor.cast
+// CHECK: }
+// CHECK: %[[CAST:.*]] = tensor.cast %[[Y]] : tensor<6x5xf32> to tensor<?x5xf32>
+// CHECK: return %[[CAST]]
+func.func @static_rows(%x: tensor<6x20xf32>, %w: tensor<3x5x20xf32>,
+                       %off: tensor<4xi32>) -> tensor<?x5xf32> {
+  %y = moe.grouped_matmul %x, %w offsets(%off)
+      : (tensor<6x20xf32>, tensor<3x5x20xf32>, tensor<4xi32>) -> tensor<?x5xf32>
+  return %y : tensor<?x5xf32>
+}
