@@ -84,6 +84,12 @@ def TileGroupedMatmul : Pass<"moe-tile-grouped-matmul"> {
     polynomial approximation (within a few ulp of libm's `expf`), since LLVM
     would otherwise call `expf` once per output element.
 
+    K longer than `tile-k` is summed in chunks, each a pass over all the
+    work item's register blocks, so that the tile's rows and a block's
+    weight rows stay in cache for a chunk: the first chunk writes the
+    blocks' sums to an f32 scratch tile, the middle ones add to it, and the
+    last adds it to its own sums before the epilogue.
+
     Ops with a dynamic weight shape are left to `convert-moe-to-linalg`.
 
     Before:
@@ -121,6 +127,9 @@ def TileGroupedMatmul : Pass<"moe-tile-grouped-matmul"> {
            "Rows of a group per work tile (moe.tile_schedule)">,
     Option<"tileCols", "tile-cols", "int64_t", /*default=*/"64",
            "Output columns per work tile">,
+    Option<"tileK", "tile-k", "int64_t", /*default=*/"1024",
+           "K elements per pass over a work tile (rounded up to a multiple "
+           "of vector-width); longer K is summed chunk by chunk">,
     Option<"microRows", "micro-rows", "int64_t", /*default=*/"4",
            "Rows of a register block">,
     Option<"microCols", "micro-cols", "int64_t", /*default=*/"4",

@@ -68,6 +68,7 @@ void moe::buildMoeToCpuPipeline(OpPassManager &pm,
     moe::TileGroupedMatmulOptions tiling;
     tiling.tileRows = options.tileRows;
     tiling.tileCols = options.tileCols;
+    tiling.tileK = options.tileK;
     tiling.microRows = options.microRows;
     tiling.microCols = options.microCols;
     tiling.vectorWidth = options.vectorWidth;

@@ -30,6 +30,10 @@ struct CpuPipelineOptions : PassPipelineOptions<CpuPipelineOptions> {
   Option<int64_t> tileCols{*this, "tile-cols",
                            llvm::cl::desc("Grouped GEMM: columns per work tile"),
                            llvm::cl::init(64)};
+  Option<int64_t> tileK{
+      *this, "tile-k",
+      llvm::cl::desc("Grouped GEMM: K elements per pass over a work tile"),
+      llvm::cl::init(1024)};
   Option<int64_t> microRows{
       *this, "micro-rows",
       llvm::cl::desc("Grouped GEMM: rows of a register block"),

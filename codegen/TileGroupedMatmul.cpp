@@ -39,8 +39,14 @@ namespace {
 
 /// Tile and register-block sizes (the pass options).
 struct KernelShape {
-  int64_t tileRows, tileCols, microRows, microCols, vectorWidth;
+  int64_t tileRows, tileCols, tileK, microRows, microCols, vectorWidth;
 };
+
+/// What a K chunk does with its register block's sums: K within one chunk
+/// (`only`) or the last of several (`last`) finish the output; the first of
+/// several writes its partial sums to a scratch tile, the ones between add
+/// theirs.
+enum class ChunkRole { only, first, middle, last };
 
 struct GroupedMatmulTiling : OpRewritePattern<GroupedMatmulOp> {
   /// Records each kernel loop it builds in `kernels`.
@@ -99,29 +105,51 @@ struct GroupedMatmulTiling : OpRewritePattern<GroupedMatmulOp> {
         b, loc, index(shape.tileCols),
         arith::SubIOp::create(b, loc, index(n), firstCol));
 
-    KernelTile kt{op, group, firstRow, tileRows, firstCol, n, k};
+    KernelTile kt{op, group, firstRow, tileRows, firstCol, tileCols, n, k};
     Value slice = tensor::ExtractSliceOp::create(
         b, loc, out, ArrayRef<OpFoldResult>{firstRow, firstCol},
         ArrayRef<OpFoldResult>{tileRows, tileCols},
         ArrayRef<OpFoldResult>{b.getIndexAttr(1), b.getIndexAttr(1)});
-    int64_t blockCols = columnsPerBlock(op);
-    auto colLoop = scf::ForOp::create(
-        b, loc, index(0), tileCols, index(blockCols), ValueRange{slice},
-        [&](OpBuilder &cb, Location cl, Value col, ValueRange colState) {
-          auto rowLoop = scf::ForOp::create(
-              cb, cl, arith::ConstantIndexOp::create(cb, cl, 0), tileRows,
-              arith::ConstantIndexOp::create(cb, cl, shape.microRows),
-              colState,
-              [&](OpBuilder &rb, Location rl, Value row, ValueRange rowState) {
-                scf::YieldOp::create(
-                    rb, rl, buildBlock(rb, rl, kt, row, col, rowState[0]));
-              });
-          scf::YieldOp::create(cb, cl, rowLoop.getResults());
-        });
+
+    // K in chunks of `tile-k` (a multiple of the vector width) so that a
+    // tile's rows and a block's weight rows stay in cache over a chunk; the
+    // partial sums of all but the last chunk wait in an f32 scratch tile.
+    int64_t vw = shape.vectorWidth;
+    int64_t chunk = llvm::alignTo(std::max(shape.tileK, vw), vw);
+    int64_t numChunks = llvm::divideCeil(k, chunk);
+    int64_t lastStart = (numChunks - 1) * chunk;
+    Value result;
+    if (numChunks == 1) {
+      result = buildChunk(b, loc, kt, index(0), /*kEnd=*/nullptr,
+                          ChunkRole::only, slice, nullptr);
+    } else {
+      Value scratch = tensor::EmptyOp::create(
+          b, loc,
+          ArrayRef<int64_t>{numWeights(op), shape.tileRows, shape.tileCols},
+          b.getF32Type());
+      scratch = buildChunk(b, loc, kt, index(0), index(chunk),
+                           ChunkRole::first, scratch, scratch);
+      if (numChunks > 2) {
+        auto middle = scf::ForOp::create(
+            b, loc, index(chunk), index(lastStart), index(chunk),
+            ValueRange{scratch},
+            [&](OpBuilder &mb, Location ml, Value kBegin, ValueRange state) {
+              Value kEnd = arith::AddIOp::create(
+                  mb, ml, kBegin, arith::ConstantIndexOp::create(mb, ml, chunk));
+              scf::YieldOp::create(
+                  mb, ml,
+                  buildChunk(mb, ml, kt, kBegin, kEnd, ChunkRole::middle,
+                             state[0], state[0]));
+            });
+        scratch = middle.getResult(0);
+      }
+      result = buildChunk(b, loc, kt, index(lastStart), /*kEnd=*/nullptr,
+                          ChunkRole::last, slice, scratch);
+    }
 
     b.setInsertionPointToStart(forall.getTerminator().getBody());
     tensor::ParallelInsertSliceOp::create(
-        b, loc, colLoop.getResult(0), out,
+        b, loc, result, out,
         ArrayRef<OpFoldResult>{firstRow, firstCol},
         ArrayRef<OpFoldResult>{tileRows, tileCols},
         ArrayRef<OpFoldResult>{b.getIndexAttr(1), b.getIndexAttr(1)});
@@ -136,7 +164,7 @@ private:
   /// What the micro-kernel needs to know about its work item.
   struct KernelTile {
     GroupedMatmulOp op;
-    Value group, firstRow, rows, firstCol;
+    Value group, firstRow, rows, firstCol, cols;
     int64_t n, k;
   };
 
@@ -148,11 +176,46 @@ private:
     return std::max<int64_t>(1, shape.microCols / 2);
   }
 
+  static int64_t numWeights(GroupedMatmulOp op) {
+    return op.getUpWeight() ? 2 : 1;
+  }
+
+  /// One K chunk over the whole work item: the register blocks, columns
+  /// outer and rows inner, each accumulating K steps [kBegin, kEnd) (to the
+  /// end of K, with the masked tail step, when `kEnd` is null) and then
+  /// doing what `role` says. `dest` is what the blocks write (the tile's
+  /// slice of the result, or the scratch tile), `scratch` the partial sums
+  /// so far (null for ChunkRole::only). Returns the written `dest`.
+  Value buildChunk(OpBuilder &b, Location loc, const KernelTile &kt,
+                   Value kBegin, Value kEnd, ChunkRole role, Value dest,
+                   Value scratch) const {
+    Value c0 = arith::ConstantIndexOp::create(b, loc, 0);
+    auto colLoop = scf::ForOp::create(
+        b, loc, c0, kt.cols,
+        arith::ConstantIndexOp::create(b, loc, columnsPerBlock(kt.op)),
+        ValueRange{dest},
+        [&](OpBuilder &cb, Location cl, Value col, ValueRange colState) {
+          auto rowLoop = scf::ForOp::create(
+              cb, cl, c0, kt.rows,
+              arith::ConstantIndexOp::create(cb, cl, shape.microRows),
+              colState,
+              [&](OpBuilder &rb, Location rl, Value row, ValueRange rowState) {
+                scf::YieldOp::create(
+                    rb, rl,
+                    buildBlock(rb, rl, kt, row, col, kBegin, kEnd, role,
+                               rowState[0], scratch));
+              });
+          scf::YieldOp::create(cb, cl, rowLoop.getResults());
+        });
+    return colLoop.getResult(0);
+  }
+
   /// One register block: rows [row, row + micro-rows) of the tile times
-  /// columns [col, col + columnsPerBlock) of the column tile, written into
-  /// `dest` (the tile's slice of the result) and returned.
+  /// columns [col, col + columnsPerBlock) of the column tile, over one K
+  /// chunk (see buildChunk). Returns the written `dest`.
   Value buildBlock(OpBuilder &b, Location loc, const KernelTile &kt, Value row,
-                   Value col, Value dest) const {
+                   Value col, Value kBegin, Value kEnd, ChunkRole role,
+                   Value dest, Value scratch) const {
     GroupedMatmulOp op = kt.op;
     int64_t mr = shape.microRows, nr = columnsPerBlock(op);
     int64_t vw = shape.vectorWidth;
@@ -167,10 +230,11 @@ private:
     // Rows past the tile and columns past N read the last valid one: the
     // loads stay in bounds and unmasked, and those sums are never stored.
     Value lastRow = arith::SubIOp::create(b, loc, kt.rows, index(1));
-    SmallVector<Value> rowIds, colIds;
+    SmallVector<Value> localRows, rowIds, colIds;
     for (int64_t i = 0; i < mr; ++i) {
       Value r = arith::MinSIOp::create(
           b, loc, arith::AddIOp::create(b, loc, row, index(i)), lastRow);
+      localRows.push_back(r);
       rowIds.push_back(arith::AddIOp::create(b, loc, kt.firstRow, r));
     }
     Value colBase = arith::AddIOp::create(b, loc, kt.firstCol, col);
@@ -219,20 +283,19 @@ private:
         b, loc, DenseElementsAttr::get(accType, b.getF32FloatAttr(0.0f)));
     SmallVector<Value> accs(mr * nr * numWeights, zero);
     int64_t k = kt.k, kMain = k - k % vw;
-    if (kMain > 0) {
-      auto kLoop = scf::ForOp::create(
-          b, loc, index(0), index(kMain), index(vw), accs,
-          [&](OpBuilder &kb, Location kl, Value kIdx, ValueRange state) {
-            scf::YieldOp::create(kb, kl, step(kb, kl, kIdx, state, true));
-          });
-      accs.assign(kLoop.getResults().begin(), kLoop.getResults().end());
-    }
-    if (kMain < k)
+    bool toEnd = !kEnd;
+    if (toEnd)
+      kEnd = index(kMain);
+    auto kLoop = scf::ForOp::create(
+        b, loc, kBegin, kEnd, index(vw), accs,
+        [&](OpBuilder &kb, Location kl, Value kIdx, ValueRange state) {
+          scf::YieldOp::create(kb, kl, step(kb, kl, kIdx, state, true));
+        });
+    accs.assign(kLoop.getResults().begin(), kLoop.getResults().end());
+    if (toEnd && kMain < k)
       accs = step(b, loc, index(kMain), accs, /*inBounds=*/false);
 
-    // The horizontal sums of the whole block, weight-major then row-major,
-    // then the epilogue on all of them at once: one vector exp for the
-    // block rather than one per row.
+    // The horizontal sums of the whole block, weight-major then row-major.
     SmallVector<Value> sources;
     for (int64_t wi = 0; wi < numWeights; ++wi)
       for (int64_t i = 0; i < mr; ++i)
@@ -240,15 +303,70 @@ private:
           sources.push_back(accs[accIndex(i, j, wi)]);
     Value sums = reduceEach(b, loc, sources);
     int64_t blockSize = mr * nr;
-    auto blockType = VectorType::get({blockSize}, f32);
-    auto weightSums = [&](int64_t wi) -> Value {
-      return vector::ExtractStridedSliceOp::create(
-          b, loc, sums, ArrayRef<int64_t>{wi * blockSize},
-          ArrayRef<int64_t>{blockSize}, ArrayRef<int64_t>{1});
+    auto sumsType = cast<VectorType>(sums.getType());
+    // Row i of the block is in the tile (its sums may be stored).
+    auto inTile = [&](int64_t i) -> Value {
+      Value r = arith::AddIOp::create(b, loc, row, index(i));
+      return arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, r,
+                                   kt.rows);
     };
-    Value v = weightSums(0);
+    // `dest` with `v` written at `indices` if `cond` holds.
+    auto storeIf = [&](Value cond, Value v, Value dest,
+                       SmallVector<Value> indices) -> Value {
+      auto store = scf::IfOp::create(
+          b, loc, cond,
+          [&](OpBuilder &tb, Location tl) {
+            Value written = vector::TransferWriteOp::create(
+                                tb, tl, v, dest, indices, ArrayRef<bool>{false})
+                                .getResult();
+            scf::YieldOp::create(tb, tl, written);
+          },
+          [&](OpBuilder &eb, Location el) { scf::YieldOp::create(eb, el, dest); });
+      return store.getResult(0);
+    };
+    auto slice = [&](Value v, int64_t offset, int64_t size) -> Value {
+      return vector::ExtractStridedSliceOp::create(
+          b, loc, v, ArrayRef<int64_t>{offset}, ArrayRef<int64_t>{size},
+          ArrayRef<int64_t>{1});
+    };
+
+    // Earlier chunks' partial sums, in the layout of `sums`. Rows past the
+    // tile read a clamped row's: they are never stored. A middle chunk reads
+    // them from `dest`, the scratch tile as its blocks update it, so that
+    // bufferization updates the scratch in place.
+    if (role == ChunkRole::middle)
+      scratch = dest;
+    if (role == ChunkRole::middle || role == ChunkRole::last) {
+      Value partial = arith::ConstantOp::create(
+          b, loc, DenseElementsAttr::get(sumsType, b.getF32FloatAttr(0.0f)));
+      Value padding = arith::ConstantOp::create(b, loc, b.getF32FloatAttr(0));
+      for (int64_t wi = 0; wi < numWeights; ++wi)
+        for (int64_t i = 0; i < mr; ++i) {
+          Value part = vector::TransferReadOp::create(
+              b, loc, VectorType::get({nr}, f32), scratch,
+              ValueRange{index(wi), localRows[i], col}, padding,
+              ArrayRef<bool>{false});
+          partial = vector::InsertStridedSliceOp::create(
+              b, loc, part, partial,
+              ArrayRef<int64_t>{(wi * mr + i) * nr}, ArrayRef<int64_t>{1});
+        }
+      sums = arith::AddFOp::create(b, loc, sums, partial);
+    }
+    if (role == ChunkRole::first || role == ChunkRole::middle) {
+      for (int64_t wi = 0; wi < numWeights; ++wi)
+        for (int64_t i = 0; i < mr; ++i)
+          dest = storeIf(inTile(i), slice(sums, (wi * mr + i) * nr, nr), dest,
+                         {index(wi), localRows[i], col});
+      return dest;
+    }
+
+    // The epilogue on the whole block at once (one vector exp for the
+    // block rather than one per row), then one store per row: rows past the
+    // tile are skipped, columns past it masked off.
+    auto blockType = VectorType::get({blockSize}, f32);
+    Value v = slice(sums, 0, blockSize);
     if (op.getEpilogue() == Epilogue::swiglu)
-      v = buildSwiglu(b, loc, v, weightSums(1));
+      v = buildSwiglu(b, loc, v, slice(sums, blockSize, blockSize));
     if (Value scale = op.getRowScale()) {
       SmallVector<Value> lanes;
       for (Value r : rowIds) {
@@ -259,28 +377,9 @@ private:
           b, loc, v, vector::FromElementsOp::create(b, loc, blockType, lanes));
     }
     v = truncateFromF32(b, loc, v, getElementTypeOrSelf(op.getType()));
-
-    // One store per row: rows past the tile are skipped, columns past it
-    // masked off.
-    for (int64_t i = 0; i < mr; ++i) {
-      Value rowSums = vector::ExtractStridedSliceOp::create(
-          b, loc, v, ArrayRef<int64_t>{i * nr}, ArrayRef<int64_t>{nr},
-          ArrayRef<int64_t>{1});
-      Value r = arith::AddIOp::create(b, loc, row, index(i));
-      Value inTile = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, r,
-                                           kt.rows);
-      auto store = scf::IfOp::create(
-          b, loc, inTile,
-          [&](OpBuilder &tb, Location tl) {
-            Value written = vector::TransferWriteOp::create(
-                                tb, tl, rowSums, dest, ValueRange{r, col},
-                                ArrayRef<bool>{false})
-                                .getResult();
-            scf::YieldOp::create(tb, tl, written);
-          },
-          [&](OpBuilder &eb, Location el) { scf::YieldOp::create(eb, el, dest); });
-      dest = store.getResult(0);
-    }
+    for (int64_t i = 0; i < mr; ++i)
+      dest = storeIf(inTile(i), slice(v, i * nr, nr), dest,
+                     {arith::AddIOp::create(b, loc, row, index(i)), col});
     return dest;
   }
 
@@ -343,9 +442,11 @@ struct TileGroupedMatmulPass
   using TileGroupedMatmulBase::TileGroupedMatmulBase;
 
   void runOnOperation() override {
-    KernelShape shape{tileRows, tileCols, microRows, microCols, vectorWidth};
-    for (int64_t size : {shape.tileRows, shape.tileCols, shape.microRows,
-                         shape.microCols, shape.vectorWidth}) {
+    KernelShape shape{tileRows,  tileCols,  tileK,
+                      microRows, microCols, vectorWidth};
+    for (int64_t size : {shape.tileRows, shape.tileCols, shape.tileK,
+                         shape.microRows, shape.microCols,
+                         shape.vectorWidth}) {
       if (size < 1) {
         getOperation()->emitError()
             << "moe-tile-grouped-matmul: tile, block and vector sizes must be "

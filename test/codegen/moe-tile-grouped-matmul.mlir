@@ -1,7 +1,29 @@
 // RUN: moec-opt %s -moe-tile-grouped-matmul="tile-rows=32 tile-cols=8 micro-rows=2 micro-cols=2 vector-width=8" -split-input-file | FileCheck %s
+// RUN: moec-opt %s -moe-tile-grouped-matmul="tile-rows=32 tile-cols=8 tile-k=8 micro-rows=2 micro-cols=2 vector-width=8" -split-input-file | FileCheck %s --check-prefix=CHUNK
 // RUN: not moec-opt %s -moe-tile-grouped-matmul="micro-rows=0" -split-input-file 2>&1 | FileCheck %s --check-prefix=BAD
 
 // BAD: moe-tile-grouped-matmul: tile, block and vector sizes must be positive, got 0
+
+// K = 20 in chunks of 8: the first chunk writes the blocks' partial sums to
+// an f32 scratch tile, a loop over the middle chunks adds to it, and the
+// last chunk (here only the masked tail past K = 16) adds it to its own sums
+// before the epilogue and the store into the result.
+// CHUNK-LABEL: func @plain
+// CHUNK: scf.forall
+// CHUNK: %[[SCRATCH:.*]] = tensor.empty() : tensor<1x32x8xf32>
+// CHUNK: %[[FIRST:.*]] = scf.for {{.*}} iter_args(%{{.*}} = %[[SCRATCH]]) -> (tensor<1x32x8xf32>)
+// CHUNK: scf.for %{{.*}} = %c0{{.*}} to %c8{{.*}} step %c8
+// CHUNK: vector.transfer_write {{.*}} : vector<2xf32>, tensor<1x32x8xf32>
+// CHUNK: %[[MIDDLE:.*]] = scf.for %[[K0:.*]] = %c8{{.*}} to %c16{{.*}} step %c8{{.*}} iter_args(%{{.*}} = %[[FIRST]]) -> (tensor<1x32x8xf32>)
+// CHUNK: %[[K1:.*]] = arith.addi %[[K0]], %c8
+// CHUNK: scf.for %{{.*}} = %[[K0]] to %[[K1]] step %c8
+// CHUNK: vector.transfer_read {{.*}} : tensor<1x32x8xf32>, vector<2xf32>
+// CHUNK: vector.transfer_write {{.*}} : vector<2xf32>, tensor<1x32x8xf32>
+// CHUNK: vector.transfer_read %{{.*}}[%{{.*}}, %c16{{.*}}], %{{.*}} : tensor<?x20xf32>, vector<8xf32>
+// CHUNK: vector.transfer_read %[[MIDDLE]]{{.*}} : tensor<1x32x8xf32>, vector<2xf32>
+// CHUNK: arith.addf
+// CHUNK: vector.transfer_write {{.*}} : vector<2xf32>, tensor<?x?xf32>
+// CHUNK: scf.forall.in_parallel
 
 // CHECK-LABEL: func @plain
 // CHECK-SAME: (%[[X:.*]]: tensor<?x20xf32>, %[[W:.*]]: tensor<3x12x20xf32>, %[[OFF:.*]]: tensor<4xi32>)

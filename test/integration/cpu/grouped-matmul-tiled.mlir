@@ -4,11 +4,21 @@
 // tail) and N = 11. The first RUN line uses tiny tiles and blocks so that
 // every edge shows up: several row tiles per group, a short last tile, a
 // short last column tile, register blocks past the tile's rows and past N.
+// The next two sum K in chunks (first, middle and last chunks, a last chunk
+// that is only the masked tail), the last RUN line uses the defaults.
 // Inputs and expected outputs: test/utils/grouped_gemm_reference.py
 // (NumPy, written from the op semantics), compared here with a relative
 // tolerance of 1e-5.
 // REQUIRES: openmp
 // RUN: moec-opt %s -moe-to-cpu-pipeline="tile-rows=4 tile-cols=8 micro-rows=3 micro-cols=4 vector-width=16" \
+// RUN: | mlir-runner -e main -entry-point-result=void \
+// RUN:     -shared-libs=%mlir_runner_utils,%mlir_c_runner_utils,%libomp \
+// RUN: | FileCheck %s
+// RUN: moec-opt %s -moe-to-cpu-pipeline="tile-rows=4 tile-cols=8 tile-k=16 micro-rows=3 micro-cols=4 vector-width=16" \
+// RUN: | mlir-runner -e main -entry-point-result=void \
+// RUN:     -shared-libs=%mlir_runner_utils,%mlir_c_runner_utils,%libomp \
+// RUN: | FileCheck %s
+// RUN: moec-opt %s -moe-to-cpu-pipeline="tile-k=8 vector-width=8 micro-rows=2 micro-cols=2" \
 // RUN: | mlir-runner -e main -entry-point-result=void \
 // RUN:     -shared-libs=%mlir_runner_utils,%mlir_c_runner_utils,%libomp \
 // RUN: | FileCheck %s
