@@ -28,6 +28,8 @@ Usage (from the repository root, after building moec in build/):
 Options: --rows R --k K --n N --experts E --runs N --warmup N
 --pipeline-options "tile-rows=64 ..." --cflags "-O3 -march=native"
 --moec-opt PATH (default build/bin/moec-opt) --cpu-time
+--bf16 (adds bf16 operands: widened to f32, and through the AVX-512 BF16
+dot product, pipeline option bf16-dot)
 --smoke (tiny shapes, checks results, prints no timing).
 Needs moec-opt (build/bin), mlir-translate-22, clang-22, libomp (LLVM 22)
 and Debian's python3-numpy.
@@ -48,46 +50,47 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LLVM = "/usr/lib/llvm-22"
 
 
-def mlir_source(k, n, experts):
-    """The three functions, with static K, N and E and dynamic rows."""
+def mlir_source(k, n, experts, t="f32"):
+    """The functions, with static K, N and E, dynamic rows, elements of
+    type `t` (f32 or bf16)."""
     return f"""
-func.func @grouped(%x: tensor<?x{k}xf32>, %w: tensor<{experts}x{n}x{k}xf32>,
-                   %off: tensor<{experts + 1}xi32>) -> tensor<?x{n}xf32>
+func.func @grouped(%x: tensor<?x{k}x{t}>, %w: tensor<{experts}x{n}x{k}x{t}>,
+                   %off: tensor<{experts + 1}xi32>) -> tensor<?x{n}x{t}>
     attributes {{llvm.emit_c_interface}} {{
   %y = moe.grouped_matmul %x, %w offsets(%off)
-      : (tensor<?x{k}xf32>, tensor<{experts}x{n}x{k}xf32>, tensor<{experts + 1}xi32>)
-      -> tensor<?x{n}xf32>
-  return %y : tensor<?x{n}xf32>
+      : (tensor<?x{k}x{t}>, tensor<{experts}x{n}x{k}x{t}>, tensor<{experts + 1}xi32>)
+      -> tensor<?x{n}x{t}>
+  return %y : tensor<?x{n}x{t}>
 }}
 
-func.func @grouped_swiglu(%x: tensor<?x{k}xf32>, %w: tensor<{experts}x{n}x{k}xf32>,
-                          %up: tensor<{experts}x{n}x{k}xf32>,
-                          %off: tensor<{experts + 1}xi32>) -> tensor<?x{n}xf32>
+func.func @grouped_swiglu(%x: tensor<?x{k}x{t}>, %w: tensor<{experts}x{n}x{k}x{t}>,
+                          %up: tensor<{experts}x{n}x{k}x{t}>,
+                          %off: tensor<{experts + 1}xi32>) -> tensor<?x{n}x{t}>
     attributes {{llvm.emit_c_interface}} {{
   %y = moe.grouped_matmul %x, %w, %up offsets(%off) epilogue(swiglu)
-      : (tensor<?x{k}xf32>, tensor<{experts}x{n}x{k}xf32>, tensor<{experts}x{n}x{k}xf32>,
-         tensor<{experts + 1}xi32>) -> tensor<?x{n}xf32>
-  return %y : tensor<?x{n}xf32>
+      : (tensor<?x{k}x{t}>, tensor<{experts}x{n}x{k}x{t}>, tensor<{experts}x{n}x{k}x{t}>,
+         tensor<{experts + 1}xi32>) -> tensor<?x{n}x{t}>
+  return %y : tensor<?x{n}x{t}>
 }}
 
-func.func @dense(%x: tensor<?x{k}xf32>, %w: tensor<1x{n}x{k}xf32>,
-                 %off: tensor<2xi32>) -> tensor<?x{n}xf32>
+func.func @dense(%x: tensor<?x{k}x{t}>, %w: tensor<1x{n}x{k}x{t}>,
+                 %off: tensor<2xi32>) -> tensor<?x{n}x{t}>
     attributes {{llvm.emit_c_interface}} {{
   %y = moe.grouped_matmul %x, %w offsets(%off)
-      : (tensor<?x{k}xf32>, tensor<1x{n}x{k}xf32>, tensor<2xi32>) -> tensor<?x{n}xf32>
-  return %y : tensor<?x{n}xf32>
+      : (tensor<?x{k}x{t}>, tensor<1x{n}x{k}x{t}>, tensor<2xi32>) -> tensor<?x{n}x{t}>
+  return %y : tensor<?x{n}x{t}>
 }}
 
-func.func @per_expert(%x: tensor<?x{k}xf32>, %w: tensor<{experts}x{n}x{k}xf32>,
-                      %off: tensor<{experts + 1}xi32>) -> tensor<?x{n}xf32>
+func.func @per_expert(%x: tensor<?x{k}x{t}>, %w: tensor<{experts}x{n}x{k}x{t}>,
+                      %off: tensor<{experts + 1}xi32>) -> tensor<?x{n}x{t}>
     attributes {{llvm.emit_c_interface}} {{
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
   %ce = arith.constant {experts} : index
   %zero = arith.constant 0 : i32
-  %rows = tensor.dim %x, %c0 : tensor<?x{k}xf32>
-  %init = tensor.empty(%rows) : tensor<?x{n}xf32>
-  %y = scf.for %e = %c0 to %ce step %c1 iter_args(%acc = %init) -> tensor<?x{n}xf32> {{
+  %rows = tensor.dim %x, %c0 : tensor<?x{k}x{t}>
+  %init = tensor.empty(%rows) : tensor<?x{n}x{t}>
+  %y = scf.for %e = %c0 to %ce step %c1 iter_args(%acc = %init) -> tensor<?x{n}x{t}> {{
     %e1 = arith.addi %e, %c1 : index
     %s32 = tensor.extract %off[%e] : tensor<{experts + 1}xi32>
     %t32 = tensor.extract %off[%e1] : tensor<{experts + 1}xi32>
@@ -96,17 +99,17 @@ func.func @per_expert(%x: tensor<?x{k}xf32>, %w: tensor<{experts}x{n}x{k}xf32>,
     %len = arith.subi %t, %s : index
     %len32 = arith.subi %t32, %s32 : i32
     %xe = tensor.extract_slice %x[%s, 0] [%len, {k}] [1, 1]
-        : tensor<?x{k}xf32> to tensor<?x{k}xf32>
+        : tensor<?x{k}x{t}> to tensor<?x{k}x{t}>
     %we = tensor.extract_slice %w[%e, 0, 0] [1, {n}, {k}] [1, 1, 1]
-        : tensor<{experts}x{n}x{k}xf32> to tensor<1x{n}x{k}xf32>
+        : tensor<{experts}x{n}x{k}x{t}> to tensor<1x{n}x{k}x{t}>
     %oe = tensor.from_elements %zero, %len32 : tensor<2xi32>
     %ye = moe.grouped_matmul %xe, %we offsets(%oe)
-        : (tensor<?x{k}xf32>, tensor<1x{n}x{k}xf32>, tensor<2xi32>) -> tensor<?x{n}xf32>
+        : (tensor<?x{k}x{t}>, tensor<1x{n}x{k}x{t}>, tensor<2xi32>) -> tensor<?x{n}x{t}>
     %next = tensor.insert_slice %ye into %acc[%s, 0] [%len, {n}] [1, 1]
-        : tensor<?x{n}xf32> into tensor<?x{n}xf32>
-    scf.yield %next : tensor<?x{n}xf32>
+        : tensor<?x{n}x{t}> into tensor<?x{n}x{t}>
+    scf.yield %next : tensor<?x{n}x{t}>
   }}
-  return %y : tensor<?x{n}xf32>
+  return %y : tensor<?x{n}x{t}>
 }}
 """
 
@@ -157,14 +160,27 @@ def descriptor(array):
     return desc
 
 
+def to_bf16(a):
+    """float32 -> bf16 bits (uint16), rounded to nearest even."""
+    bits = np.ascontiguousarray(a, np.float32).view(np.uint32).astype(np.uint64)
+    bits = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16
+    return bits.astype(np.uint16)
+
+
+def from_bf16(a):
+    return (a.astype(np.uint32) << 16).view(np.float32)
+
+
 LIBC = ctypes.CDLL(None)
 LIBC.free.argtypes = [ctypes.c_void_p]
 
 
-def caller(lib, name):
+def caller(lib, name, bf16=False):
     """A Python callable for func @name: arrays in, a NumPy copy (or None)
-    of the [R, N] f32 result out; the result buffer is freed."""
+    of the [R, N] result (as float32) out; the result buffer is freed."""
     fn = getattr(lib, "_mlir_ciface_" + name)
+    ctype, dtype = ((ctypes.c_uint16, np.uint16) if bf16
+                    else (ctypes.c_float, np.float32))
     result_type = memref_type(2)
 
     def call(*arrays, keep=False):
@@ -174,9 +190,11 @@ def caller(lib, name):
         value = None
         if keep:
             rows, cols = out.sizes[0], out.sizes[1]
-            ptr = ctypes.cast(out.aligned, ctypes.POINTER(ctypes.c_float))
+            ptr = ctypes.cast(out.aligned, ctypes.POINTER(ctype))
             value = np.ctypeslib.as_array(ptr, shape=(rows, cols)).copy() \
-                if rows else np.zeros((0, cols), np.float32)
+                if rows else np.zeros((0, cols), dtype)
+            if bf16:
+                value = from_bf16(value)
         LIBC.free(out.allocated)
         return value
 
@@ -224,6 +242,10 @@ def main():
                    default=os.path.join(ROOT, "build", "bin", "moec-opt"))
     p.add_argument("--pipeline-options", default="")
     p.add_argument("--cflags", default="-O3 -march=native")
+    p.add_argument("--bf16", action="store_true",
+                   help="also time bf16 operands, widened to f32 and through "
+                   "the AVX-512 BF16 dot product (bf16-dot; needs "
+                   "avx512_bf16)")
     p.add_argument("--cpu-time", action="store_true",
                    help="time with the process's CPU time instead of the "
                    "wall clock: with OMP_NUM_THREADS=1, it is less "
@@ -287,6 +309,30 @@ def main():
         if not err < 1e-4:
             sys.exit(f"dense: max relative error {err:.3g}")
         print("results match NumPy (float64) to 1e-4")
+
+        bf16 = {}
+        if args.bf16:
+            x16, w16, up16 = to_bf16(x), to_bf16(w), to_bf16(up)
+            xr, wr = from_bf16(x16).astype(np.float64), from_bf16(w16)
+            for label, extra in (("widened", ""), ("dot", "bf16-dot=true")):
+                options = " ".join(o for o in (args.pipeline_options, extra) if o)
+                sub = os.path.join(workdir, label)
+                os.mkdir(sub)
+                lib16 = compile_library(mlir_source(k, n, e, "bf16"), sub,
+                                        args.moec_opt, options, args.cflags)
+                fns = {name: caller(lib16, name, bf16=True)
+                       for name in ("grouped", "dense", "grouped_swiglu")}
+                off = offs["skewed"]
+                got = fns["grouped"](x16, w16, off, keep=True)
+                ref = np.zeros((r, n))
+                for g in range(e):
+                    rows = slice(off[g], off[g + 1])
+                    ref[rows] = xr[rows] @ wr[g].T.astype(np.float64)
+                err = np.max(np.abs(got - ref) / (1 + np.abs(ref)))
+                if not err < 2e-2:
+                    sys.exit(f"bf16 {label}: max relative error {err:.3g}")
+                bf16[label] = fns
+            print("bf16 results match NumPy (float64) to 2e-2")
         if args.smoke:
             return
 
@@ -304,6 +350,17 @@ def main():
                 (kind, "loop"): lambda off=off: per_expert(x, w, off),
                 (kind, "swiglu"): lambda off=off: swiglu(x, w, up, off),
                 (kind, "blas loop"): lambda off=off: blas_loop(off)})
+        if bf16:
+            w16_dense = np.ascontiguousarray(w16[:1])
+            for label, lib_fns in bf16.items():
+                fns[label, "dense"] = (
+                    lambda f=lib_fns["dense"]: f(x16, w16_dense, off_dense))
+                for kind, off in offs.items():
+                    fns[label, kind] = (
+                        lambda f=lib_fns["grouped"], off=off: f(x16, w16, off))
+                    fns[label, kind, "swiglu"] = (
+                        lambda f=lib_fns["grouped_swiglu"], off=off:
+                        f(x16, w16, up16, off))
         t = time_all(fns, args.warmup, args.runs,
                      time.process_time if args.cpu_time else time.perf_counter)
         t_dense, t_blas = t["dense"], t["blas"]
@@ -327,6 +384,20 @@ def main():
                   f"{t_dense * 1e3:.1f} | {t_g / t_dense:.2f} | "
                   f"{t_l / t_dense:.2f} | {gf(t_g):.1f} | {t_bl * 1e3:.1f} | "
                   f"{t_s * 1e3:.1f} | {t_s / (2 * t_dense):.2f} |")
+        if bf16:
+            print("\nbf16 rows and weights, f32 accumulation, bf16 results "
+                  "(ratios against the f32 dense GEMM above)")
+            print("| bf16 path | routing | grouped ms | GFLOP/s | "
+                  "grouped / f32 dense | bf16 dense ms | SwiGLU ms | "
+                  "SwiGLU / (2 × f32 dense) |")
+            print("|---|---|---|---|---|---|---|---|")
+            for label in bf16:
+                for kind in offs:
+                    t_g, t_s = t[label, kind], t[label, kind, "swiglu"]
+                    print(f"| {label} | {kind} | {t_g * 1e3:.1f} | "
+                          f"{gf(t_g):.1f} | {t_g / t_dense:.2f} | "
+                          f"{t[label, 'dense'] * 1e3:.1f} | {t_s * 1e3:.1f} | "
+                          f"{t_s / (2 * t_dense):.2f} |")
 
 
 if __name__ == "__main__":

@@ -90,6 +90,15 @@ def TileGroupedMatmul : Pass<"moe-tile-grouped-matmul"> {
     blocks' sums to an f32 scratch tile, the middle ones add to it, and the
     last adds it to its own sums before the epilogue.
 
+    With `bf16-dot` and bf16 rows and weights, each K step reads twice
+    `vector-width` bf16 elements and multiplies them with
+    `x86vector.avx512.dot` (vdpbf16ps): each f32 lane accumulates the
+    products of a pair of elements, twice the work of an f32 `vector.fma`
+    per instruction, without widening. The instruction flushes denormals and
+    rounds its products its own way, so results may differ from the widened
+    f32 ones in the last bits; it needs a CPU with avx512_bf16. Otherwise
+    bf16 operands are widened to f32 after each load.
+
     Ops with a dynamic weight shape are left to `convert-moe-to-linalg`.
 
     Before:
@@ -138,6 +147,11 @@ def TileGroupedMatmul : Pass<"moe-tile-grouped-matmul"> {
     Option<"vectorWidth", "vector-width", "int64_t", /*default=*/"16",
            "f32 lanes of an accumulator along K (16 fills an AVX-512 "
            "register)">,
+    Option<"bf16Dot", "bf16-dot", "bool", /*default=*/"false",
+           "With bf16 rows and weights, multiply with the AVX-512 BF16 dot "
+           "product (x86vector.avx512.dot, vdpbf16ps: a pair of products per "
+           "f32 lane) instead of widening to f32; needs a CPU with "
+           "avx512_bf16">,
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
@@ -145,6 +159,7 @@ def TileGroupedMatmul : Pass<"moe-tile-grouped-matmul"> {
     "::mlir::scf::SCFDialect",
     "::mlir::tensor::TensorDialect",
     "::mlir::vector::VectorDialect",
+    "::mlir::x86vector::X86VectorDialect",
   ];
 }
 

@@ -72,6 +72,7 @@ void moe::buildMoeToCpuPipeline(OpPassManager &pm,
     tiling.microRows = options.microRows;
     tiling.microCols = options.microCols;
     tiling.vectorWidth = options.vectorWidth;
+    tiling.bf16Dot = options.bf16Dot;
     kernels.addPass(moe::createTileGroupedMatmul(tiling));
   });
   if (options.openmp) {
@@ -86,8 +87,10 @@ void moe::buildMoeToCpuPipeline(OpPassManager &pm,
   pm.addPass(createLowerAffinePass());
   pm.addPass(createSCFToControlFlowPass());
   // The grouped-GEMM kernel's vector ops: masked transfers become masked
-  // loads and stores, reductions tree reductions (they carry reassoc).
-  pm.addPass(createConvertVectorToLLVMPass());
+  // loads and stores, x86vector ops LLVM's x86 intrinsics.
+  ConvertVectorToLLVMPassOptions vectorToLLVM;
+  vectorToLLVM.x86Vector = true; // x86vector.avx512.dot (option bf16-dot)
+  pm.addPass(createConvertVectorToLLVMPass(vectorToLLVM));
   pm.addPass(createConvertToLLVMPass());
   pm.addPass(createReconcileUnrealizedCastsPass());
 }

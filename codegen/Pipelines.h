@@ -42,6 +42,11 @@ struct CpuPipelineOptions : PassPipelineOptions<CpuPipelineOptions> {
       *this, "micro-cols",
       llvm::cl::desc("Grouped GEMM: columns of a register block"),
       llvm::cl::init(4)};
+  Option<bool> bf16Dot{
+      *this, "bf16-dot",
+      llvm::cl::desc("Grouped GEMM: bf16 operands through the AVX-512 BF16 "
+                     "dot product (needs avx512_bf16)"),
+      llvm::cl::init(false)};
   Option<int64_t> vectorWidth{
       *this, "vector-width",
       llvm::cl::desc("Grouped GEMM: f32 lanes of an accumulator along K"),

@@ -24,6 +24,7 @@
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/Dialect/X86Vector/X86VectorDialect.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Transforms/WalkPatternRewriteDriver.h"
 
@@ -40,6 +41,7 @@ namespace {
 /// Tile and register-block sizes (the pass options).
 struct KernelShape {
   int64_t tileRows, tileCols, tileK, microRows, microCols, vectorWidth;
+  bool bf16Dot;
 };
 
 /// What a K chunk does with its register block's sums: K within one chunk
@@ -114,8 +116,8 @@ struct GroupedMatmulTiling : OpRewritePattern<GroupedMatmulOp> {
     // K in chunks of `tile-k` (a multiple of the vector width) so that a
     // tile's rows and a block's weight rows stay in cache over a chunk; the
     // partial sums of all but the last chunk wait in an f32 scratch tile.
-    int64_t vw = shape.vectorWidth;
-    int64_t chunk = llvm::alignTo(std::max(shape.tileK, vw), vw);
+    int64_t step = kStep(op);
+    int64_t chunk = llvm::alignTo(std::max(shape.tileK, step), step);
     int64_t numChunks = llvm::divideCeil(k, chunk);
     int64_t lastStart = (numChunks - 1) * chunk;
     Value result;
@@ -174,6 +176,20 @@ private:
     if (op.getEpilogue() != Epilogue::swiglu)
       return shape.microCols;
     return std::max<int64_t>(1, shape.microCols / 2);
+  }
+
+  /// Whether the K steps use the AVX-512 BF16 dot product: asked for, with
+  /// bf16 rows and weights, and an accumulator width the instruction has.
+  bool usesBf16Dot(GroupedMatmulOp op) const {
+    auto isBf16 = [](Value v) { return getElementTypeOrSelf(v).isBF16(); };
+    return shape.bf16Dot && isBf16(op.getInput()) && isBf16(op.getWeight()) &&
+           llvm::is_contained({4, 8, 16}, shape.vectorWidth);
+  }
+
+  /// K elements per step: one per accumulator lane, or a pair per lane
+  /// under the BF16 dot product.
+  int64_t kStep(GroupedMatmulOp op) const {
+    return usesBf16Dot(op) ? 2 * shape.vectorWidth : shape.vectorWidth;
   }
 
   static int64_t numWeights(GroupedMatmulOp op) {
@@ -249,17 +265,28 @@ private:
     };
     auto f32 = b.getF32Type();
     auto accType = VectorType::get({vw}, f32);
+    bool dot = usesBf16Dot(op);
+    int64_t kStride = kStep(op);
+    // `kStride` elements along K; widened to f32 unless the BF16 dot
+    // product takes them as they are.
     auto read = [&](OpBuilder &kb, Location kl, Value source,
                     SmallVector<Value> indices, bool inBounds) -> Value {
       Type element = getElementTypeOrSelf(source.getType());
       Value zero = arith::ConstantOp::create(kb, kl, kb.getZeroAttr(element));
       Value v = vector::TransferReadOp::create(
-          kb, kl, VectorType::get({vw}, element), source, indices, zero,
+          kb, kl, VectorType::get({kStride}, element), source, indices, zero,
           ArrayRef<bool>{inBounds});
-      return extendToF32(kb, kl, v);
+      return dot ? v : extendToF32(kb, kl, v);
     };
-    // One step of `vector-width` along K from `kIdx`; a step that may cross
-    // K reads zeros past it through the transfer's mask.
+    // acc + a * w lane by lane, or acc + the dot products of lane pairs.
+    auto multiplyAdd = [&](OpBuilder &kb, Location kl, Value a, Value w,
+                           Value acc) -> Value {
+      if (dot)
+        return x86vector::DotBF16Op::create(kb, kl, acc, a, w);
+      return vector::FMAOp::create(kb, kl, a, w, acc);
+    };
+    // One step of `kStride` along K from `kIdx`; a step that may cross K
+    // reads zeros past it through the transfer's mask.
     auto step = [&](OpBuilder &kb, Location kl, Value kIdx, ValueRange accs,
                     bool inBounds) {
       SmallVector<Value> a, w;
@@ -273,8 +300,7 @@ private:
         for (int64_t wi = 0; wi < numWeights; ++wi)
           for (int64_t j = 0; j < nr; ++j) {
             int64_t id = accIndex(i, j, wi);
-            next[id] = vector::FMAOp::create(kb, kl, a[i], w[wi * nr + j],
-                                             accs[id]);
+            next[id] = multiplyAdd(kb, kl, a[i], w[wi * nr + j], accs[id]);
           }
       return next;
     };
@@ -282,12 +308,12 @@ private:
     Value zero = arith::ConstantOp::create(
         b, loc, DenseElementsAttr::get(accType, b.getF32FloatAttr(0.0f)));
     SmallVector<Value> accs(mr * nr * numWeights, zero);
-    int64_t k = kt.k, kMain = k - k % vw;
+    int64_t k = kt.k, kMain = k - k % kStride;
     bool toEnd = !kEnd;
     if (toEnd)
       kEnd = index(kMain);
     auto kLoop = scf::ForOp::create(
-        b, loc, kBegin, kEnd, index(vw), accs,
+        b, loc, kBegin, kEnd, index(kStride), accs,
         [&](OpBuilder &kb, Location kl, Value kIdx, ValueRange state) {
           scf::YieldOp::create(kb, kl, step(kb, kl, kIdx, state, true));
         });
@@ -442,8 +468,8 @@ struct TileGroupedMatmulPass
   using TileGroupedMatmulBase::TileGroupedMatmulBase;
 
   void runOnOperation() override {
-    KernelShape shape{tileRows,  tileCols,  tileK,
-                      microRows, microCols, vectorWidth};
+    KernelShape shape{tileRows,  tileCols,  tileK,      microRows,
+                      microCols, vectorWidth, bf16Dot};
     for (int64_t size : {shape.tileRows, shape.tileCols, shape.tileK,
                          shape.microRows, shape.microCols,
                          shape.vectorWidth}) {

@@ -1,5 +1,6 @@
 // RUN: moec-opt %s -moe-tile-grouped-matmul="tile-rows=32 tile-cols=8 micro-rows=2 micro-cols=2 vector-width=8" -split-input-file | FileCheck %s
 // RUN: moec-opt %s -moe-tile-grouped-matmul="tile-rows=32 tile-cols=8 tile-k=8 micro-rows=2 micro-cols=2 vector-width=8" -split-input-file | FileCheck %s --check-prefix=CHUNK
+// RUN: moec-opt %s -moe-tile-grouped-matmul="micro-rows=2 micro-cols=2 vector-width=8 bf16-dot=true" -split-input-file | FileCheck %s --check-prefix=DOT
 // RUN: not moec-opt %s -moe-tile-grouped-matmul="micro-rows=0" -split-input-file 2>&1 | FileCheck %s --check-prefix=BAD
 
 // BAD: moe-tile-grouped-matmul: tile, block and vector sizes must be positive, got 0
@@ -8,6 +9,11 @@
 // an f32 scratch tile, a loop over the middle chunks adds to it, and the
 // last chunk (here only the masked tail past K = 16) adds it to its own sums
 // before the epilogue and the store into the result.
+// bf16-dot leaves f32 operands to vector.fma.
+// DOT-LABEL: func @plain
+// DOT: vector.fma
+// DOT-NOT: x86vector
+
 // CHUNK-LABEL: func @plain
 // CHUNK: scf.forall
 // CHUNK: %[[SCRATCH:.*]] = tensor.empty() : tensor<1x32x8xf32>
@@ -74,6 +80,17 @@ func.func @plain(%x: tensor<?x20xf32>, %w: tensor<3x12x20xf32>,
 }
 
 // -----
+
+// With bf16-dot, bf16 operands go to the AVX-512 BF16 dot product as they
+// are: 16 bf16 elements (pairs for 8 f32 lanes) per step, K = 16 in one.
+// DOT-LABEL: func @swiglu_bf16
+// DOT: scf.for %{{.*}} = %c0{{.*}} to %c16{{.*}} step %c16{{.*}} iter_args
+// DOT-NOT: arith.extf
+// DOT: vector.transfer_read {{.*}} : tensor<?x16xbf16>, vector<16xbf16>
+// DOT: vector.transfer_read {{.*}} : tensor<3x12x16xbf16>, vector<16xbf16>
+// DOT-COUNT-4: x86vector.avx512.dot %{{.*}}, %{{.*}}, %{{.*}} : vector<16xbf16> -> vector<8xf32>
+// DOT-NOT: vector.fma
+// DOT: scf.yield
 
 // CHECK-LABEL: func @swiglu_bf16
 // CHECK-SAME: (%[[X:.*]]: tensor<?x16xbf16>, %[[W:.*]]: tensor<3x12x16xbf16>, %[[U:.*]]: tensor<3x12x16xbf16>, %{{.*}}: tensor<4xi32>, %[[S:.*]]: tensor<?xf32>)
