@@ -36,18 +36,6 @@ auto kParallel = utils::IteratorType::parallel;
 auto kReduction = utils::IteratorType::reduction;
 
 
-Value toF32(OpBuilder &b, Location loc, Value v) {
-  if (v.getType().isF32())
-    return v;
-  return arith::ExtFOp::create(b, loc, b.getF32Type(), v);
-}
-
-Value fromF32(OpBuilder &b, Location loc, Value v, Type to) {
-  if (to.isF32())
-    return v;
-  return arith::TruncFOp::create(b, loc, to, v);
-}
-
 /// Elementwise `f32 -> elementType` over a 2-D accumulator, or the
 /// accumulator itself when it already has that type.
 Value castAccumulator(OpBuilder &b, Location loc, Value acc, Type resultType) {
@@ -63,15 +51,9 @@ Value castAccumulator(OpBuilder &b, Location loc, Value acc, Type resultType) {
              ArrayRef<utils::IteratorType>{kParallel, kParallel},
              [&](OpBuilder &nb, Location nl, ValueRange args) {
                linalg::YieldOp::create(
-                   nb, nl, fromF32(nb, nl, args[0], type.getElementType()));
+                   nb, nl, truncateFromF32(nb, nl, args[0], type.getElementType()));
              })
       .getResult(0);
-}
-
-Value castToType(OpBuilder &b, Location loc, Value v, Type type) {
-  if (v.getType() == type)
-    return v;
-  return tensor::CastOp::create(b, loc, type, v);
 }
 
 //===----------------------------------------------------------------------===//
@@ -139,12 +121,12 @@ struct GroupedMatmulLowering : OpRewritePattern<GroupedMatmulOp> {
               b, l, args[1],
               arith::ConstantIntOp::create(b, l, numGroups - 1, 32));
           Value gi = arith::IndexCastUIOp::create(b, l, b.getIndexType(), g);
-          Value x = toF32(b, l, args[0]);
+          Value x = extendToF32(b, l, args[0]);
           SmallVector<Value> results;
           for (auto [i, w] : llvm::enumerate(
                    upWeight ? SmallVector<Value>{weight, upWeight}
                             : SmallVector<Value>{weight})) {
-            Value wv = toF32(
+            Value wv = extendToF32(
                 b, l, tensor::ExtractOp::create(b, l, w, ValueRange{gi, n, k}));
             Value prod = arith::MulFOp::create(b, l, x, wv);
             results.push_back(arith::AddFOp::create(b, l, args[2 + i], prod));
@@ -180,19 +162,12 @@ struct GroupedMatmulLowering : OpRewritePattern<GroupedMatmulOp> {
             [&](OpBuilder &b, Location l, ValueRange args) {
               Value v = args[0];
               if (swiglu) {
-                // silu(a) = a * sigmoid(a) = a / (1 + exp(-a)).
-                Value one = arith::ConstantFloatOp::create(
-                    b, l, b.getF32Type(), APFloat(1.0f));
-                Value e = math::ExpOp::create(
-                    b, l, arith::NegFOp::create(b, l, v));
-                Value silu = arith::DivFOp::create(
-                    b, l, v, arith::AddFOp::create(b, l, one, e));
-                v = arith::MulFOp::create(b, l, silu, args[1]);
+                v = buildSwiglu(b, l, v, args[1]);
               }
               if (scale)
                 v = arith::MulFOp::create(b, l, v, args[swiglu ? 2 : 1]);
               linalg::YieldOp::create(
-                  b, l, fromF32(b, l, v, resultType.getElementType()));
+                  b, l, truncateFromF32(b, l, v, resultType.getElementType()));
             })
             .getResult(0);
     rewriter.replaceOp(op, castToType(rewriter, loc, result, resultType));
@@ -355,6 +330,95 @@ struct DispatchLowering : OpRewritePattern<DispatchOp> {
 };
 
 //===----------------------------------------------------------------------===//
+// moe.tile_schedule
+//===----------------------------------------------------------------------===//
+
+/// Two sequential scans over the groups: the first counts the tiles to size
+/// the result, the second writes them. Both cost O(G + tiles), next to
+/// nothing beside the GEMM the tiles describe, so a parallel scan would not
+/// pay for itself at today's group counts.
+struct TileScheduleLowering : OpRewritePattern<TileScheduleOp> {
+  using OpRewritePattern::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(TileScheduleOp op,
+                                PatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    OpBuilder &b = rewriter;
+    Value offsets = op.getGroupOffsets();
+    Type i32 = b.getI32Type();
+    Value c0 = arith::ConstantIndexOp::create(b, loc, 0);
+    Value c1 = arith::ConstantIndexOp::create(b, loc, 1);
+    Value numGroups = arith::ConstantIndexOp::create(b, loc, op.getNumGroups());
+    Value tileRows = arith::ConstantIndexOp::create(b, loc, op.getTileRows());
+
+    // First row and row count of group g; decreasing (malformed) offsets
+    // make an empty group rather than a negative tile count.
+    auto groupRows = [&](OpBuilder &nb, Location nl,
+                         Value g) -> std::pair<Value, Value> {
+      auto offset = [&](Value i) -> Value {
+        return arith::IndexCastOp::create(
+            nb, nl, nb.getIndexType(),
+            tensor::ExtractOp::create(nb, nl, offsets, ValueRange{i}));
+      };
+      Value first = offset(g);
+      Value last = offset(arith::AddIOp::create(nb, nl, g, c1));
+      Value rows = arith::MaxSIOp::create(
+          nb, nl, arith::SubIOp::create(nb, nl, last, first), c0);
+      return {first, rows};
+    };
+    // ceil(rows / tileRows), rows >= 0.
+    auto tilesOf = [&](OpBuilder &nb, Location nl, Value rows) -> Value {
+      Value up = arith::AddIOp::create(
+          nb, nl, rows, arith::SubIOp::create(nb, nl, tileRows, c1));
+      return arith::DivUIOp::create(nb, nl, up, tileRows);
+    };
+
+    auto count = scf::ForOp::create(
+        b, loc, c0, numGroups, c1, ValueRange{c0},
+        [&](OpBuilder &nb, Location nl, Value g, ValueRange acc) {
+          Value tiles = tilesOf(nb, nl, groupRows(nb, nl, g).second);
+          scf::YieldOp::create(
+              nb, nl, ValueRange{arith::AddIOp::create(nb, nl, acc[0], tiles)});
+        });
+    Value init = tensor::EmptyOp::create(
+        b, loc, ArrayRef<OpFoldResult>{count.getResult(0), b.getIndexAttr(3)},
+        i32);
+    auto fill = scf::ForOp::create(
+        b, loc, c0, numGroups, c1, ValueRange{c0, init},
+        [&](OpBuilder &gb, Location gl, Value g, ValueRange state) {
+          Value first, rows;
+          std::tie(first, rows) = groupRows(gb, gl, g);
+          Value tiles = tilesOf(gb, gl, rows);
+          Value group = arith::IndexCastOp::create(gb, gl, i32, g);
+          auto inner = scf::ForOp::create(
+              gb, gl, c0, tiles, c1, ValueRange{state[1]},
+              [&](OpBuilder &tb, Location tl, Value j, ValueRange out) {
+                Value skip = arith::MulIOp::create(tb, tl, j, tileRows);
+                Value start = arith::AddIOp::create(tb, tl, first, skip);
+                Value size = arith::MinSIOp::create(
+                    tb, tl, tileRows, arith::SubIOp::create(tb, tl, rows, skip));
+                Value tile = arith::AddIOp::create(tb, tl, state[0], j);
+                Value result = out[0];
+                int64_t column = 0;
+                for (Value field : {group, start, size}) {
+                  if (field.getType() != i32)
+                    field = arith::IndexCastOp::create(tb, tl, i32, field);
+                  Value c = arith::ConstantIndexOp::create(tb, tl, column++);
+                  result = tensor::InsertOp::create(tb, tl, field, result,
+                                                    ValueRange{tile, c});
+                }
+                scf::YieldOp::create(tb, tl, result);
+              });
+          Value next = arith::AddIOp::create(gb, gl, state[0], tiles);
+          scf::YieldOp::create(gb, gl, ValueRange{next, inner.getResult(0)});
+        });
+    rewriter.replaceOp(op,
+                       castToType(rewriter, loc, fill.getResult(1), op.getType()));
+    return success();
+  }
+};
+
+//===----------------------------------------------------------------------===//
 // moe.combine
 //===----------------------------------------------------------------------===//
 
@@ -404,7 +468,7 @@ struct CombineLowering : OpRewritePattern<CombineOp> {
                   [&](OpBuilder &tb, Location tl) {
                     Value r = arith::IndexCastOp::create(
                         tb, tl, tb.getIndexType(), row);
-                    Value v = toF32(tb, tl,
+                    Value v = extendToF32(tb, tl,
                                     tensor::ExtractOp::create(
                                         tb, tl, rows, ValueRange{r, d}));
                     if (weight)
@@ -546,8 +610,9 @@ struct ConvertMoeToLinalgPass
 
 void mlir::moe::populateMoeToLinalgConversionPatterns(
     RewritePatternSet &patterns) {
-  patterns.add<GroupedMatmulLowering, DispatchLowering, CombineLowering,
-               RowWeightsLowering, TokenReshapeLowering<SplitTokensOp, true>,
+  patterns.add<GroupedMatmulLowering, DispatchLowering, TileScheduleLowering,
+               CombineLowering, RowWeightsLowering,
+               TokenReshapeLowering<SplitTokensOp, true>,
                TokenReshapeLowering<MergeTokensOp, false>>(
       patterns.getContext());
   populateAttentionToLinalgPatterns(patterns);

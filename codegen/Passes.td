@@ -90,6 +90,114 @@ def LowerExpandShape : Pass<"moe-lower-expand-shape"> {
                            "::mlir::memref::MemRefDialect"];
 }
 
+def TileGroupedMatmul : Pass<"moe-tile-grouped-matmul"> {
+  let summary = "Lower moe.grouped_matmul to a parallel, register-blocked "
+                "vector kernel over a tile schedule (CPU)";
+  let description = [{
+    Rewrites each `moe.grouped_matmul` whose weight has static `G`, `N` and
+    `K` into an `scf.forall` over (row tile, column tile): the row tiles come
+    from a `moe.tile_schedule` of the group offsets (at most `tile-rows` rows
+    of one group each), the column tiles cut `N` into `tile-cols` columns, so
+    that one big group still spreads over every worker and an empty group
+    costs nothing. The moe-to-cpu-pipeline turns the loop into an OpenMP
+    parallel loop.
+
+    Each (row tile, column tile) runs a micro-kernel over blocks of
+    `micro-rows` rows by `micro-cols` columns: it keeps one
+    `vector<vector-width x f32>` accumulator per (row, column) in registers,
+    reads `vector-width` elements along K of each row and of each weight row
+    (both are K-contiguous: `[R, K]` and `[G, N, K]`), multiplies them with
+    `vector.fma`, and after the last K step reduces all the block's
+    accumulators at once with a tree of `vector.shuffle`s and adds (one
+    vector of sums, about 3 operations per accumulator). K steps past K read zeros through masks; rows past the tile and
+    columns past `N` read a clamped, valid row and are never stored. The
+    epilogue runs on the reduced row of sums in registers before its one
+    (masked) store: SwiGLU takes the gate and up accumulators computed in the
+    same pass over K (each then gets `micro-cols / 2` columns, so the register
+    count stays that of the plain kernel), then the row scale, then the cast
+    to the result type. The SwiGLU `exp` is expanded into MLIR's vector
+    polynomial approximation (within a few ulp of libm's `expf`), since LLVM
+    would otherwise call `expf` once per output element.
+
+    K longer than `tile-k` is summed in chunks, each a pass over all the
+    work item's register blocks, so that the tile's rows and a block's
+    weight rows stay in cache for a chunk: the first chunk writes the
+    blocks' sums to an f32 scratch tile, the middle ones add to it, and the
+    last adds it to its own sums before the epilogue.
+
+    With `bf16-dot` and bf16 rows and weights, each K step reads twice
+    `vector-width` bf16 elements and multiplies them with
+    `x86vector.avx512.dot` (vdpbf16ps): each f32 lane accumulates the
+    products of a pair of elements, twice the work of an f32 `vector.fma`
+    per instruction, without widening. The instruction flushes denormals and
+    rounds its products its own way, so results may differ from the widened
+    f32 ones in the last bits; it needs a CPU with avx512_bf16. Otherwise
+    bf16 operands are widened to f32 after each load.
+
+    Ops with a dynamic weight shape are left to `convert-moe-to-linalg`.
+
+    Before:
+    ```mlir
+    %y = moe.grouped_matmul %x, %w offsets(%off)
+        : (tensor<?x64xf32>, tensor<8x32x64xf32>, tensor<9xi32>) -> tensor<?x32xf32>
+    ```
+    After (abridged):
+    ```mlir
+    %tiles = moe.tile_schedule %off tile_rows(64) : tensor<9xi32> -> tensor<?x3xi32>
+    %y = scf.forall (%t, %c) in (%num_tiles, 1) shared_outs(%o = %init) {
+      // (group, first row, rows) of tile %t; the columns of tile %c.
+      %block = scf.for %n = ... step 4 iter_args(...) {
+        scf.for %m = ... step 4 iter_args(...) {
+          %acc = scf.for %k = %c0 to %c64 step %c16 iter_args(16 x vector<16xf32>) {
+            %a = vector.transfer_read %x[%row, %k] ... : tensor<?x64xf32>, vector<16xf32>
+            %b = vector.transfer_read %w[%g, %col, %k] ... : tensor<8x32x64xf32>, vector<16xf32>
+            %f = vector.fma %a, %b, %acc_ij : vector<16xf32>
+            ...
+          }
+          %lo = vector.shuffle %acc#0, %acc#1 [0, ..., 7, 16, ..., 23] : vector<16xf32>, vector<16xf32>
+          ...
+          %row = vector.extract_strided_slice %sums {offsets = [0], sizes = [4], strides = [1]}
+          vector.transfer_write %row, ... : vector<4xf32>, tensor<?x?xf32>
+        }
+      }
+      scf.forall.in_parallel {
+        tensor.parallel_insert_slice %block into %o[...] ...
+      }
+    }
+    ```
+  }];
+  let options = [
+    Option<"tileRows", "tile-rows", "int64_t", /*default=*/"64",
+           "Rows of a group per work tile (moe.tile_schedule)">,
+    Option<"tileCols", "tile-cols", "int64_t", /*default=*/"64",
+           "Output columns per work tile">,
+    Option<"tileK", "tile-k", "int64_t", /*default=*/"1024",
+           "K elements per pass over a work tile (rounded up to a multiple "
+           "of vector-width); longer K is summed chunk by chunk">,
+    Option<"microRows", "micro-rows", "int64_t", /*default=*/"4",
+           "Rows of a register block">,
+    Option<"microCols", "micro-cols", "int64_t", /*default=*/"4",
+           "Columns of a register block (split between gate and up under "
+           "SwiGLU)">,
+    Option<"vectorWidth", "vector-width", "int64_t", /*default=*/"16",
+           "f32 lanes of an accumulator along K (16 fills an AVX-512 "
+           "register)">,
+    Option<"bf16Dot", "bf16-dot", "bool", /*default=*/"false",
+           "With bf16 rows and weights, multiply with the AVX-512 BF16 dot "
+           "product (x86vector.avx512.dot, vdpbf16ps: a pair of products per "
+           "f32 lane) instead of widening to f32; needs a CPU with "
+           "avx512_bf16">,
+  ];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::math::MathDialect",
+    "::mlir::scf::SCFDialect",
+    "::mlir::tensor::TensorDialect",
+    "::mlir::vector::VectorDialect",
+    "::mlir::x86vector::X86VectorDialect",
+  ];
+}
+
 def MapAllocsToGpu : Pass<"moe-map-allocs-to-gpu", "::mlir::ModuleOp"> {
   let summary = "Place host-side buffer allocations in GPU memory";
   let description = [{

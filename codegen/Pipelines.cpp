@@ -36,12 +36,18 @@ static const char *stringifyFormat(moe::CudaObjectFormat format) {
   llvm_unreachable("unknown CUDA object format");
 }
 
-/// The steps both targets share: blocks decomposed, moe ops to linalg on tensors, then buffers
-/// with explicit deallocation, then parallel loops.
-static void buildTensorToParallelLoops(OpPassManager &pm) {
+/// The steps both targets share: blocks decomposed, moe ops to linalg on
+/// tensors, then buffers with explicit deallocation, then parallel loops.
+/// `addKernelPasses` adds a target's own lowerings of moe kernel ops, which
+/// run before the generic ones of convert-moe-to-linalg.
+static void buildTensorToParallelLoops(
+    OpPassManager &pm,
+    function_ref<void(OpPassManager &)> addKernelPasses = nullptr) {
   pm.addPass(moe::createDecomposeMoeBlock());
   pm.addPass(moe::createFuseRoutingWeights());
   pm.addPass(moe::createLowerRouting());
+  if (addKernelPasses)
+    addKernelPasses(pm);
   pm.addPass(moe::createConvertMoeToLinalg());
   pm.addPass(createCanonicalizerPass());
   bufferization::OneShotBufferizePassOptions bufferize;
@@ -52,15 +58,27 @@ static void buildTensorToParallelLoops(OpPassManager &pm) {
   bufferization::buildBufferDeallocationPipeline(pm);
   pm.addPass(createConvertBufferizationToMemRefPass());
   pm.addPass(moe::createLowerExpandShape());
-  // Attention lowers to scf.forall (one iteration per query and head).
-  pm.addNestedPass<func::FuncOp>(createForallToParallelLoopPass());
+  // Kernel lowerings (attention, the CPU grouped GEMM) emit scf.forall
+  // (parallel on tensors); on buffers it is an scf.parallel like the loops
+  // of the linalg ops.
+  pm.addPass(createForallToParallelLoopPass());
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToParallelLoopsPass());
   pm.addPass(createCanonicalizerPass());
 }
 
 void moe::buildMoeToCpuPipeline(OpPassManager &pm,
                                 const CpuPipelineOptions &options) {
-  buildTensorToParallelLoops(pm);
+  buildTensorToParallelLoops(pm, [&](OpPassManager &kernels) {
+    moe::TileGroupedMatmulOptions tiling;
+    tiling.tileRows = options.tileRows;
+    tiling.tileCols = options.tileCols;
+    tiling.tileK = options.tileK;
+    tiling.microRows = options.microRows;
+    tiling.microCols = options.microCols;
+    tiling.vectorWidth = options.vectorWidth;
+    tiling.bf16Dot = options.bf16Dot;
+    kernels.addPass(moe::createTileGroupedMatmul(tiling));
+  });
   if (options.openmp) {
     pm.addPass(createConvertSCFToOpenMPPass());
     // Inlines the memref.alloca_scope wrapped around each loop body: our
@@ -72,6 +90,11 @@ void moe::buildMoeToCpuPipeline(OpPassManager &pm,
   pm.addPass(memref::createExpandStridedMetadataPass());
   pm.addPass(createLowerAffinePass());
   pm.addPass(createSCFToControlFlowPass());
+  // The grouped-GEMM kernel's vector ops: masked transfers become masked
+  // loads and stores, x86vector ops LLVM's x86 intrinsics.
+  ConvertVectorToLLVMPassOptions vectorToLLVM;
+  vectorToLLVM.x86Vector = true; // x86vector.avx512.dot (option bf16-dot)
+  pm.addPass(createConvertVectorToLLVMPass(vectorToLLVM));
   pm.addPass(createConvertToLLVMPass());
   pm.addPass(createReconcileUnrealizedCastsPass());
 }

@@ -23,6 +23,34 @@ struct CpuPipelineOptions : PassPipelineOptions<CpuPipelineOptions> {
                       llvm::cl::desc("Run parallel loops on every core "
                                      "through OpenMP (link libomp)"),
                       llvm::cl::init(true)};
+  // Sizes of the grouped-GEMM kernel (moe-tile-grouped-matmul's options).
+  Option<int64_t> tileRows{*this, "tile-rows",
+                           llvm::cl::desc("Grouped GEMM: rows per work tile"),
+                           llvm::cl::init(64)};
+  Option<int64_t> tileCols{*this, "tile-cols",
+                           llvm::cl::desc("Grouped GEMM: columns per work tile"),
+                           llvm::cl::init(64)};
+  Option<int64_t> tileK{
+      *this, "tile-k",
+      llvm::cl::desc("Grouped GEMM: K elements per pass over a work tile"),
+      llvm::cl::init(1024)};
+  Option<int64_t> microRows{
+      *this, "micro-rows",
+      llvm::cl::desc("Grouped GEMM: rows of a register block"),
+      llvm::cl::init(4)};
+  Option<int64_t> microCols{
+      *this, "micro-cols",
+      llvm::cl::desc("Grouped GEMM: columns of a register block"),
+      llvm::cl::init(4)};
+  Option<bool> bf16Dot{
+      *this, "bf16-dot",
+      llvm::cl::desc("Grouped GEMM: bf16 operands through the AVX-512 BF16 "
+                     "dot product (needs avx512_bf16)"),
+      llvm::cl::init(false)};
+  Option<int64_t> vectorWidth{
+      *this, "vector-width",
+      llvm::cl::desc("Grouped GEMM: f32 lanes of an accumulator along K"),
+      llvm::cl::init(16)};
 };
 
 struct CudaPipelineOptions : PassPipelineOptions<CudaPipelineOptions> {

@@ -60,3 +60,43 @@ Value moe::castFloat(OpBuilder &b, Location loc, Value v, Type type) {
     return arith::ExtFOp::create(b, loc, type, v);
   return arith::TruncFOp::create(b, loc, type, v);
 }
+
+Value moe::castToType(OpBuilder &b, Location loc, Value v, Type type) {
+  if (v.getType() == type)
+    return v;
+  return tensor::CastOp::create(b, loc, type, v);
+}
+
+/// `type` (a scalar or a vector type) with its element type replaced.
+static Type withElementType(Type type, Type element) {
+  if (auto vector = dyn_cast<VectorType>(type))
+    return vector.clone(element);
+  return element;
+}
+
+Value moe::extendToF32(OpBuilder &b, Location loc, Value v) {
+  if (getElementTypeOrSelf(v.getType()).isF32())
+    return v;
+  return arith::ExtFOp::create(
+      b, loc, withElementType(v.getType(), b.getF32Type()), v);
+}
+
+Value moe::truncateFromF32(OpBuilder &b, Location loc, Value v, Type to) {
+  if (to.isF32())
+    return v;
+  return arith::TruncFOp::create(b, loc, withElementType(v.getType(), to), v);
+}
+
+Value moe::buildSwiglu(OpBuilder &b, Location loc, Value gate, Value up) {
+  Type type = gate.getType();
+  Value one = arith::ConstantOp::create(
+      b, loc, type,
+      isa<VectorType>(type)
+          ? TypedAttr(DenseElementsAttr::get(cast<ShapedType>(type),
+                                             b.getF32FloatAttr(1.0f)))
+          : TypedAttr(b.getF32FloatAttr(1.0f)));
+  Value e = math::ExpOp::create(b, loc, arith::NegFOp::create(b, loc, gate));
+  Value silu =
+      arith::DivFOp::create(b, loc, gate, arith::AddFOp::create(b, loc, one, e));
+  return arith::MulFOp::create(b, loc, silu, up);
+}

@@ -1,7 +1,7 @@
 //===- LoweringUtils.h - helpers for lowering moe ops to linalg -*- C++ -*-===//
 //
-// Small builders shared by the routing-policy lowerings, moe-lower-routing
-// and convert-moe-to-linalg.
+// Small builders shared by the routing-policy lowerings, moe-lower-routing,
+// convert-moe-to-linalg and moe-tile-grouped-matmul.
 //
 //===----------------------------------------------------------------------===//
 
@@ -48,6 +48,21 @@ Value indexAsI32(OpBuilder &b, Location loc, unsigned dim);
 /// The float scalar `v` as `type`: itself, or widened (arith.extf) or
 /// narrowed (arith.truncf) to it.
 Value castFloat(OpBuilder &b, Location loc, Value v, Type type);
+/// `v` as a tensor of `type` (a tensor.cast to a more or less static shape),
+/// or `v` itself when it has that type already.
+Value castToType(OpBuilder &b, Location loc, Value v, Type type);
+
+/// `v`, a float scalar or vector, widened to f32 elements (unchanged if it
+/// has them already): the moe kernels accumulate in f32.
+Value extendToF32(OpBuilder &b, Location loc, Value v);
+
+/// `v`, an f32 scalar or vector, narrowed to elements of type `to`
+/// (unchanged if `to` is f32).
+Value truncateFromF32(OpBuilder &b, Location loc, Value v, Type to);
+
+/// The SwiGLU epilogue on f32 scalars or vectors: silu(gate) * up, with
+/// silu(a) = a * sigmoid(a) = a / (1 + exp(-a)).
+Value buildSwiglu(OpBuilder &b, Location loc, Value gate, Value up);
 
 } // namespace mlir::moe
 

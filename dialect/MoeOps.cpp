@@ -161,6 +161,20 @@ LogicalResult DispatchOp::verify() {
 }
 
 //===----------------------------------------------------------------------===//
+// TileScheduleOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult TileScheduleOp::verify() {
+  Operation *op = getOperation();
+  if (failed(checkRank(op, "group_offsets", "[G + 1]", getGroupOffsets())))
+    return failure();
+  if (ShapedType::isDynamic(dim(getGroupOffsets(), 0)) || getNumGroups() < 1)
+    return emitOpError("expects group_offsets of static size G + 1 >= 2, got ")
+           << getGroupOffsets().getType();
+  return checkShape(op, "tiles", "[tiles, 3]", getTiles(), {kAny, 3});
+}
+
+//===----------------------------------------------------------------------===//
 // GroupedMatmulOp
 //===----------------------------------------------------------------------===//
 

@@ -103,6 +103,43 @@ def Moe_DispatchOp : Moe_Op<"dispatch", [Pure]> {
   }];
 }
 
+def Moe_TileScheduleOp : Moe_Op<"tile_schedule", [Pure]> {
+  let summary = "Cuts ragged groups of rows into work tiles";
+  let description = [{
+    The work list of a grouped GEMM: cuts the rows of each group `g`,
+    `[group_offsets[g], group_offsets[g + 1])`, into tiles of at most
+    `tile_rows` rows, groups in order. Row `i` of `tiles : [?, 3] i32` is
+    `(group, first_row, rows)` with `1 <= rows <= tile_rows`.
+
+    Group `g` gets `ceil(rows_g / tile_rows)` tiles, an empty group none, so
+    `R` rows in `G` groups make at most `ceil(R / tile_rows) + G` tiles
+    whatever the routing skew. Only a group's last tile may be short: a tile
+    never crosses a group boundary, so there is no padding at all. A parallel
+    loop over the tiles (times tiles of the output columns) spreads one big
+    group over every worker, and an empty group costs nothing.
+
+    ```mlir
+    // Offsets [0, 100, 100, 130] with tile_rows(64):
+    // tiles = [[0, 0, 64], [0, 64, 36], [2, 100, 30]].
+    %tiles = moe.tile_schedule %offsets tile_rows(64)
+        : tensor<4xi32> -> tensor<?x3xi32>
+    ```
+  }];
+  let arguments = (ins Moe_I32Tensor:$group_offsets,
+                       ConfinedAttr<I64Attr, [IntPositive]>:$tile_rows);
+  let results = (outs Moe_I32Tensor:$tiles);
+  let assemblyFormat = [{
+    $group_offsets `tile_rows` `(` $tile_rows `)` attr-dict `:`
+    type($group_offsets) `->` type($tiles)
+  }];
+  let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    int64_t getNumGroups() {
+      return getGroupOffsets().getType().getDimSize(0) - 1;
+    }
+  }];
+}
+
 def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [Pure,
     AttrSizedOperandSegments]> {
   let summary = "Ragged grouped matrix multiplication";

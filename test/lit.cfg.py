@@ -75,6 +75,22 @@ if subprocess.run([hf_python, "-c", "import torch, transformers"],
     config.available_features.add("transformers")
 config.substitutions.append(("%hf_python", hf_python))
 
+def host_cpu_flags():
+    """The x86 feature flags of this machine (empty elsewhere)."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+# The AVX-512 BF16 dot product (vdpbf16ps) of moe-tile-grouped-matmul's
+# bf16-dot, run by the JIT of mlir-runner on this host.
+if "avx512_bf16" in host_cpu_flags():
+    config.available_features.add("avx512bf16")
+
 def count_cuda_devices():
     """Asks the moec CUDA runtime; 0 when the driver or a GPU is missing."""
     if not os.path.exists(cuda_runtime):

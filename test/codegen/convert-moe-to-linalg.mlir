@@ -124,6 +124,29 @@ func.func @dispatch(%x: tensor<?x8xf32>, %ids: tensor<?x2xi32>, %n: tensor<?xi32
       : tensor<?x8xf32>, tensor<5xi32>, tensor<?xi32>, tensor<?x2xi32>
 }
 
+// CHECK-LABEL: func @tile_schedule
+// CHECK-SAME: (%[[OFF:.*]]: tensor<5xi32>)
+func.func @tile_schedule(%off: tensor<5xi32>) -> tensor<?x3xi32> {
+  // A first scan over the groups counts ceil(rows / 16) tiles each...
+  // CHECK-DAG: %[[C0:.*]] = arith.constant 0 : index
+  // CHECK-DAG: %[[C1:.*]] = arith.constant 1 : index
+  // CHECK-DAG: %[[C4:.*]] = arith.constant 4 : index
+  // CHECK: %[[COUNT:.*]] = scf.for %{{.*}} = %[[C0]] to %[[C4]] step %[[C1]] iter_args(%{{.*}} = %[[C0]]) -> (index)
+  // CHECK: arith.maxsi
+  // CHECK: arith.divui
+  // CHECK: %[[INIT:.*]] = tensor.empty(%[[COUNT]]) : tensor<?x3xi32>
+  // ...a second writes (group, first row, rows) for each, groups in order.
+  // CHECK: %[[FILL:.*]]:2 = scf.for %{{.*}} = %[[C0]] to %[[C4]] step %[[C1]] iter_args(%{{.*}} = %[[C0]], %{{.*}} = %[[INIT]])
+  // CHECK: scf.for
+  // CHECK: arith.minsi
+  // CHECK: tensor.insert
+  // CHECK: tensor.insert
+  // CHECK: tensor.insert
+  // CHECK: return %[[FILL]]#1
+  %t = moe.tile_schedule %off tile_rows(16) : tensor<5xi32> -> tensor<?x3xi32>
+  return %t : tensor<?x3xi32>
+}
+
 // CHECK-LABEL: func @split_tokens
 func.func @split_tokens(%x: tensor<?x64xf32>) -> tensor<?x16xf32> {
   // CHECK: tensor.expand_shape %{{.*}} {{\[\[}}0], [1, 2]] output_shape [%{{.*}}, 4, 16] : tensor<?x64xf32> into tensor<?x4x16xf32>

@@ -15,3 +15,23 @@ func.func @combine(%rows: tensor<?x8xf32>, %w: tensor<?x2xf32>,
       : (tensor<?x8xf32>, tensor<?x2xf32>, tensor<?x2xi32>, tensor<?xi32>) -> tensor<?x8xf32>
   return %y : tensor<?x8xf32>
 }
+
+// The grouped GEMM's tile loop (moe-tile-grouped-matmul) is an OpenMP loop
+// too, over (row tile, column tile) collapsed, with the vector micro-kernel
+// inside.
+// CHECK-LABEL: llvm.func @grouped_matmul
+// CHECK: omp.parallel
+// CHECK: omp.wsloop
+// CHECK: omp.loop_nest (%{{.*}}, %{{.*}}) : i64 {{.*}} collapse(2)
+// CHECK: llvm.intr.fmuladd
+// CHECK: llvm.shufflevector
+// CHECK: llvm.intr.masked.store
+// SERIAL-LABEL: llvm.func @grouped_matmul
+// SERIAL-NOT: omp.
+// SERIAL: llvm.return
+func.func @grouped_matmul(%x: tensor<?x64xf32>, %w: tensor<8x128x64xf32>,
+                          %offsets: tensor<9xi32>) -> tensor<?x128xf32> {
+  %y = moe.grouped_matmul %x, %w offsets(%offsets)
+      : (tensor<?x64xf32>, tensor<8x128x64xf32>, tensor<9xi32>) -> tensor<?x128xf32>
+  return %y : tensor<?x128xf32>
+}

@@ -222,6 +222,50 @@ func.func @dispatch_elt(%x: tensor<?x64xf32>, %i: tensor<?x2xi32>, %n: tensor<?x
 // -----
 
 //===----------------------------------------------------------------------===//
+// moe.tile_schedule
+//===----------------------------------------------------------------------===//
+
+func.func @tiles_offsets_rank(%o: tensor<3x3xi32>) {
+  // expected-error @+1 {{expects group_offsets of rank 1 [G + 1], got 'tensor<3x3xi32>'}}
+  %t = moe.tile_schedule %o tile_rows(8) : tensor<3x3xi32> -> tensor<?x3xi32>
+  return
+}
+
+// -----
+
+func.func @tiles_offsets_dynamic(%o: tensor<?xi32>) {
+  // expected-error @+1 {{expects group_offsets of static size G + 1 >= 2, got 'tensor<?xi32>'}}
+  %t = moe.tile_schedule %o tile_rows(8) : tensor<?xi32> -> tensor<?x3xi32>
+  return
+}
+
+// -----
+
+func.func @tiles_offsets_no_group(%o: tensor<1xi32>) {
+  // expected-error @+1 {{expects group_offsets of static size G + 1 >= 2, got 'tensor<1xi32>'}}
+  %t = moe.tile_schedule %o tile_rows(8) : tensor<1xi32> -> tensor<?x3xi32>
+  return
+}
+
+// -----
+
+func.func @tiles_shape(%o: tensor<9xi32>) {
+  // expected-error @+1 {{expects tiles of shape [tiles, 3] = [?, 3], got 'tensor<?x4xi32>'}}
+  %t = moe.tile_schedule %o tile_rows(8) : tensor<9xi32> -> tensor<?x4xi32>
+  return
+}
+
+// -----
+
+func.func @tiles_rows(%o: tensor<9xi32>) {
+  // expected-error @+1 {{attribute 'tile_rows' failed to satisfy constraint: 64-bit signless integer attribute whose value is positive}}
+  %t = moe.tile_schedule %o tile_rows(0) : tensor<9xi32> -> tensor<?x3xi32>
+  return
+}
+
+// -----
+
+//===----------------------------------------------------------------------===//
 // moe.grouped_matmul
 //===----------------------------------------------------------------------===//
 

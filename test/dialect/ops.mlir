@@ -78,6 +78,13 @@ func.func @row_weights_unweighted_combine(%rows: tensor<?x64xf32>, %w: tensor<?x
   return %rw, %y : tensor<?xf32>, tensor<?x64xf32>
 }
 
+// CHECK-LABEL: func @tile_schedule
+func.func @tile_schedule(%offsets: tensor<9xi32>) -> tensor<?x3xi32> {
+  // CHECK: moe.tile_schedule %{{.*}} tile_rows(64) : tensor<9xi32> -> tensor<?x3xi32>
+  %tiles = moe.tile_schedule %offsets tile_rows(64) : tensor<9xi32> -> tensor<?x3xi32>
+  return %tiles : tensor<?x3xi32>
+}
+
 // CHECK-LABEL: func @grouped_matmul
 func.func @grouped_matmul(%x: tensor<?x64xbf16>, %w1: tensor<8x128x64xbf16>,
                           %w3: tensor<8x128x64xbf16>, %w2: tensor<8x64x128xbf16>,
