@@ -4,11 +4,26 @@
 
 #include <algorithm>
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 extern "C" const char moec_model_manifest[];
 extern "C" void forward_packed(void **args);
 
 using namespace moec::runtime;
 namespace st = moec::safetensors;
+
+/// Drops the mapped file pages of a tensor that was copied, so that the
+/// weights are resident once, not twice (the pages come back from the file
+/// if read again).
+static void releasePages(const uint8_t *data, size_t size) {
+  uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  uintptr_t begin =
+      (reinterpret_cast<uintptr_t>(data) + page - 1) / page * page;
+  uintptr_t end = (reinterpret_cast<uintptr_t>(data) + size) / page * page;
+  if (end > begin)
+    madvise(reinterpret_cast<void *>(begin), end - begin, MADV_DONTNEED);
+}
 
 std::unique_ptr<CompiledModel> CompiledModel::load(const std::string &path,
                                                    std::string &error) {
@@ -20,35 +35,48 @@ std::unique_ptr<CompiledModel> CompiledModel::load(const std::string &path,
   model->vocab = model->manifest.at("vocab_size");
 
   // `{e}` in a name stands for the expert index of a stacked [E, ...]
-  // parameter; every weight is converted to the compiled element type.
+  // parameter. A parameter is used in place when the file holds it in the
+  // compiled element type, suitably aligned, and (stacked) with its experts
+  // back to back in order; otherwise it is copied and converted.
   const std::vector<st::DType> accepted{st::DType::F32, st::DType::BF16};
   for (const nlohmann::json &p : model->manifest.at("params")) {
     std::string name = p.at("name");
     std::vector<int64_t> shape = p.at("shape");
     ElementType type =
         p.at("dtype") == "BF16" ? ElementType::BF16 : ElementType::F32;
-    HostTensor tensor(type, shape);
+    st::DType fileType =
+        type == ElementType::BF16 ? st::DType::BF16 : st::DType::F32;
     size_t placeholder = name.find("{e}");
-    if (placeholder == std::string::npos) {
+    bool stacked = placeholder != std::string::npos;
+    std::vector<int64_t> slice(shape.begin() + (stacked ? 1 : 0), shape.end());
+    std::vector<const st::TensorInfo *> parts;
+    for (int64_t e = 0; e < (stacked ? shape[0] : 1); ++e) {
+      std::string partName = name;
+      if (stacked)
+        partName.replace(placeholder, 3, std::to_string(e));
       const st::TensorInfo *info =
-          st::bindTensor(*file, name, accepted, shape, error);
+          st::bindTensor(*file, partName, accepted, slice, error);
       if (!info)
         return nullptr;
-      tensor.fill(0, *info);
-    } else {
-      std::vector<int64_t> slice(shape.begin() + 1, shape.end());
-      for (int64_t e = 0; e < shape[0]; ++e) {
-        std::string expert = name;
-        expert.replace(placeholder, 3, std::to_string(e));
-        const st::TensorInfo *info =
-            st::bindTensor(*file, expert, accepted, slice, error);
-        if (!info)
-          return nullptr;
-        tensor.fill(e, *info);
-      }
+      parts.push_back(info);
+    }
+    bool inPlace =
+        reinterpret_cast<uintptr_t>(parts[0]->data) % elementSize(type) == 0;
+    for (size_t e = 0; e < parts.size() && inPlace; ++e)
+      inPlace = parts[e]->dtype == fileType &&
+                parts[e]->data == parts[0]->data + e * parts[0]->size;
+    if (inPlace) {
+      model->params.push_back(HostTensor::view(type, shape, parts[0]->data));
+      continue;
+    }
+    HostTensor tensor(type, shape);
+    for (size_t e = 0; e < parts.size(); ++e) {
+      tensor.fill(e, *parts[e]);
+      releasePages(parts[e]->data, parts[e]->size);
     }
     model->params.push_back(std::move(tensor));
   }
+  model->weights = std::move(file);
   return model;
 }
 

@@ -46,6 +46,9 @@ private:
 
   nlohmann::json manifest;
   int64_t vocab = 0;
+  /// The weights file, kept mapped: parameters whose bytes are already laid
+  /// out as the model wants them are used in place, not copied.
+  std::unique_ptr<safetensors::Checkpoint> weights;
   std::vector<HostTensor> params;
 };
 

@@ -71,6 +71,16 @@ HostTensor HostTensor::adoptResult(const MemRefDescriptor &result,
   return tensor;
 }
 
+HostTensor HostTensor::view(ElementType type, std::vector<int64_t> shape,
+                            const void *data) {
+  HostTensor tensor;
+  tensor.elementType = type;
+  tensor.dims = std::move(shape);
+  // The compiled code never writes to its parameters.
+  tensor.aligned = const_cast<void *>(data);
+  return tensor;
+}
+
 int64_t HostTensor::numElements() const {
   return std::accumulate(dims.begin(), dims.end(), int64_t(1),
                          std::multiplies<int64_t>());

@@ -67,6 +67,10 @@ public:
   /// Takes ownership of the buffer a compiled function returned (malloc'ed).
   static HostTensor adoptResult(const MemRefDescriptor &result,
                                 ElementType type);
+  /// A read-only view of `data`, which must outlive the tensor (weights
+  /// used in place in a mapped file).
+  static HostTensor view(ElementType type, std::vector<int64_t> shape,
+                         const void *data);
 
   ElementType type() const { return elementType; }
   const std::vector<int64_t> &shape() const { return dims; }

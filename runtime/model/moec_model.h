@@ -20,8 +20,8 @@ typedef struct moec_model moec_model;
 
 /* Loads the weights from a .safetensors file or a sharded checkpoint's
  * index, checking every tensor the model needs. */
-int moec_model_load(const char *weights_path, moec_model **model,
-                    char *error, size_t error_size);
+int moec_model_load(const char *weights_path, moec_model **model, char *error,
+                    size_t error_size);
 
 /* The vocabulary size V: token ids must lie in [0, V). */
 int64_t moec_model_vocab_size(const moec_model *model);
@@ -31,10 +31,9 @@ int64_t moec_model_vocab_size(const moec_model *model);
  * [batch, seq_len, V], to `logits`. With `stats_json` nonnull, also writes
  * the routing statistics as a NUL-terminated JSON text of at most
  * `stats_size` bytes. */
-int moec_model_forward(moec_model *model, const int32_t *tokens,
-                       int64_t batch, int64_t seq_len, float *logits,
-                       char *stats_json, size_t stats_size, char *error,
-                       size_t error_size);
+int moec_model_forward(moec_model *model, const int32_t *tokens, int64_t batch,
+                       int64_t seq_len, float *logits, char *stats_json,
+                       size_t stats_size, char *error, size_t error_size);
 
 void moec_model_free(moec_model *model);
 

@@ -1,0 +1,252 @@
+#!/usr/bin/python3
+"""Prefill throughput and peak memory of a compiled model vs PyTorch eager.
+
+    bench/model_prefill.py [--layers L] [--tokens 512,4096] [--runs N]
+                           [--threads 2] [--dtype f32] [--workdir DIR]
+
+Builds a Mixtral-shaped config (the design brief's shape: D = 1024,
+F = 3584, E = 8, top-2, 16 heads, 8 kv-heads, V = 32000; L layers), writes
+random weights with examples/make_weights.py, compiles it with
+`moec compile`, and for each T times a prefill of one sequence of T tokens:
+
+* moec: the compiled executable's `--bench N` (tokens/s over N forward
+  passes after one warm-up pass), under `/usr/bin/time -v` for the peak RSS;
+* PyTorch eager: the same model written the way Hugging Face's eager
+  Mixtral computes it (per-expert index_select / index_add_ loop, SDPA-free
+  causal attention with an explicit mask, f32), with the same weights, the
+  same number of threads (torch.set_num_threads), timed over N passes after
+  a warm-up, in its own process for its own peak RSS.
+
+Both processes load the weights from the same file. Before timing, the
+logits of both are compared on a short prefix (relative error printed), so
+the two programs are known to compute the same function.
+
+Prints one table; docs/performance.md records the results with the command.
+Needs Debian's /usr/bin/python3 (numpy, torch) and a built moec
+($MOEC_BUILD_DIR or ./build).
+"""
+
+import argparse
+import json
+import os
+import re
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def config(layers):
+    return {
+        "model_type": "mixtral", "hidden_size": 1024,
+        "intermediate_size": 3584, "num_hidden_layers": layers,
+        "num_attention_heads": 16, "num_key_value_heads": 8,
+        "vocab_size": 32000, "num_local_experts": 8,
+        "num_experts_per_tok": 2, "rms_norm_eps": 1e-5,
+        "rope_theta": 1e6, "sliding_window": None,
+    }
+
+
+# ----------------------------------------------------------------------------
+# PyTorch eager (run in a child process: `model_prefill.py --torch ...`)
+# ----------------------------------------------------------------------------
+
+
+def load_safetensors(path):
+    """name -> float32 numpy array, from the file's own header."""
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(n))
+    data = np.memmap(path, dtype=np.uint8, mode="r", offset=8 + n)
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        begin, end = info["data_offsets"]
+        raw = np.asarray(data[begin:end])
+        if info["dtype"] == "F32":
+            a = raw.view(np.float32)
+        else:  # BF16
+            a = (raw.view(np.uint16).astype(np.uint32) << 16).view(np.float32)
+        out[name] = a.reshape(info["shape"])
+    return out
+
+
+def torch_main(args):
+    import torch
+    import torch.nn.functional as F
+
+    torch.set_num_threads(args.threads)
+    cfg = json.load(open(args.config))
+    w = {k: torch.from_numpy(np.array(v)) for k, v in
+         load_safetensors(args.weights).items()}
+    D, H, KVH = cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_key_value_heads"]
+    Dh, E, K = D // H, cfg["num_local_experts"], cfg["num_experts_per_tok"]
+    eps, theta = cfg["rms_norm_eps"], cfg["rope_theta"]
+
+    def rms(x, weight):
+        var = x.pow(2).mean(-1, keepdim=True)
+        return weight * (x * torch.rsqrt(var + eps))
+
+    def rope(x, T):  # x: [T, heads, Dh]
+        inv = 1.0 / (theta ** (torch.arange(0, Dh, 2, dtype=torch.int64).float() / Dh))
+        freqs = torch.outer(torch.arange(T, dtype=torch.float32), inv)
+        emb = torch.cat((freqs, freqs), -1)
+        cos, sin = emb.cos()[:, None, :], emb.sin()[:, None, :]
+        x1, x2 = x[..., :Dh // 2], x[..., Dh // 2:]
+        return x * cos + torch.cat((-x2, x1), -1) * sin
+
+    def forward(tokens):
+        T = tokens.shape[0]
+        x = w["model.embed_tokens.weight"][tokens]
+        mask = torch.full((T, T), float("-inf")).triu(1)
+        for l in range(cfg["num_hidden_layers"]):
+            p = "model.layers.%d." % l
+            h = rms(x, w[p + "input_layernorm.weight"])
+            q = (h @ w[p + "self_attn.q_proj.weight"].T).view(T, H, Dh)
+            k = (h @ w[p + "self_attn.k_proj.weight"].T).view(T, KVH, Dh)
+            v = (h @ w[p + "self_attn.v_proj.weight"].T).view(T, KVH, Dh)
+            q, k = rope(q, T), rope(k, T)
+            k = k.repeat_interleave(H // KVH, dim=1)
+            v = v.repeat_interleave(H // KVH, dim=1)
+            s = torch.einsum("thd,shd->hts", q, k) / Dh ** 0.5 + mask
+            o = torch.einsum("hts,shd->thd", s.softmax(-1), v).reshape(T, D)
+            x = x + o @ w[p + "self_attn.o_proj.weight"].T
+            h = rms(x, w[p + "post_attention_layernorm.weight"])
+            # Hugging Face's MixtralSparseMoeBlock, eager.
+            probs = F.softmax(h @ w[p + "block_sparse_moe.gate.weight"].T, dim=-1)
+            top, chosen = torch.topk(probs, K, dim=-1)
+            top = top / top.sum(-1, keepdim=True)
+            out = torch.zeros_like(h)
+            mask_e = F.one_hot(chosen, E).permute(2, 1, 0)
+            for e in range(E):
+                slot, tok = torch.where(mask_e[e])
+                if tok.numel() == 0:
+                    continue
+                b = p + "block_sparse_moe.experts.%d." % e
+                xe = h[tok]
+                ye = (F.silu(xe @ w[b + "w1.weight"].T) * (xe @ w[b + "w3.weight"].T)) @ w[b + "w2.weight"].T
+                out.index_add_(0, tok, ye * top[tok, slot, None])
+            x = x + out
+        x = rms(x, w["model.norm.weight"])
+        return x @ w["lm_head.weight"].T
+
+    tokens = torch.from_numpy(np.load(args.tokens).astype(np.int64).ravel())
+    with torch.inference_mode():
+        if args.logits:
+            np.save(args.logits, forward(tokens[:args.check_tokens]).numpy())
+            return
+        forward(tokens)  # warm-up
+        start = time.perf_counter()
+        for _ in range(args.runs):
+            forward(tokens)
+        seconds = time.perf_counter() - start
+    print("torch %.1f tokens/s" % (tokens.numel() * args.runs / seconds))
+
+
+# ----------------------------------------------------------------------------
+# The driver
+# ----------------------------------------------------------------------------
+
+
+def peak_rss_mb(stderr):
+    m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", stderr)
+    return int(m.group(1)) / 1024 if m else float("nan")
+
+
+def run(cmd, env):
+    p = subprocess.run(["/usr/bin/time", "-v"] + cmd, capture_output=True,
+                       text=True, env=env)
+    if p.returncode:
+        sys.exit("failed: %s\n%s%s" % (" ".join(cmd), p.stdout, p.stderr))
+    return p.stdout, peak_rss_mb(p.stderr)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--layers", type=int, default=2)
+    ap.add_argument("--tokens", default="512,4096")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--workdir")
+    # Internal: the PyTorch child process.
+    ap.add_argument("--torch", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--config", help=argparse.SUPPRESS)
+    ap.add_argument("--weights", help=argparse.SUPPRESS)
+    ap.add_argument("--logits", help=argparse.SUPPRESS)
+    ap.add_argument("--check-tokens", type=int, default=64, help=argparse.SUPPRESS)
+    ap.add_argument("--tokens-file", dest="tokens_file", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.torch:
+        args.tokens = args.tokens_file
+        return torch_main(args)
+
+    build = os.environ.get("MOEC_BUILD_DIR", os.path.join(ROOT, "build"))
+    work = args.workdir or tempfile.mkdtemp(prefix="moec-prefill-")
+    os.makedirs(work, exist_ok=True)
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads),
+               OPENBLAS_NUM_THREADS=str(args.threads))
+    cfg_path = os.path.join(work, "config.json")
+    json.dump(config(args.layers), open(cfg_path, "w"), indent=1)
+    weights = os.path.join(work, "w.safetensors")
+    subprocess.run([sys.executable, os.path.join(ROOT, "examples/make_weights.py"),
+                    cfg_path, weights, "--seed", "1"], check=True,
+                   stdout=subprocess.DEVNULL)
+    model = os.path.join(work, "model")
+    t0 = time.perf_counter()
+    subprocess.run([os.path.join(build, "bin/moec"), "compile", cfg_path, "-o",
+                    model], check=True)
+    compile_s = time.perf_counter() - t0
+    weight_mb = os.path.getsize(weights) / 2**20
+    print("config: %d layers, D=1024, F=3584, E=8 top-2, H=16, KVH=8, V=32000; "
+          "weights %.0f MB (f32); moec compile %.1f s; %d threads"
+          % (args.layers, weight_mb, compile_s, args.threads))
+
+    me = os.path.abspath(__file__)
+    rows = []
+    for T in [int(t) for t in args.tokens.split(",")]:
+        tokens = os.path.join(work, "tokens-%d.npy" % T)
+        np.save(tokens, np.random.default_rng(T).integers(0, 32000, T).astype(np.int32))
+        # Same function: logits of the first tokens from both.
+        check = min(T, 64)
+        np.save(os.path.join(work, "check.npy"), np.load(tokens)[:check])
+        subprocess.run([model, "--weights", weights, "--tokens",
+                        os.path.join(work, "check.npy"), "--logits",
+                        os.path.join(work, "moec-logits.npy")], check=True, env=env)
+        subprocess.run([sys.executable, me, "--torch", "--config", cfg_path,
+                        "--weights", weights, "--tokens-file", tokens,
+                        "--threads", str(args.threads), "--check-tokens", str(check),
+                        "--logits", os.path.join(work, "torch-logits.npy")],
+                       check=True, env=env)
+        a = np.load(os.path.join(work, "moec-logits.npy")).reshape(check, -1)
+        b = np.load(os.path.join(work, "torch-logits.npy")).reshape(check, -1)
+        err = np.abs(a - b).max() / np.abs(b).max()
+
+        out, moec_rss = run([model, "--weights", weights, "--tokens", tokens,
+                             "--bench", str(args.runs)], env)
+        moec_tps = float(re.search(r"([\d.]+) tokens/s", out).group(1))
+        out, torch_rss = run([sys.executable, me, "--torch", "--config", cfg_path,
+                              "--weights", weights, "--tokens-file", tokens,
+                              "--runs", str(args.runs), "--threads",
+                              str(args.threads)], env)
+        torch_tps = float(re.search(r"([\d.]+) tokens/s", out).group(1))
+        # Largest activation: the [T, V] f32 logits or the MoE's [2T, F] rows.
+        largest = max(T * 32000, 2 * T * 3584) * 4 / 2**20
+        rows.append((T, moec_tps, torch_tps, moec_rss, torch_rss,
+                     weight_mb + 2 * largest, err))
+
+    print("%6s %12s %12s %8s %14s %14s %18s %10s" % (
+        "T", "moec tok/s", "torch tok/s", "ratio", "moec RSS MB",
+        "torch RSS MB", "weights+2*act MB", "rel err"))
+    for T, m, t, mr, tr, budget, err in rows:
+        print("%6d %12.1f %12.1f %8.2f %14.0f %14.0f %18.0f %10.1e" % (
+            T, m, t, m / t, mr, tr, budget, err))
+
+
+if __name__ == "__main__":
+    main()
