@@ -46,6 +46,18 @@ llvm::Expected<std::unique_ptr<llvm::TargetMachine>> hostTargetMachine() {
   return std::move(machine);
 }
 
+/// The host target machine, with `module` given its triple and data layout.
+llvm::Expected<std::unique_ptr<llvm::TargetMachine>>
+targetModuleForHost(llvm::Module &module) {
+  llvm::Expected<std::unique_ptr<llvm::TargetMachine>> machine =
+      hostTargetMachine();
+  if (machine) {
+    module.setDataLayout((*machine)->createDataLayout());
+    module.setTargetTriple((*machine)->getTargetTriple());
+  }
+  return machine;
+}
+
 } // namespace
 
 llvm::Expected<std::unique_ptr<llvm::Module>>
@@ -90,11 +102,9 @@ moe::translateForHost(ModuleOp module, llvm::LLVMContext &context,
 
 llvm::Error moe::optimizeForHost(llvm::Module &module) {
   llvm::Expected<std::unique_ptr<llvm::TargetMachine>> machine =
-      hostTargetMachine();
+      targetModuleForHost(module);
   if (!machine)
     return machine.takeError();
-  module.setDataLayout((*machine)->createDataLayout());
-  module.setTargetTriple((*machine)->getTargetTriple());
 
   llvm::LoopAnalysisManager lam;
   llvm::FunctionAnalysisManager fam;
@@ -115,11 +125,9 @@ llvm::Error moe::optimizeForHost(llvm::Module &module) {
 llvm::Error moe::emitHostObject(llvm::Module &module,
                                 llvm::raw_pwrite_stream &os) {
   llvm::Expected<std::unique_ptr<llvm::TargetMachine>> machine =
-      hostTargetMachine();
+      targetModuleForHost(module);
   if (!machine)
     return machine.takeError();
-  module.setDataLayout((*machine)->createDataLayout());
-  module.setTargetTriple((*machine)->getTargetTriple());
   llvm::legacy::PassManager passes;
   if ((*machine)->addPassesToEmitFile(passes, os, nullptr,
                                       llvm::CodeGenFileType::ObjectFile))

@@ -180,6 +180,13 @@ public:
     return keys;
   }
 
+  /// Adds a warning to `warnings` for each key present but never read.
+  void warnUnknownKeys(std::vector<std::string> &warnings) const {
+    for (const std::string &key : unknownKeys())
+      warnings.push_back(fileName.str() + ": warning: ignoring unknown key '" +
+                         key + "'");
+  }
+
   /// Marks keys as read without using them (known and deliberately ignored).
   void ignore(llvm::ArrayRef<StringRef> keys) {
     for (StringRef key : keys)
@@ -263,9 +270,7 @@ void parseExtension(ObjectReader &top, ModelConfig &config, StringRef fileName,
                          ": warning: moec.routing: threshold, max_experts and "
                          "normalize do not apply to top_k; ignored");
     }
-    for (const std::string &key : r.unknownKeys())
-      warnings.push_back(fileName.str() + ": warning: ignoring unknown key '" +
-                         key + "'");
+    r.warnUnknownKeys(warnings);
   }
 
   if (const json::Object *o = ext.object_("expert_schedule")) {
@@ -282,9 +287,7 @@ void parseExtension(ObjectReader &top, ModelConfig &config, StringRef fileName,
     if (schedule.kind == "wave" && !schedule.period)
       s.fail("period", "missing (required by the wave schedule)");
     config.expertSchedule = schedule;
-    for (const std::string &key : s.unknownKeys())
-      warnings.push_back(fileName.str() + ": warning: ignoring unknown key '" +
-                         key + "'");
+    s.warnUnknownKeys(warnings);
   }
 
   if (const json::Object *o = ext.object_("multi_head")) {
@@ -294,9 +297,7 @@ void parseExtension(ObjectReader &top, ModelConfig &config, StringRef fileName,
       m.fail("heads", "hidden_size " + std::to_string(config.hiddenSize) +
                           " is not divisible by " + std::to_string(heads));
     config.multiHeadHeads = heads;
-    for (const std::string &key : m.unknownKeys())
-      warnings.push_back(fileName.str() + ": warning: ignoring unknown key '" +
-                         key + "'");
+    m.warnUnknownKeys(warnings);
   }
 
   if (const json::Object *o = ext.object_("shared_experts")) {
@@ -305,9 +306,7 @@ void parseExtension(ObjectReader &top, ModelConfig &config, StringRef fileName,
     dual.shallowIntermediateSize = d.integer("shallow_intermediate_size", 1);
     dual.deepIntermediateSize = d.integer("deep_intermediate_size", 1);
     config.dualScale = dual;
-    for (const std::string &key : d.unknownKeys())
-      warnings.push_back(fileName.str() + ": warning: ignoring unknown key '" +
-                         key + "'");
+    d.warnUnknownKeys(warnings);
   }
 
   if (const json::Object *o = ext.object_("adaptive_routing")) {
@@ -321,9 +320,7 @@ void parseExtension(ObjectReader &top, ModelConfig &config, StringRef fileName,
       ext.fail("adaptive_routing", "needs moec.shared_experts (the deep "
                                    "expert it gates)");
     config.adaptiveRouting = adr;
-    for (const std::string &key : a.unknownKeys())
-      warnings.push_back(fileName.str() + ": warning: ignoring unknown key '" +
-                         key + "'");
+    a.warnUnknownKeys(warnings);
   }
 
   if (const json::Object *o = ext.object_("attention")) {
@@ -343,14 +340,10 @@ void parseExtension(ObjectReader &top, ModelConfig &config, StringRef fileName,
       config.attention.window = a.integer("window", 1);
       config.attention.groupSize = a.integer("group_size", 1);
     }
-    for (const std::string &key : a.unknownKeys())
-      warnings.push_back(fileName.str() + ": warning: ignoring unknown key '" +
-                         key + "'");
+    a.warnUnknownKeys(warnings);
   }
 
-  for (const std::string &key : ext.unknownKeys())
-    warnings.push_back(fileName.str() + ": warning: ignoring unknown key '" +
-                       key + "'");
+  ext.warnUnknownKeys(warnings);
 }
 
 } // namespace
@@ -458,9 +451,7 @@ moec::parseModelConfig(StringRef text, StringRef fileName,
     return llvm::createStringError(*error);
 
   top.ignore(kIgnoredKeys);
-  for (const std::string &key : top.unknownKeys())
-    warnings.push_back(fileName.str() + ": warning: ignoring unknown key '" +
-                       key + "'");
+  top.warnUnknownKeys(warnings);
   return config;
 }
 

@@ -18,10 +18,11 @@ then the group means) and takes one softmax over them in float64: no online
 softmax, no loop structure shared with moec's lowering.
 """
 
-import re
 import sys
 
 import numpy as np
+
+from mlir_text import bf16_round, dense, mlir_type, printed_error
 
 # Each case: batch B, tokens T, heads H, kv-heads KVH, head size Dh, and the
 # attention kind: ("full",), ("sliding", W) or ("grouped", G, W).
@@ -53,12 +54,6 @@ CASES = {
 # SEEDS.md: relative error at most 1e-4 for f32, 2e-2 for bf16.
 TOLERANCE = {"f32": 1e-4, "bf16": 2e-2}
 
-
-def bf16_round(a):
-    """Rounds f32 values to bf16 (nearest even), returned as f32."""
-    bits = np.asarray(a, dtype=np.float32).view(np.uint32).astype(np.uint64)
-    rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
-    return rounded.astype(np.uint32).view(np.float32)
 
 
 def dtype_of(case):
@@ -128,15 +123,6 @@ def reference(case, inputs):
 # ----------------------------------------------------------------------------
 
 
-def mlir_type(shape, element):
-    dims = "x".join("?" if d is None else str(d) for d in shape)
-    return "tensor<%sx%s>" % (dims, element)
-
-
-def dense(a):
-    if a.ndim == 0:
-        return "%.8e" % a  # nine significant digits, always a float literal
-    return "[" + ", ".join(dense(x) for x in a) + "]"
 
 
 def op_text(case, q, k, v, tq, tkv):
@@ -202,21 +188,11 @@ def emit(name, case, inputs):
 # ----------------------------------------------------------------------------
 
 
-def parse_memref(text):
-    """The values printed by printMemrefF32, in order."""
-    body = text[text.index("data =") + len("data ="):]
-    numbers = re.findall(r"[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|nan|inf)", body)
-    return np.array([float(x) for x in numbers])
-
-
 def check(name, case, inputs, output):
     expected, key_counts = reference(case, inputs)
-    got = parse_memref(output)
-    if got.size != expected.size:
-        return "FAIL %s: %d values printed, expected %d" % (name, got.size,
-                                                             expected.size)
-    got = got.reshape(expected.shape)
-    err = np.abs(got - expected).max() / np.abs(expected).max()
+    err, failure = printed_error(name, output, expected)
+    if failure:
+        return failure
     verdict = "PASS" if err <= TOLERANCE[dtype_of(case)] else "FAIL"
     detail = "keys per query %s" % key_counts[:case["T"]]
     if case["kind"][0] == "sliding":

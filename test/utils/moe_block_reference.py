@@ -15,10 +15,11 @@ The reference loops over tokens and their chosen experts directly: no
 dispatch, no grouped matmul, nothing shared with moec's lowering.
 """
 
-import re
 import sys
 
 import numpy as np
+
+from mlir_text import bf16_round, dense, mlir_type, printed_error
 
 # Each case: tokens T, hidden D, experts E, expert size F, policy and the
 # optional features. `gate_scale` 0 makes every router logit equal (a tie
@@ -58,12 +59,6 @@ BOUNDARY_MARGIN = 1e-5
 class TooCloseToBoundary(Exception):
     pass
 
-
-def bf16_round(a):
-    """Rounds f32 values to bf16 (nearest even), returned as f32."""
-    bits = np.asarray(a, dtype=np.float32).view(np.uint32).astype(np.uint64)
-    rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
-    return rounded.astype(np.uint32).view(np.float32)
 
 
 def make_weights(name, case):
@@ -207,15 +202,6 @@ def reference(case, w):
 # ----------------------------------------------------------------------------
 
 
-def mlir_type(shape, element):
-    dims = "x".join(str(d) for d in shape)
-    return "tensor<%s%s%s>" % (dims, "x" if dims else "", element)
-
-
-def dense(a):
-    if a.ndim == 0:
-        return "%.8e" % a  # nine significant digits, always a float literal
-    return "[" + ", ".join(dense(x) for x in a) + "]"
 
 
 def policy_attr(policy):
@@ -292,21 +278,11 @@ def emit(name, case, w):
 # ----------------------------------------------------------------------------
 
 
-def parse_memref(text):
-    """The values printed by printMemrefF32, in order."""
-    body = text[text.index("data =") + len("data ="):]
-    numbers = re.findall(r"[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|nan|inf)", body)
-    return np.array([float(x) for x in numbers])
-
-
 def check(name, case, w, output):
     expected, stats = reference(case, w)
-    got = parse_memref(output)
-    if got.size != expected.size:
-        return "FAIL %s: %d values printed, expected %d" % (name, got.size,
-                                                             expected.size)
-    got = got.reshape(expected.shape)
-    err = np.abs(got - expected).max() / np.abs(expected).max()
+    err, failure = printed_error(name, output, expected)
+    if failure:
+        return failure
     counts = np.bincount(stats["experts_per_token"],
                          minlength=case["E"] + 1)
     detail = "experts/token histogram %s" % counts.tolist()
