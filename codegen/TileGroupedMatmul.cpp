@@ -80,12 +80,12 @@ struct GroupedMatmulTiling : OpRewritePattern<GroupedMatmulOp> {
         resultType.getElementType());
     int64_t colTiles = llvm::divideCeil(n, shape.tileCols);
     auto forall = scf::ForallOp::create(
-        b, loc, ArrayRef<OpFoldResult>{numTiles, b.getIndexAttr(colTiles)},
+        b, loc, ArrayRef<OpFoldResult>{b.getIndexAttr(colTiles), numTiles},
         ValueRange{init}, /*mapping=*/std::nullopt);
 
     b.setInsertionPointToStart(forall.getBody());
-    Value tile = forall.getInductionVars()[0];
-    Value colTile = forall.getInductionVars()[1];
+    Value colTile = forall.getInductionVars()[0];
+    Value tile = forall.getInductionVars()[1];
     Value out = forall.getRegionIterArgs()[0];
     auto index = [&](int64_t v) -> Value {
       return arith::ConstantIndexOp::create(b, loc, v);
