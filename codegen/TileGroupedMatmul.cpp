@@ -8,9 +8,11 @@
 //
 // Both operands are K-contiguous (rows [R, K], weights [G, N, K]), so the
 // micro-kernel is a block of dot products: one vector accumulator per
-// (row, column) along K, reduced horizontally once per block. This reads
-// the weights where they are, with no per-call packing, and leaves the
-// epilogue a row of finished sums in registers.
+// (row, column) along K, all reduced together by a shuffle tree once per
+// block (and K chunk). This reads the weights where they are, with no
+// per-call packing, leaves the epilogue a vector of finished sums in
+// registers, and maps bf16 operands directly onto the AVX-512 BF16 dot
+// product, which accumulates pairs along K in the same way.
 //
 //===----------------------------------------------------------------------===//
 
