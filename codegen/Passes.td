@@ -95,14 +95,18 @@ def TileGroupedMatmul : Pass<"moe-tile-grouped-matmul"> {
                 "vector kernel over a tile schedule (CPU)";
   let description = [{
     Rewrites each `moe.grouped_matmul` whose weight has static `G`, `N` and
-    `K` into an `scf.forall` over (row tile, column tile): the row tiles come
-    from a `moe.tile_schedule` of the group offsets (at most `tile-rows` rows
-    of one group each), the column tiles cut `N` into `tile-cols` columns, so
-    that one big group still spreads over every worker and an empty group
-    costs nothing. The moe-to-cpu-pipeline turns the loop into an OpenMP
-    parallel loop.
+    `K` into an `scf.forall` over (column tile, row tile): the column tiles
+    cut `N` into `tile-cols` columns, the row tiles come from a
+    `moe.tile_schedule` of the group offsets (at most `tile-rows` rows of
+    one group each), so that one big group still spreads over every worker
+    and an empty group costs nothing. Column tiles outermost make a static
+    split of the loop give each worker a share of the columns for all the
+    rows, whatever the routing, and let a worker reuse a weight panel over
+    all the row tiles of its group before moving on (each weight is read
+    from memory about once; the rows, which are smaller, are re-read). The
+    moe-to-cpu-pipeline turns the loop into an OpenMP parallel loop.
 
-    Each (row tile, column tile) runs a micro-kernel over blocks of
+    Each (column tile, row tile) runs a micro-kernel over blocks of
     `micro-rows` rows by `micro-cols` columns: it keeps one
     `vector<vector-width x f32>` accumulator per (row, column) in registers,
     reads `vector-width` elements along K of each row and of each weight row
@@ -144,7 +148,7 @@ def TileGroupedMatmul : Pass<"moe-tile-grouped-matmul"> {
     After (abridged):
     ```mlir
     %tiles = moe.tile_schedule %off tile_rows(64) : tensor<9xi32> -> tensor<?x3xi32>
-    %y = scf.forall (%t, %c) in (%num_tiles, 1) shared_outs(%o = %init) {
+    %y = scf.forall (%c, %t) in (1, %num_tiles) shared_outs(%o = %init) {
       // (group, first row, rows) of tile %t; the columns of tile %c.
       %block = scf.for %n = ... step 4 iter_args(...) {
         scf.for %m = ... step 4 iter_args(...) {

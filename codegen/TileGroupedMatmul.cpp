@@ -8,9 +8,11 @@
 //
 // Both operands are K-contiguous (rows [R, K], weights [G, N, K]), so the
 // micro-kernel is a block of dot products: one vector accumulator per
-// (row, column) along K, reduced horizontally once per block. This reads
-// the weights where they are, with no per-call packing, and leaves the
-// epilogue a row of finished sums in registers.
+// (row, column) along K, all reduced together by a shuffle tree once per
+// block (and K chunk). This reads the weights where they are, with no
+// per-call packing, leaves the epilogue a vector of finished sums in
+// registers, and maps bf16 operands directly onto the AVX-512 BF16 dot
+// product, which accumulates pairs along K in the same way.
 //
 //===----------------------------------------------------------------------===//
 
@@ -80,12 +82,12 @@ struct GroupedMatmulTiling : OpRewritePattern<GroupedMatmulOp> {
         resultType.getElementType());
     int64_t colTiles = llvm::divideCeil(n, shape.tileCols);
     auto forall = scf::ForallOp::create(
-        b, loc, ArrayRef<OpFoldResult>{numTiles, b.getIndexAttr(colTiles)},
+        b, loc, ArrayRef<OpFoldResult>{b.getIndexAttr(colTiles), numTiles},
         ValueRange{init}, /*mapping=*/std::nullopt);
 
     b.setInsertionPointToStart(forall.getBody());
-    Value tile = forall.getInductionVars()[0];
-    Value colTile = forall.getInductionVars()[1];
+    Value colTile = forall.getInductionVars()[0];
+    Value tile = forall.getInductionVars()[1];
     Value out = forall.getRegionIterArgs()[0];
     auto index = [&](int64_t v) -> Value {
       return arith::ConstantIndexOp::create(b, loc, v);

@@ -35,11 +35,11 @@
 // CHECK-SAME: (%[[X:.*]]: tensor<?x20xf32>, %[[W:.*]]: tensor<3x12x20xf32>, %[[OFF:.*]]: tensor<4xi32>)
 func.func @plain(%x: tensor<?x20xf32>, %w: tensor<3x12x20xf32>,
                  %off: tensor<4xi32>) -> tensor<?x12xf32> {
-  // The work: row tiles of the schedule times ceil(12 / 8) column tiles.
+  // The work: ceil(12 / 8) column tiles times the row tiles of the schedule.
   // CHECK: %[[TILES:.*]] = moe.tile_schedule %[[OFF]] tile_rows(32) : tensor<4xi32> -> tensor<?x3xi32>
   // CHECK: %[[NUM:.*]] = tensor.dim %[[TILES]]
   // CHECK: %[[INIT:.*]] = tensor.empty(%{{.*}}) : tensor<?x12xf32>
-  // CHECK: %[[Y:.*]] = scf.forall (%[[T:.*]], %{{.*}}) in (%[[NUM]], 2) shared_outs(%[[O:.*]] = %[[INIT]]) -> (tensor<?x12xf32>)
+  // CHECK: %[[Y:.*]] = scf.forall (%{{.*}}, %[[T:.*]]) in (2, %[[NUM]]) shared_outs(%[[O:.*]] = %[[INIT]]) -> (tensor<?x12xf32>)
   // (group, first row, rows) of the tile, clamped to the operands.
   // CHECK: tensor.extract %[[TILES]][%[[T]], %{{.*}}]
   // CHECK: %[[G:.*]] = arith.minui %{{.*}}, %c2

@@ -17,7 +17,7 @@ func.func @combine(%rows: tensor<?x8xf32>, %w: tensor<?x2xf32>,
 }
 
 // The grouped GEMM's tile loop (moe-tile-grouped-matmul) is an OpenMP loop
-// too, over (row tile, column tile) collapsed, with the vector micro-kernel
+// too, over (column tile, row tile) collapsed, with the vector micro-kernel
 // inside.
 // CHECK-LABEL: llvm.func @grouped_matmul
 // CHECK: omp.parallel
