@@ -95,6 +95,11 @@ void moe::buildMoeToCpuPipeline(OpPassManager &pm,
   ConvertVectorToLLVMPassOptions vectorToLLVM;
   vectorToLLVM.x86Vector = true; // x86vector.avx512.dot (option bf16-dot)
   pm.addPass(createConvertVectorToLLVMPass(vectorToLLVM));
+  if (options.runtimeAlloc) {
+    FinalizeMemRefToLLVMConversionPassOptions memrefToLLVM;
+    memrefToLLVM.useGenericFunctions = true;
+    pm.addPass(createFinalizeMemRefToLLVMConversionPass(memrefToLLVM));
+  }
   pm.addPass(createConvertToLLVMPass());
   pm.addPass(createReconcileUnrealizedCastsPass());
 }

@@ -27,9 +27,9 @@ struct CpuPipelineOptions : PassPipelineOptions<CpuPipelineOptions> {
   Option<int64_t> tileRows{*this, "tile-rows",
                            llvm::cl::desc("Grouped GEMM: rows per work tile"),
                            llvm::cl::init(64)};
-  Option<int64_t> tileCols{*this, "tile-cols",
-                           llvm::cl::desc("Grouped GEMM: columns per work tile"),
-                           llvm::cl::init(64)};
+  Option<int64_t> tileCols{
+      *this, "tile-cols", llvm::cl::desc("Grouped GEMM: columns per work tile"),
+      llvm::cl::init(64)};
   Option<int64_t> tileK{
       *this, "tile-k",
       llvm::cl::desc("Grouped GEMM: K elements per pass over a work tile"),
@@ -51,6 +51,12 @@ struct CpuPipelineOptions : PassPipelineOptions<CpuPipelineOptions> {
       *this, "vector-width",
       llvm::cl::desc("Grouped GEMM: f32 lanes of an accumulator along K"),
       llvm::cl::init(16)};
+  Option<bool> runtimeAlloc{
+      *this, "runtime-alloc",
+      llvm::cl::desc("Allocate buffers with _mlir_memref_to_llvm_alloc / "
+                     "_free, which the model runtime implements as a caching "
+                     "arena, instead of malloc / free"),
+      llvm::cl::init(false)};
 };
 
 struct CudaPipelineOptions : PassPipelineOptions<CudaPipelineOptions> {

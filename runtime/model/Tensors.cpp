@@ -65,7 +65,7 @@ HostTensor HostTensor::adoptResult(const MemRefDescriptor &result,
   tensor.elementType = type;
   for (unsigned i = 0; i < result.rank(); ++i)
     tensor.dims.push_back(result.size(i));
-  tensor.buffer.reset(result.allocated(), std::free);
+  tensor.buffer.reset(result.allocated(), arenaFree);
   tensor.aligned = static_cast<char *>(result.aligned()) +
                    result.offset() * elementSize(type);
   return tensor;

@@ -22,6 +22,9 @@ enum class ElementType { F32, BF16, I32 };
 /// Bytes per element.
 size_t elementSize(ElementType type);
 
+/// Returns a buffer that compiled code allocated (runtime/model/Arena.cpp).
+void arenaFree(void *block);
+
 /// A ranked memref descriptor as MLIR lays it out for the C interface:
 /// allocated pointer, aligned pointer, offset, sizes[rank], strides[rank].
 class MemRefDescriptor {
@@ -64,7 +67,8 @@ private:
 class HostTensor {
 public:
   HostTensor(ElementType type, std::vector<int64_t> shape);
-  /// Takes ownership of the buffer a compiled function returned (malloc'ed).
+  /// Takes ownership of a buffer a compiled function returned (from the
+  /// arena).
   static HostTensor adoptResult(const MemRefDescriptor &result,
                                 ElementType type);
   /// A read-only view of `data`, which must outlive the tensor (weights

@@ -212,7 +212,10 @@ int compile() {
   {
     Stage stage("lower");
     mlir::PassManager pm(&context);
-    mlir::moe::buildMoeToCpuPipeline(pm, mlir::moe::CpuPipelineOptions());
+    mlir::moe::CpuPipelineOptions options;
+    // The model runtime serves the buffers from its arena.
+    options.runtimeAlloc = true;
+    mlir::moe::buildMoeToCpuPipeline(pm, options);
     if (failed(pm.run(*module)))
       return fail("lowering the model for the CPU failed (a moec bug; the "
                   "diagnostics above say where)");
