@@ -41,15 +41,19 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def config(layers):
-    return {
+def config(layers, attention):
+    extension = {}
+    if attention == "grouped":
+        extension = {"moec": {"attention": {"kind": "grouped", "window": 64,
+                                            "group_size": 128}}}
+    return dict(extension, **{
         "model_type": "mixtral", "hidden_size": 1024,
         "intermediate_size": 3584, "num_hidden_layers": layers,
         "num_attention_heads": 16, "num_key_value_heads": 8,
         "vocab_size": 32000, "num_local_experts": 8,
         "num_experts_per_tok": 2, "rms_norm_eps": 1e-5,
         "rope_theta": 1e6, "sliding_window": None,
-    }
+    })
 
 
 # ----------------------------------------------------------------------------
@@ -174,6 +178,10 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--workdir")
+    ap.add_argument("--attention", choices=["full", "grouped"], default="full",
+                    help="grouped: GMHA (SEEDS §7, W = 64, G = 128), timed "
+                    "without the PyTorch baseline (its eager model is full "
+                    "attention), to show moec's scaling in T")
     # Internal: the PyTorch child process.
     ap.add_argument("--torch", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--config", help=argparse.SUPPRESS)
@@ -192,7 +200,8 @@ def main():
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads),
                OPENBLAS_NUM_THREADS=str(args.threads))
     cfg_path = os.path.join(work, "config.json")
-    json.dump(config(args.layers), open(cfg_path, "w"), indent=1)
+    json.dump(config(args.layers, args.attention), open(cfg_path, "w"), indent=1)
+    with_torch = args.attention == "full"
     weights = os.path.join(work, "w.safetensors")
     subprocess.run([sys.executable, os.path.join(ROOT, "examples/make_weights.py"),
                     cfg_path, weights, "--seed", "1"], check=True,
@@ -203,15 +212,23 @@ def main():
                     model], check=True)
     compile_s = time.perf_counter() - t0
     weight_mb = os.path.getsize(weights) / 2**20
-    print("config: %d layers, D=1024, F=3584, E=8 top-2, H=16, KVH=8, V=32000; "
-          "weights %.0f MB (f32); moec compile %.1f s; %d threads"
-          % (args.layers, weight_mb, compile_s, args.threads))
+    print("config: %d layers, D=1024, F=3584, E=8 top-2, H=16, KVH=8, V=32000, "
+          "%s attention; weights %.0f MB (f32); moec compile %.1f s; %d threads"
+          % (args.layers, args.attention, weight_mb, compile_s, args.threads))
 
     me = os.path.abspath(__file__)
     rows = []
     for T in [int(t) for t in args.tokens.split(",")]:
         tokens = os.path.join(work, "tokens-%d.npy" % T)
         np.save(tokens, np.random.default_rng(T).integers(0, 32000, T).astype(np.int32))
+        if not with_torch:
+            out, moec_rss = run([model, "--weights", weights, "--tokens",
+                                 tokens, "--bench", str(args.runs)], env)
+            moec_tps = float(re.search(r"([\d.]+) tokens/s", out).group(1))
+            largest = max(T * 32000, 2 * T * 3584) * 4 / 2**20
+            rows.append((T, moec_tps, float("nan"), moec_rss, float("nan"),
+                         weight_mb + 2 * largest, float("nan")))
+            continue
         # Same function: logits of the first tokens from both.
         check = min(T, 64)
         np.save(os.path.join(work, "check.npy"), np.load(tokens)[:check])
