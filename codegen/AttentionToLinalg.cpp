@@ -27,6 +27,7 @@
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/PatternMatch.h"
 
 #include <cmath>
@@ -54,7 +55,7 @@ struct KeyRange {
 struct SoftmaxState {
   Value max; // f32, the largest score so far (-inf before the first key)
   Value sum; // f32, sum of exp(score - max)
-  Value acc; // tensor<Dh x f32>, sum of exp(score - max) * value
+  Value acc; // vector<Dh x f32>, sum of exp(score - max) * value
 };
 
 Value f32Constant(OpBuilder &b, Location loc, double value) {
@@ -63,25 +64,6 @@ Value f32Constant(OpBuilder &b, Location loc, double value) {
 
 Value indexConstant(OpBuilder &b, Location loc, int64_t value) {
   return arith::ConstantIndexOp::create(b, loc, value);
-}
-
-using RowFn = function_ref<Value(OpBuilder &, Location, Value, Value)>;
-
-/// `acc[d] = fn(d, acc[d])` for every d < size, as a sequential loop: it runs
-/// inside a parallel iteration already, and a nested parallel loop would
-/// become a nested OpenMP region per key.
-Value mapRow(OpBuilder &b, Location loc, Value acc, int64_t size, RowFn fn) {
-  auto loop = scf::ForOp::create(
-      b, loc, indexConstant(b, loc, 0), indexConstant(b, loc, size),
-      indexConstant(b, loc, 1), ValueRange{acc},
-      [&](OpBuilder &nb, Location nl, Value d, ValueRange args) {
-        Value a = tensor::ExtractOp::create(nb, nl, args[0], ValueRange{d});
-        Value updated = fn(nb, nl, d, a);
-        Value next =
-            tensor::InsertOp::create(nb, nl, updated, args[0], ValueRange{d});
-        scf::YieldOp::create(nb, nl, next);
-      });
-  return loop.getResult(0);
 }
 
 /// Builds the attention of one op; `query`, `key`, `value` are
@@ -127,9 +109,14 @@ public:
     // Grouped-query sharing: H / KVH consecutive heads read one kv-head.
     Value kvHead = arith::DivUIOp::create(
         b, loc, head, indexConstant(b, loc, heads / kvHeads));
+    // The query row, widened once; the accumulator lives in registers.
+    auto vecType = VectorType::get({headDim}, b.getF32Type());
+    Value q = readRow(query, {batch, pos, head});
+    Value zeros = arith::ConstantOp::create(
+        b, loc, DenseElementsAttr::get(vecType, b.getF32FloatAttr(0)));
     SoftmaxState state{
         f32Constant(b, loc, -std::numeric_limits<double>::infinity()),
-        f32Constant(b, loc, 0), row};
+        f32Constant(b, loc, 0), zeros};
 
     // Local keys: [lo, pos].
     Value c1 = indexConstant(b, loc, 1);
@@ -146,21 +133,22 @@ public:
       lo = arith::MaxSIOp::create(b, loc, lo, first);
     }
     Value hi = arith::AddIOp::create(b, loc, pos, c1);
-    state = attendRange(state, lo, hi, key, value, batch, kvHead, pos, head);
+    state = attendRange(state, q, lo, hi, key, value, batch, kvHead);
 
     // GMHA summaries: one mean key and value per earlier complete group.
     if (range.groupSize)
-      state = attendRange(state, indexConstant(b, loc, 0), groupIndex, keyMeans,
-                          valueMeans, batch, kvHead, pos, head);
+      state = attendRange(state, q, indexConstant(b, loc, 0), groupIndex,
+                          keyMeans, valueMeans, batch, kvHead);
 
     // Normalise: every query sees at least its own key, so sum > 0.
     Value inv =
         arith::DivFOp::create(b, loc, f32Constant(b, loc, 1.0), state.sum);
-    Value out =
-        mapRow(b, loc, state.acc, headDim,
-               [&](OpBuilder &nb, Location nl, Value, Value a) -> Value {
-                 return arith::MulFOp::create(nb, nl, a, inv);
-               });
+    Value normalised = arith::MulFOp::create(
+        b, loc, state.acc, vector::BroadcastOp::create(b, loc, vecType, inv));
+    Value out = vector::TransferWriteOp::create(
+                    b, loc, normalised, row,
+                    ValueRange{indexConstant(b, loc, 0)}, ArrayRef<bool>{true})
+                    .getResult();
 
     b.setInsertionPointToStart(forall.getTerminator().getBody());
     tensor::ParallelInsertSliceOp::create(b, loc, out, shared, offsets, sizes,
@@ -233,34 +221,43 @@ private:
     return {result[0], result[1]};
   }
 
+  /// Row `[indices..., 0:Dh]` of a [B, T, heads, Dh] tensor as a
+  /// vector<Dh x f32> (one read, widened to f32).
+  Value readRow(Value tensor, ArrayRef<Value> indices) {
+    return readRowAt(b, loc, tensor, indices);
+  }
+
+  Value readRowAt(OpBuilder &rb, Location rl, Value tensor,
+                  ArrayRef<Value> indices) {
+    Type element = cast<RankedTensorType>(tensor.getType()).getElementType();
+    SmallVector<Value> at(indices.begin(), indices.end());
+    at.push_back(indexConstant(rb, rl, 0));
+    Value padding = arith::ConstantOp::create(rb, rl, rb.getZeroAttr(element));
+    Value row = vector::TransferReadOp::create(
+        rb, rl, VectorType::get({headDim}, element), tensor, at, padding,
+        ArrayRef<bool>{true});
+    return extendToF32(rb, rl, row);
+  }
+
   /// Folds the keys `keys[batch, j, kvHead]` (values likewise) for j in
-  /// [lo, hi) into the online softmax of query `pos`, head `head`.
-  SoftmaxState attendRange(SoftmaxState state, Value lo, Value hi, Value keys,
-                           Value values, Value batch, Value kvHead, Value pos,
-                           Value head) {
-    Type f32 = b.getF32Type();
+  /// [lo, hi) into the online softmax of the query whose f32 row is `q`.
+  /// Each key costs one vector dot product and one vector FMA over Dh.
+  SoftmaxState attendRange(SoftmaxState state, Value q, Value lo, Value hi,
+                           Value keys, Value values, Value batch,
+                           Value kvHead) {
     Value scale = f32Constant(b, loc, 1.0 / std::sqrt(double(headDim)));
     auto loop = scf::ForOp::create(
         b, loc, lo, hi, indexConstant(b, loc, 1),
         ValueRange{state.max, state.sum, state.acc},
         [&](OpBuilder &kb, Location kl, Value j, ValueRange args) {
-          // score = q . k / sqrt(Dh), in f32.
-          auto dot = scf::ForOp::create(
-              kb, kl, indexConstant(kb, kl, 0), indexConstant(kb, kl, headDim),
-              indexConstant(kb, kl, 1), ValueRange{f32Constant(kb, kl, 0)},
-              [&](OpBuilder &db, Location dl, Value d, ValueRange partial) {
-                Value q = tensor::ExtractOp::create(
-                    db, dl, query, ValueRange{batch, pos, head, d});
-                Value k = tensor::ExtractOp::create(
-                    db, dl, keys, ValueRange{batch, j, kvHead, d});
-                Value prod =
-                    arith::MulFOp::create(db, dl, castFloat(db, dl, q, f32),
-                                          castFloat(db, dl, k, f32));
-                scf::YieldOp::create(
-                    db, dl,
-                    Value(arith::AddFOp::create(db, dl, partial[0], prod)));
-              });
-          Value score = arith::MulFOp::create(kb, kl, dot.getResult(0), scale);
+          // score = q . k / sqrt(Dh), in f32; the sum may reassociate (a
+          // tree of vector adds instead of Dh serial ones).
+          Value k = readRowAt(kb, kl, keys, {batch, j, kvHead});
+          Value dot =
+              vector::ReductionOp::create(kb, kl, vector::CombiningKind::ADD,
+                                          arith::MulFOp::create(kb, kl, q, k),
+                                          arith::FastMathFlags::reassoc);
+          Value score = arith::MulFOp::create(kb, kl, dot, scale);
           Value max = arith::MaximumFOp::create(kb, kl, args[0], score);
           // exp(-inf) = 0 drops the empty initial state.
           Value rescale = math::ExpOp::create(
@@ -269,18 +266,13 @@ private:
               kb, kl, arith::SubFOp::create(kb, kl, score, max));
           Value sum = arith::AddFOp::create(
               kb, kl, arith::MulFOp::create(kb, kl, args[1], rescale), weight);
-          Value acc = mapRow(
-              kb, kl, args[2], headDim,
-              [&](OpBuilder &rb, Location rl, Value d, Value a) -> Value {
-                Value v = castFloat(
-                    rb, rl,
-                    tensor::ExtractOp::create(rb, rl, values,
-                                              ValueRange{batch, j, kvHead, d}),
-                    f32);
-                return arith::AddFOp::create(
-                    rb, rl, arith::MulFOp::create(rb, rl, a, rescale),
-                    arith::MulFOp::create(rb, rl, weight, v));
-              });
+          Type vecType = args[2].getType();
+          Value v = readRowAt(kb, kl, values, {batch, j, kvHead});
+          Value acc = vector::FMAOp::create(
+              kb, kl, vector::BroadcastOp::create(kb, kl, vecType, weight), v,
+              arith::MulFOp::create(
+                  kb, kl, args[2],
+                  vector::BroadcastOp::create(kb, kl, vecType, rescale)));
           scf::YieldOp::create(kb, kl, ValueRange{max, sum, acc});
         });
     return {loop.getResult(0), loop.getResult(1), loop.getResult(2)};

@@ -60,6 +60,7 @@ def ConvertMoeToLinalg : Pass<"convert-moe-to-linalg"> {
     "::mlir::math::MathDialect",
     "::mlir::scf::SCFDialect",
     "::mlir::tensor::TensorDialect",
+    "::mlir::vector::VectorDialect",
   ];
 }
 

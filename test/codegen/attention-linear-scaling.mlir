@@ -26,8 +26,8 @@
 // CHECK: %[[HI:.*]] = arith.addi %[[I]], %c1
 // CHECK: scf.for %{{.*}} = %[[LO]] to %[[HI]]
 // CHECK: scf.for %{{.*}} = %c0 to %[[G]]
-// CHECK: memref.load %[[KS]]
-// CHECK: memref.load %[[VS]]
+// CHECK: vector.transfer_read %[[KS]]
+// CHECK: vector.transfer_read %[[VS]]
 // CHECK-NOT: memref.alloc
 // CHECK: return %[[OUT]]
 func.func @gmha_4096(%q: tensor<1x4096x8x64xf32>, %k: tensor<1x4096x2x64xf32>,

@@ -2,7 +2,9 @@
 // RUN: moec-opt %s -moe-to-cpu-pipeline -split-input-file | FileCheck %s --check-prefix=OMP
 
 // Full causal attention: one forall iteration per (batch, query, head), an
-// online softmax over keys 0..i, the query's output row as accumulator.
+// online softmax over keys 0..i with the query row and the accumulator in
+// vector registers: per key one vector dot product (a reassociating
+// reduction) and one vector FMA over Dh.
 // CHECK-LABEL: func @full
 // CHECK-SAME: (%[[Q:.*]]: tensor<?x?x4x8xf32>, %[[K:.*]]: tensor<?x?x2x8xf32>, %[[V:.*]]: tensor<?x?x2x8xf32>)
 // CHECK: %[[ZERO:.*]] = linalg.fill {{.*}} -> tensor<?x?x4x8xf32>
@@ -10,15 +12,15 @@
 // CHECK: %[[ROW:.*]] = tensor.extract_slice %[[ACC]][%[[B]], %[[I]], %[[H]], 0] [1, 1, 1, 8] [1, 1, 1, 1] : tensor<?x?x4x8xf32> to tensor<8xf32>
 // Heads 0, 1 read kv-head 0; heads 2, 3 kv-head 1.
 // CHECK: %[[KVH:.*]] = arith.divui %[[H]], %c2
+// CHECK: %[[QROW:.*]] = vector.transfer_read %[[Q]][%[[B]], %[[I]], %[[H]], %{{.*}}], %{{.*}} {in_bounds = [true]} : tensor<?x?x4x8xf32>, vector<8xf32>
+// CHECK: %[[ZEROS:.*]] = arith.constant dense<0.000000e+00> : vector<8xf32>
 // CHECK: %[[NEG_INF:.*]] = arith.constant 0xFF800000 : f32
-// CHECK: %[[C0:.*]] = arith.constant 0 : index
 // CHECK: %[[END:.*]] = arith.addi %[[I]], %c1
-// CHECK: %[[SOFTMAX:.*]]:3 = scf.for %[[J:.*]] = %[[C0]] to %[[END]] {{.*}} iter_args(%[[M:.*]] = %[[NEG_INF]], %[[L:.*]] = %{{.*}}, %[[A:.*]] = %[[ROW]]) -> (f32, f32, tensor<8xf32>)
-// CHECK: scf.for
-// CHECK: tensor.extract %[[Q]][%[[B]], %[[I]], %[[H]], %{{.*}}]
-// CHECK: tensor.extract %[[K]][%[[B]], %[[J]], %[[KVH]], %{{.*}}]
-// CHECK: scf.yield
-// CHECK: %[[SCORE:.*]] = arith.mulf %{{.*}}, %{{.*}} : f32
+// CHECK: %[[SOFTMAX:.*]]:3 = scf.for %[[J:.*]] = %{{.*}} to %[[END]] {{.*}} iter_args(%[[M:.*]] = %[[NEG_INF]], %[[L:.*]] = %{{.*}}, %[[A:.*]] = %[[ZEROS]]) -> (f32, f32, vector<8xf32>)
+// CHECK: %[[KROW:.*]] = vector.transfer_read %[[K]][%[[B]], %[[J]], %[[KVH]], %{{.*}}]
+// CHECK: %[[QK:.*]] = arith.mulf %[[QROW]], %[[KROW]] : vector<8xf32>
+// CHECK: %[[DOT:.*]] = vector.reduction <add>, %[[QK]] fastmath<reassoc> : vector<8xf32> into f32
+// CHECK: %[[SCORE:.*]] = arith.mulf %[[DOT]], %{{.*}} : f32
 // CHECK: %[[MAX:.*]] = arith.maximumf %[[M]], %[[SCORE]]
 // CHECK: %[[DROP:.*]] = arith.subf %[[M]], %[[MAX]]
 // CHECK: %[[RESCALE:.*]] = math.exp %[[DROP]]
@@ -26,12 +28,15 @@
 // CHECK: %[[P:.*]] = math.exp %[[SHIFTED]]
 // CHECK: %[[L_SCALED:.*]] = arith.mulf %[[L]], %[[RESCALE]]
 // CHECK: arith.addf %[[L_SCALED]], %[[P]]
-// CHECK: scf.for {{.*}} iter_args(%{{.*}} = %[[A]]) -> (tensor<8xf32>)
-// CHECK: tensor.extract %[[V]][%[[B]], %[[J]], %[[KVH]], %{{.*}}]
-// CHECK: tensor.insert
+// CHECK: %[[VROW:.*]] = vector.transfer_read %[[V]][%[[B]], %[[J]], %[[KVH]], %{{.*}}]
+// CHECK: %[[PV:.*]] = vector.broadcast %[[P]] : f32 to vector<8xf32>
+// CHECK: %[[RV:.*]] = vector.broadcast %[[RESCALE]] : f32 to vector<8xf32>
+// CHECK: %[[A_SCALED:.*]] = arith.mulf %[[A]], %[[RV]] : vector<8xf32>
+// CHECK: vector.fma %[[PV]], %[[VROW]], %[[A_SCALED]] : vector<8xf32>
 // CHECK: %[[INV:.*]] = arith.divf %{{.*}}, %[[SOFTMAX]]#1
-// CHECK: %[[NORM:.*]] = scf.for {{.*}} iter_args(%{{.*}} = %[[SOFTMAX]]#2)
-// CHECK: arith.mulf %{{.*}}, %[[INV]]
+// CHECK: %[[INVV:.*]] = vector.broadcast %[[INV]]
+// CHECK: %[[NORMV:.*]] = arith.mulf %[[SOFTMAX]]#2, %[[INVV]] : vector<8xf32>
+// CHECK: %[[NORM:.*]] = vector.transfer_write %[[NORMV]], %[[ROW]]
 // CHECK: scf.forall.in_parallel
 // CHECK-NEXT: tensor.parallel_insert_slice %[[NORM]] into %[[ACC]][%[[B]], %[[I]], %[[H]], 0] [1, 1, 1, 8]
 // CHECK-NOT: linalg.generic
@@ -54,14 +59,14 @@ func.func @full(%q: tensor<?x?x4x8xf32>, %k: tensor<?x?x2x8xf32>,
 // are widened inside the loops and the f32 result is narrowed at the end.
 // CHECK-LABEL: func @sliding_bf16
 // CHECK: scf.forall (%{{.*}}, %[[I:.*]], %{{.*}}) in
-// CHECK: %[[C0:.*]] = arith.constant 0 : index
+// CHECK: arith.extf %{{.*}} : vector<8xbf16> to vector<8xf32>
 // CHECK: %[[C15:.*]] = arith.constant 15 : index
 // CHECK: %[[FIRST:.*]] = arith.subi %[[I]], %[[C15]]
-// CHECK: %[[LO:.*]] = arith.maxsi %[[C0]], %[[FIRST]]
+// CHECK: %[[LO:.*]] = arith.maxsi %{{.*}}, %[[FIRST]]
 // CHECK: %[[HI:.*]] = arith.addi %[[I]]
 // CHECK: scf.for %{{.*}} = %[[LO]] to %[[HI]]
-// CHECK: arith.extf %{{.*}} : bf16 to f32
-// CHECK: arith.extf %{{.*}} : bf16 to f32
+// CHECK: arith.extf %{{.*}} : vector<8xbf16> to vector<8xf32>
+// CHECK: arith.extf %{{.*}} : vector<8xbf16> to vector<8xf32>
 // CHECK: scf.forall.in_parallel
 // CHECK: linalg.generic {{.*}} iterator_types = ["parallel", "parallel", "parallel", "parallel"]
 // CHECK-SAME: ins(%{{.*}} : tensor<?x?x4x8xf32>) outs(%{{.*}} : tensor<?x?x4x8xbf16>)
@@ -80,8 +85,6 @@ func.func @sliding_bf16(%q: tensor<?x?x4x8xbf16>, %k: tensor<?x?x2x8xbf16>,
 // [B, T / G, G, KVH, Dh]; each query then folds its local keys
 // max(g * G, i - W + 1) .. i and the means of groups 0 .. g - 1 into one
 // online softmax. No tensor has two token dimensions.
-// CHECK-DAG: #[[GROUPED:.*]] = affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d4, d2, d3)>
-// CHECK-DAG: #[[MEAN:.*]] = affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d3)>
 // CHECK-LABEL: func @grouped
 // CHECK-SAME: (%[[Q:.*]]: tensor<?x?x4x8xf32>, %[[K:.*]]: tensor<?x?x2x8xf32>, %[[V:.*]]: tensor<?x?x2x8xf32>)
 // CHECK: %[[T:.*]] = tensor.dim %[[K]], %c1
@@ -90,7 +93,7 @@ func.func @sliding_bf16(%q: tensor<?x?x4x8xbf16>, %k: tensor<?x?x2x8xbf16>,
 // CHECK: %[[KP:.*]] = tensor.extract_slice %[[K]][0, 0, 0, 0] [%{{.*}}, %[[COVERED]], 2, 8]
 // CHECK: %[[KG:.*]] = tensor.expand_shape %[[KP]] {{\[}}[0], [1, 2], [3], [4]] output_shape [%{{.*}}, %[[NG]], 4, 2, 8] : tensor<?x?x2x8xf32> into tensor<?x?x4x2x8xf32>
 // CHECK: %[[VG:.*]] = tensor.expand_shape
-// CHECK: %[[SUMS:.*]]:2 = linalg.generic {indexing_maps = [#[[GROUPED]], #[[GROUPED]], #[[MEAN]], #[[MEAN]]], iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"]}
+// CHECK: %[[SUMS:.*]]:2 = linalg.generic {indexing_maps = [#[[GROUPED:.*]], #[[GROUPED]], #[[MEAN:.*]], #[[MEAN]]], iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"]}
 // CHECK-SAME: ins(%[[KG]], %[[VG]] : tensor<?x?x4x2x8xf32>, tensor<?x?x4x2x8xf32>) outs(%{{.*}}, %{{.*}} : tensor<?x?x2x8xf32>, tensor<?x?x2x8xf32>)
 // CHECK: %[[MEANS:.*]]:2 = linalg.generic {{.*}} iterator_types = ["parallel", "parallel", "parallel", "parallel"]} outs(%[[SUMS]]#0, %[[SUMS]]#1
 // CHECK: arith.constant 2.500000e-01 : f32
@@ -102,13 +105,13 @@ func.func @sliding_bf16(%q: tensor<?x?x4x8xbf16>, %k: tensor<?x?x2x8xbf16>,
 // CHECK: %[[LO:.*]] = arith.maxsi %[[START]], %[[FIRST]]
 // CHECK: %[[HI:.*]] = arith.addi %[[I]]
 // CHECK: %[[LOCAL:.*]]:3 = scf.for %[[J:.*]] = %[[LO]] to %[[HI]]
-// CHECK: tensor.extract %[[K]][%[[B]], %[[J]], %[[KVH]], %{{.*}}]
-// CHECK: tensor.extract %[[V]][%[[B]], %[[J]], %[[KVH]], %{{.*}}]
+// CHECK: vector.transfer_read %[[K]][%[[B]], %[[J]], %[[KVH]], %{{.*}}]
+// CHECK: vector.transfer_read %[[V]][%[[B]], %[[J]], %[[KVH]], %{{.*}}]
 // CHECK: %[[ALL:.*]]:3 = scf.for %[[S:.*]] = %{{.*}} to %[[GROUP]] {{.*}} iter_args(%{{.*}} = %[[LOCAL]]#0, %{{.*}} = %[[LOCAL]]#1, %{{.*}} = %[[LOCAL]]#2)
-// CHECK: tensor.extract %[[MEANS]]#0[%[[B]], %[[S]], %[[KVH]], %{{.*}}]
+// CHECK: vector.transfer_read %[[MEANS]]#0[%[[B]], %[[S]], %[[KVH]], %{{.*}}]
 // CHECK: math.exp
 // CHECK: math.exp
-// CHECK: tensor.extract %[[MEANS]]#1[%[[B]], %[[S]], %[[KVH]], %{{.*}}]
+// CHECK: vector.transfer_read %[[MEANS]]#1[%[[B]], %[[S]], %[[KVH]], %{{.*}}]
 // CHECK: arith.divf %{{.*}}, %[[ALL]]#1
 // CHECK: scf.forall.in_parallel
 // CHECK-NOT: tensor<?x?xf32>
