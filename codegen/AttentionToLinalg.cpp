@@ -258,12 +258,20 @@ private:
                                           arith::MulFOp::create(kb, kl, q, k),
                                           arith::FastMathFlags::reassoc);
           Value score = arith::MulFOp::create(kb, kl, dot, scale);
-          Value max = arith::MaximumFOp::create(kb, kl, args[0], score);
-          // exp(-inf) = 0 drops the empty initial state.
-          Value rescale = math::ExpOp::create(
-              kb, kl, arith::SubFOp::create(kb, kl, args[0], max));
-          Value weight = math::ExpOp::create(
-              kb, kl, arith::SubFOp::create(kb, kl, score, max));
+          // One exp per key: with d = score - max, the new key's weight is
+          // exp(d) and the old state's rescale 1 when d <= 0, and the other
+          // way round when the key raises the max; both are exp(-|d|) or 1.
+          // The initial max -inf gives d = +inf, so rescale 0, weight 1.
+          Value d = arith::SubFOp::create(kb, kl, score, args[0]);
+          Value raises = arith::CmpFOp::create(
+              kb, kl, arith::CmpFPredicate::OGT, d, f32Constant(kb, kl, 0));
+          Value e = math::ExpOp::create(
+              kb, kl,
+              arith::NegFOp::create(kb, kl, math::AbsFOp::create(kb, kl, d)));
+          Value one = f32Constant(kb, kl, 1.0);
+          Value max = arith::SelectOp::create(kb, kl, raises, score, args[0]);
+          Value rescale = arith::SelectOp::create(kb, kl, raises, e, one);
+          Value weight = arith::SelectOp::create(kb, kl, raises, one, e);
           Value sum = arith::AddFOp::create(
               kb, kl, arith::MulFOp::create(kb, kl, args[1], rescale), weight);
           Type vecType = args[2].getType();

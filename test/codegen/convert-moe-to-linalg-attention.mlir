@@ -21,11 +21,17 @@
 // CHECK: %[[QK:.*]] = arith.mulf %[[QROW]], %[[KROW]] : vector<8xf32>
 // CHECK: %[[DOT:.*]] = vector.reduction <add>, %[[QK]] fastmath<reassoc> : vector<8xf32> into f32
 // CHECK: %[[SCORE:.*]] = arith.mulf %[[DOT]], %{{.*}} : f32
-// CHECK: %[[MAX:.*]] = arith.maximumf %[[M]], %[[SCORE]]
-// CHECK: %[[DROP:.*]] = arith.subf %[[M]], %[[MAX]]
-// CHECK: %[[RESCALE:.*]] = math.exp %[[DROP]]
-// CHECK: %[[SHIFTED:.*]] = arith.subf %[[SCORE]], %[[MAX]]
-// CHECK: %[[P:.*]] = math.exp %[[SHIFTED]]
+// One exp per key: exp(-|score - max|) is the new key's weight or the old
+// state's rescale, whichever is not 1.
+// CHECK: %[[D:.*]] = arith.subf %[[SCORE]], %[[M]]
+// CHECK: %[[RAISES:.*]] = arith.cmpf ogt, %[[D]], %{{.*}} : f32
+// CHECK: %[[ABS:.*]] = math.absf %[[D]]
+// CHECK: %[[NEG:.*]] = arith.negf %[[ABS]]
+// CHECK: %[[E:.*]] = math.exp %[[NEG]]
+// CHECK-NOT: math.exp
+// CHECK: %[[MAX:.*]] = arith.select %[[RAISES]], %[[SCORE]], %[[M]]
+// CHECK: %[[RESCALE:.*]] = arith.select %[[RAISES]], %[[E]], %{{.*}}
+// CHECK: %[[P:.*]] = arith.select %[[RAISES]], %{{.*}}, %[[E]]
 // CHECK: %[[L_SCALED:.*]] = arith.mulf %[[L]], %[[RESCALE]]
 // CHECK: arith.addf %[[L_SCALED]], %[[P]]
 // CHECK: %[[VROW:.*]] = vector.transfer_read %[[V]][%[[B]], %[[J]], %[[KVH]], %{{.*}}]
@@ -44,7 +50,6 @@
 // OMP-LABEL: llvm.func @full
 // OMP: omp.parallel
 // OMP: omp.wsloop
-// OMP: llvm.intr.maximum
 // OMP: llvm.intr.exp
 func.func @full(%q: tensor<?x?x4x8xf32>, %k: tensor<?x?x2x8xf32>,
                 %v: tensor<?x?x2x8xf32>) -> tensor<?x?x4x8xf32> {
@@ -109,7 +114,6 @@ func.func @sliding_bf16(%q: tensor<?x?x4x8xbf16>, %k: tensor<?x?x2x8xbf16>,
 // CHECK: vector.transfer_read %[[V]][%[[B]], %[[J]], %[[KVH]], %{{.*}}]
 // CHECK: %[[ALL:.*]]:3 = scf.for %[[S:.*]] = %{{.*}} to %[[GROUP]] {{.*}} iter_args(%{{.*}} = %[[LOCAL]]#0, %{{.*}} = %[[LOCAL]]#1, %{{.*}} = %[[LOCAL]]#2)
 // CHECK: vector.transfer_read %[[MEANS]]#0[%[[B]], %[[S]], %[[KVH]], %{{.*}}]
-// CHECK: math.exp
 // CHECK: math.exp
 // CHECK: vector.transfer_read %[[MEANS]]#1[%[[B]], %[[S]], %[[KVH]], %{{.*}}]
 // CHECK: arith.divf %{{.*}}, %[[ALL]]#1
