@@ -265,9 +265,13 @@ private:
           Value d = arith::SubFOp::create(kb, kl, score, args[0]);
           Value raises = arith::CmpFOp::create(
               kb, kl, arith::CmpFPredicate::OGT, d, f32Constant(kb, kl, 0));
-          Value e = math::ExpOp::create(
+          auto exp = math::ExpOp::create(
               kb, kl,
               arith::NegFOp::create(kb, kl, math::AbsFOp::create(kb, kl, d)));
+          // The per-key exp dominates long sequences: convert-moe-to-linalg
+          // expands it inline (MLIR's polynomial) instead of calling expf.
+          exp->setAttr(kApproximateAttrName, kb.getUnitAttr());
+          Value e = exp;
           Value one = f32Constant(kb, kl, 1.0);
           Value max = arith::SelectOp::create(kb, kl, raises, score, args[0]);
           Value rescale = arith::SelectOp::create(kb, kl, raises, e, one);

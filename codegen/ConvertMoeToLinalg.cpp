@@ -13,14 +13,17 @@
 
 #include "mlir/Dialect/Affine/IR/AffineOps.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Arith/Utils/Utils.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/Math/Transforms/Passes.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
-#include "mlir/Dialect/Arith/Utils/Utils.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/AffineMap.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Transforms/DialectConversion.h"
+#include "mlir/Transforms/WalkPatternRewriteDriver.h"
+#include "llvm/ADT/SetVector.h"
 
 namespace mlir::moe {
 #define GEN_PASS_DEF_CONVERTMOETOLINALG
@@ -35,15 +38,14 @@ namespace {
 auto kParallel = utils::IteratorType::parallel;
 auto kReduction = utils::IteratorType::reduction;
 
-
 /// Elementwise `f32 -> elementType` over a 2-D accumulator, or the
 /// accumulator itself when it already has that type.
 Value castAccumulator(OpBuilder &b, Location loc, Value acc, Type resultType) {
   auto type = cast<RankedTensorType>(resultType);
   if (type.getElementType().isF32())
     return acc;
-  Value init = tensor::EmptyOp::create(b, loc, tensor::getMixedSizes(b, loc, acc),
-                                       type.getElementType());
+  Value init = tensor::EmptyOp::create(
+      b, loc, tensor::getMixedSizes(b, loc, acc), type.getElementType());
   AffineMap id = b.getMultiDimIdentityMap(2);
   return linalg::GenericOp::create(
              b, loc, init.getType(), ValueRange{acc}, ValueRange{init},
@@ -51,7 +53,8 @@ Value castAccumulator(OpBuilder &b, Location loc, Value acc, Type resultType) {
              ArrayRef<utils::IteratorType>{kParallel, kParallel},
              [&](OpBuilder &nb, Location nl, ValueRange args) {
                linalg::YieldOp::create(
-                   nb, nl, truncateFromF32(nb, nl, args[0], type.getElementType()));
+                   nb, nl,
+                   truncateFromF32(nb, nl, args[0], type.getElementType()));
              })
       .getResult(0);
 }
@@ -82,7 +85,8 @@ struct GroupedMatmulLowering : OpRewritePattern<GroupedMatmulOp> {
         ArrayRef<OpFoldResult>{rewriter.getIndexAttr(1)},
         ArrayRef<OpFoldResult>{rewriter.getIndexAttr(numGroups)},
         ArrayRef<OpFoldResult>{rewriter.getIndexAttr(1)});
-    Value zeros = filledTensor(rewriter, loc, {rows}, rewriter.getI32IntegerAttr(0));
+    Value zeros =
+        filledTensor(rewriter, loc, {rows}, rewriter.getI32IntegerAttr(0));
     Value groups =
         linalg::GenericOp::create(
             rewriter, loc, zeros.getType(), ValueRange{ends}, ValueRange{zeros},
@@ -94,8 +98,7 @@ struct GroupedMatmulLowering : OpRewritePattern<GroupedMatmulOp> {
                   b, l, b.getI32Type(), linalg::IndexOp::create(b, l, 0));
               Value done = arith::CmpIOp::create(
                   b, l, arith::CmpIPredicate::sle, args[0], row);
-              Value one =
-                  arith::ExtUIOp::create(b, l, b.getI32Type(), done);
+              Value one = arith::ExtUIOp::create(b, l, b.getI32Type(), done);
               linalg::YieldOp::create(
                   b, l, Value(arith::AddIOp::create(b, l, args[1], one)));
             })
@@ -123,9 +126,9 @@ struct GroupedMatmulLowering : OpRewritePattern<GroupedMatmulOp> {
           Value gi = arith::IndexCastUIOp::create(b, l, b.getIndexType(), g);
           Value x = extendToF32(b, l, args[0]);
           SmallVector<Value> results;
-          for (auto [i, w] : llvm::enumerate(
-                   upWeight ? SmallVector<Value>{weight, upWeight}
-                            : SmallVector<Value>{weight})) {
+          for (auto [i, w] :
+               llvm::enumerate(upWeight ? SmallVector<Value>{weight, upWeight}
+                                        : SmallVector<Value>{weight})) {
             Value wv = extendToF32(
                 b, l, tensor::ExtractOp::create(b, l, w, ValueRange{gi, n, k}));
             Value prod = arith::MulFOp::create(b, l, x, wv);
@@ -137,8 +140,8 @@ struct GroupedMatmulLowering : OpRewritePattern<GroupedMatmulOp> {
     auto resultType = cast<RankedTensorType>(op.getType());
     bool swiglu = op.getEpilogue() == Epilogue::swiglu;
     if (!swiglu && !scale) {
-      Value result = castAccumulator(rewriter, loc, products.getResult(0),
-                                     resultType);
+      Value result =
+          castAccumulator(rewriter, loc, products.getResult(0), resultType);
       rewriter.replaceOp(op, castToType(rewriter, loc, result, resultType));
       return success();
     }
@@ -151,9 +154,9 @@ struct GroupedMatmulLowering : OpRewritePattern<GroupedMatmulOp> {
       ins.push_back(scale);
       epilogueMaps.push_back(projectionMap(ctx, 2, {0}));
     }
-    Value init = tensor::EmptyOp::create(rewriter, loc,
-                                         tensor::getMixedSizes(rewriter, loc, ins.front()),
-                                         resultType.getElementType());
+    Value init = tensor::EmptyOp::create(
+        rewriter, loc, tensor::getMixedSizes(rewriter, loc, ins.front()),
+        resultType.getElementType());
     epilogueMaps.push_back(id);
     Value result =
         linalg::GenericOp::create(
@@ -191,8 +194,8 @@ struct DispatchLowering : OpRewritePattern<DispatchOp> {
     MLIRContext *ctx = op.getContext();
     OpBuilder &b = rewriter;
     int64_t numExperts = op.getNumExperts();
-    int64_t slots = cast<RankedTensorType>(op.getExpertIds().getType())
-                        .getDimSize(1);
+    int64_t slots =
+        cast<RankedTensorType>(op.getExpertIds().getType()).getDimSize(1);
     if (ShapedType::isDynamic(slots))
       return rewriter.notifyMatchFailure(op, "needs a static slot count");
     Value ids = op.getExpertIds(), counts = op.getCounts();
@@ -237,13 +240,14 @@ struct DispatchLowering : OpRewritePattern<DispatchOp> {
                                 projectionMap(ctx, 2, {0})},
             ArrayRef<utils::IteratorType>{kParallel, kReduction},
             [&](OpBuilder &nb, Location nl, ValueRange a) {
-              Value before = arith::CmpIOp::create(
-                  nb, nl, arith::CmpIPredicate::ult,
-                  linalg::IndexOp::create(nb, nl, 1),
-                  linalg::IndexOp::create(nb, nl, 0));
+              Value before =
+                  arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::ult,
+                                        linalg::IndexOp::create(nb, nl, 1),
+                                        linalg::IndexOp::create(nb, nl, 0));
               Value sum = arith::AddIOp::create(nb, nl, a[1], a[0]);
               linalg::YieldOp::create(
-                  nb, nl, Value(arith::SelectOp::create(nb, nl, before, sum, a[1])));
+                  nb, nl,
+                  Value(arith::SelectOp::create(nb, nl, before, sum, a[1])));
             })
             .getResult(0);
 
@@ -261,8 +265,8 @@ struct DispatchLowering : OpRewritePattern<DispatchOp> {
         ArrayRef<OpFoldResult>{b.getIndexAttr(1)});
     Value slotToRow0 = filledTensor(b, loc, {tokens, b.getIndexAttr(slots)},
                                     b.getI32IntegerAttr(-1));
-    Value rowToToken0 = tensor::EmptyOp::create(
-        b, loc, ArrayRef<OpFoldResult>{numRows}, i32);
+    Value rowToToken0 =
+        tensor::EmptyOp::create(b, loc, ArrayRef<OpFoldResult>{numRows}, i32);
     Value numTokens = getValueOrCreateConstantIndexOp(b, loc, tokens);
     auto scan = scf::ForOp::create(
         b, loc, c0, numTokens, c1, ValueRange{cursor0, slotToRow0, rowToToken0},
@@ -279,16 +283,16 @@ struct DispatchLowering : OpRewritePattern<DispatchOp> {
                 Value expert = arith::IndexCastOp::create(
                     kb, kl, kb.getIndexType(),
                     tensor::ExtractOp::create(kb, kl, ids, ValueRange{t, k}));
-                Value row =
-                    tensor::ExtractOp::create(kb, kl, st[0], ValueRange{expert});
+                Value row = tensor::ExtractOp::create(kb, kl, st[0],
+                                                      ValueRange{expert});
                 Value next = arith::AddIOp::create(
                     kb, kl, row, arith::ConstantIntOp::create(kb, kl, 1, 32));
                 Value cursor = tensor::InsertOp::create(kb, kl, next, st[0],
                                                         ValueRange{expert});
-                Value slotToRow = tensor::InsertOp::create(
-                    kb, kl, row, st[1], ValueRange{t, k});
-                Value rowIndex = arith::IndexCastOp::create(
-                    kb, kl, kb.getIndexType(), row);
+                Value slotToRow = tensor::InsertOp::create(kb, kl, row, st[1],
+                                                           ValueRange{t, k});
+                Value rowIndex =
+                    arith::IndexCastOp::create(kb, kl, kb.getIndexType(), row);
                 Value rowToToken = tensor::InsertOp::create(
                     kb, kl, token, st[2], ValueRange{rowIndex});
                 scf::YieldOp::create(kb, kl,
@@ -311,8 +315,8 @@ struct DispatchLowering : OpRewritePattern<DispatchOp> {
                                 projectionMap(ctx, 2, {0, 1})},
             ArrayRef<utils::IteratorType>{kParallel, kParallel},
             [&](OpBuilder &nb, Location nl, ValueRange a) {
-              Value t = arith::IndexCastOp::create(nb, nl, nb.getIndexType(),
-                                                   a[0]);
+              Value t =
+                  arith::IndexCastOp::create(nb, nl, nb.getIndexType(), a[0]);
               Value d = linalg::IndexOp::create(nb, nl, 1);
               linalg::YieldOp::create(
                   nb, nl,
@@ -396,7 +400,8 @@ struct TileScheduleLowering : OpRewritePattern<TileScheduleOp> {
                 Value skip = arith::MulIOp::create(tb, tl, j, tileRows);
                 Value start = arith::AddIOp::create(tb, tl, first, skip);
                 Value size = arith::MinSIOp::create(
-                    tb, tl, tileRows, arith::SubIOp::create(tb, tl, rows, skip));
+                    tb, tl, tileRows,
+                    arith::SubIOp::create(tb, tl, rows, skip));
                 Value tile = arith::AddIOp::create(tb, tl, state[0], j);
                 Value result = out[0];
                 int64_t column = 0;
@@ -412,8 +417,8 @@ struct TileScheduleLowering : OpRewritePattern<TileScheduleOp> {
           Value next = arith::AddIOp::create(gb, gl, state[0], tiles);
           scf::YieldOp::create(gb, gl, ValueRange{next, inner.getResult(0)});
         });
-    rewriter.replaceOp(op,
-                       castToType(rewriter, loc, fill.getResult(1), op.getType()));
+    rewriter.replaceOp(
+        op, castToType(rewriter, loc, fill.getResult(1), op.getType()));
     return success();
   }
 };
@@ -469,12 +474,13 @@ struct CombineLowering : OpRewritePattern<CombineOp> {
                     Value r = arith::IndexCastOp::create(
                         tb, tl, tb.getIndexType(), row);
                     Value v = extendToF32(tb, tl,
-                                    tensor::ExtractOp::create(
-                                        tb, tl, rows, ValueRange{r, d}));
+                                          tensor::ExtractOp::create(
+                                              tb, tl, rows, ValueRange{r, d}));
                     if (weight)
                       v = arith::MulFOp::create(tb, tl, weight, v);
                     scf::YieldOp::create(
-                        tb, tl, Value(arith::AddFOp::create(tb, tl, partial, v)));
+                        tb, tl,
+                        Value(arith::AddFOp::create(tb, tl, partial, v)));
                   },
                   [&](OpBuilder &eb, Location el) {
                     scf::YieldOp::create(eb, el, partial);
@@ -502,7 +508,8 @@ struct RowWeightsLowering : OpRewritePattern<RowWeightsOp> {
     Location loc = op.getLoc();
     OpFoldResult rows =
         tensor::getMixedSize(rewriter, loc, op.getRowToToken(), 0);
-    Value acc = filledTensor(rewriter, loc, {rows}, rewriter.getF32FloatAttr(0));
+    Value acc =
+        filledTensor(rewriter, loc, {rows}, rewriter.getF32FloatAttr(0));
     Value weights = op.getWeights(), slotToRow = op.getSlotToRow();
     // The (row, slot) loop nest needs an operand indexed by the slot to
     // bound it: an empty [K] tensor, of a static or dynamic K.
@@ -520,12 +527,12 @@ struct RowWeightsLowering : OpRewritePattern<RowWeightsOp> {
                                 projectionMap(ctx, 2, {0})},
             ArrayRef<utils::IteratorType>{kParallel, kReduction},
             [&](OpBuilder &b, Location l, ValueRange args) {
-              Value token = arith::IndexCastOp::create(b, l, b.getIndexType(),
-                                                       args[0]);
+              Value token =
+                  arith::IndexCastOp::create(b, l, b.getIndexType(), args[0]);
               Value row = linalg::IndexOp::create(b, l, 0);
               Value slot = linalg::IndexOp::create(b, l, 1);
-              Value target = tensor::ExtractOp::create(
-                  b, l, slotToRow, ValueRange{token, slot});
+              Value target = tensor::ExtractOp::create(b, l, slotToRow,
+                                                       ValueRange{token, slot});
               Value mine = arith::CmpIOp::create(
                   b, l, arith::CmpIPredicate::eq, target,
                   arith::IndexCastOp::create(b, l, b.getI32Type(), row));
@@ -560,20 +567,20 @@ struct TokenReshapeLowering : OpRewritePattern<OpTy> {
     if (isSplit) {
       // [T, D] -> [T, h, D/h] -> [T*h, D/h]
       int64_t d = inType.getDimSize(1);
-      auto midType = RankedTensorType::get({inType.getDimSize(0), heads, d / heads},
-                                           inType.getElementType());
+      auto midType = RankedTensorType::get(
+          {inType.getDimSize(0), heads, d / heads}, inType.getElementType());
       SmallVector<OpFoldResult> midSizes{
           tensor::getMixedSize(rewriter, loc, op.getInput(), 0),
           rewriter.getIndexAttr(heads), rewriter.getIndexAttr(d / heads)};
-      Value mid = tensor::ExpandShapeOp::create(rewriter, loc, midType,
-                                                op.getInput(), splitLast,
-                                                midSizes);
+      Value mid = tensor::ExpandShapeOp::create(
+          rewriter, loc, midType, op.getInput(), splitLast, midSizes);
       result = tensor::CollapseShapeOp::create(rewriter, loc, mid, splitFirst);
     } else {
       // [T*h, d] -> [T, h, d] -> [T, h*d]
       int64_t s = inType.getDimSize(0), w = inType.getDimSize(1);
       int64_t t = ShapedType::isDynamic(s) ? ShapedType::kDynamic : s / heads;
-      auto midType = RankedTensorType::get({t, heads, w}, inType.getElementType());
+      auto midType =
+          RankedTensorType::get({t, heads, w}, inType.getElementType());
       OpFoldResult subTokens =
           tensor::getMixedSize(rewriter, loc, op.getInput(), 0);
       AffineExpr s0 = rewriter.getAffineSymbolExpr(0);
@@ -581,9 +588,8 @@ struct TokenReshapeLowering : OpRewritePattern<OpTy> {
           rewriter, loc, s0.floorDiv(heads), {subTokens});
       SmallVector<OpFoldResult> midSizes{tokens, rewriter.getIndexAttr(heads),
                                          rewriter.getIndexAttr(w)};
-      Value mid = tensor::ExpandShapeOp::create(rewriter, loc, midType,
-                                                op.getInput(), splitFirst,
-                                                midSizes);
+      Value mid = tensor::ExpandShapeOp::create(
+          rewriter, loc, midType, op.getInput(), splitFirst, midSizes);
       result = tensor::CollapseShapeOp::create(rewriter, loc, mid, splitLast);
     }
     rewriter.replaceOp(op, castToType(rewriter, loc, result, op.getType()));
@@ -601,8 +607,25 @@ struct ConvertMoeToLinalgPass
     target.addIllegalDialect<MoeDialect>();
     target.markUnknownOpDynamicallyLegal([](Operation *) { return true; });
     if (failed(applyPartialConversion(getOperation(), target,
-                                      std::move(patterns))))
+                                      std::move(patterns)))) {
       signalPassFailure();
+      return;
+    }
+
+    // The math ops the lowerings marked, as inline polynomials.
+    RewritePatternSet approximations(ctx);
+    populateMathPolynomialApproximationPatterns(approximations);
+    FrozenRewritePatternSet frozen(std::move(approximations));
+    // The walk driver rewrites what a root holds, so each marked op's parent
+    // is the root; the lowerings mark only ops whose parent holds no other
+    // math op.
+    llvm::SetVector<Operation *> parents;
+    getOperation()->walk([&](Operation *op) {
+      if (op->hasAttr(kApproximateAttrName))
+        parents.insert(op->getParentOp());
+    });
+    for (Operation *parent : parents)
+      walkAndApplyPatterns(parent, frozen);
   }
 };
 

@@ -28,6 +28,11 @@ namespace moe {
 /// Patterns lowering moe kernel ops to linalg/tensor (convert-moe-to-linalg).
 void populateMoeToLinalgConversionPatterns(RewritePatternSet &patterns);
 
+/// Marks a math op that convert-moe-to-linalg replaces by MLIR's polynomial
+/// approximation once its patterns have run (hot scalar exps, which LLVM
+/// would otherwise lower to a libm call).
+inline constexpr llvm::StringLiteral kApproximateAttrName = "moe.approximate";
+
 /// Patterns lowering moe.attention and moe.grouped_attention to an scf.forall
 /// over (batch, query, head) with an online softmax per query; part of
 /// convert-moe-to-linalg.
