@@ -93,8 +93,27 @@ public:
                                         /*mapping=*/std::nullopt);
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPoint(forall.getTerminator());
-    Value batch = forall.getInductionVar(0), pos = forall.getInductionVar(1);
+    Value batch = forall.getInductionVar(0);
     Value head = forall.getInductionVar(2);
+    // Causal rows grow with the position, and OpenMP splits the iterations
+    // into contiguous chunks: iteration i takes position i / 2 when i is
+    // even and T - 1 - i / 2 when odd, so every chunk mixes short and long
+    // rows and the workers finish together.
+    Value pos;
+    {
+      Value i = forall.getInductionVar(1);
+      Value c2 = indexConstant(b, loc, 2);
+      Value half = arith::DivUIOp::create(b, loc, i, c2);
+      Value odd = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ne,
+                                        arith::RemUIOp::create(b, loc, i, c2),
+                                        indexConstant(b, loc, 0));
+      Value tokens = getValueOrCreateConstantIndexOp(b, loc, outSizes[1]);
+      Value mirrored = arith::SubIOp::create(
+          b, loc,
+          arith::SubIOp::create(b, loc, tokens, indexConstant(b, loc, 1)),
+          half);
+      pos = arith::SelectOp::create(b, loc, odd, mirrored, half);
+    }
     Value shared = forall.getRegionIterArgs()[0];
 
     // The query's output row is its accumulator.

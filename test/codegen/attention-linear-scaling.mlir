@@ -19,11 +19,12 @@
 // CHECK: %[[OUT:.*]] = memref.alloc() {{.*}} : memref<1x4096x8x64xf32>
 // CHECK-NOT: memref.alloc
 // CHECK: scf.parallel (%[[I:.*]], %[[H:.*]]) = (%c0, %c0) to (%c4096, %c8)
-// CHECK: %[[G:.*]] = arith.divui %[[I]], %c128
+// CHECK: %[[POS:.*]] = arith.select
+// CHECK: %[[G:.*]] = arith.divui %[[POS]], %c128
 // CHECK: %[[START:.*]] = arith.muli %[[G]], %c128
-// CHECK: %[[FIRST:.*]] = arith.subi %[[I]], %c63
+// CHECK: %[[FIRST:.*]] = arith.subi %[[POS]], %c63
 // CHECK: %[[LO:.*]] = arith.maxsi %[[START]], %[[FIRST]]
-// CHECK: %[[HI:.*]] = arith.addi %[[I]], %c1
+// CHECK: %[[HI:.*]] = arith.addi %[[POS]], %c1
 // CHECK: scf.for %{{.*}} = %[[LO]] to %[[HI]]
 // CHECK: scf.for %{{.*}} = %c0 to %[[G]]
 // CHECK: vector.transfer_read %[[KS]]
@@ -50,7 +51,8 @@ func.func @gmha_4096(%q: tensor<1x4096x8x64xf32>, %k: tensor<1x4096x2x64xf32>,
 // CHECK: memref.alloc() {{.*}} : memref<1x16384x8x64xf32>
 // CHECK-NOT: memref.alloc
 // CHECK: scf.parallel (%[[I:.*]], %{{.*}}) = (%c0, %c0) to (%c16384, %c8)
-// CHECK: %[[G:.*]] = arith.divui %[[I]], %c128
+// CHECK: %[[POS:.*]] = arith.select
+// CHECK: %[[G:.*]] = arith.divui %[[POS]], %c128
 // CHECK: arith.maxsi
 // CHECK: scf.for %{{.*}} = %{{.*}} to %{{.*}}
 // CHECK: scf.for %{{.*}} = %c0 to %[[G]]
@@ -72,9 +74,10 @@ func.func @gmha_16384(%q: tensor<1x16384x8x64xf32>, %k: tensor<1x16384x2x64xf32>
 // CHECK: %[[OUT:.*]] = memref.alloc() {{.*}} : memref<1x4096x8x64xf32>
 // CHECK-NOT: memref.alloc
 // CHECK: scf.parallel (%[[I:.*]], %{{.*}}) = (%c0, %c0) to (%c4096, %c8)
-// CHECK: %[[FIRST:.*]] = arith.subi %[[I]], %c255
+// CHECK: %[[POS:.*]] = arith.select
+// CHECK: %[[FIRST:.*]] = arith.subi %[[POS]], %c255
 // CHECK: %[[LO:.*]] = arith.maxsi %[[FIRST]], %c0
-// CHECK: %[[HI:.*]] = arith.addi %[[I]], %c1
+// CHECK: %[[HI:.*]] = arith.addi %[[POS]], %c1
 // CHECK: scf.for %{{.*}} = %[[LO]] to %[[HI]]
 // CHECK-NOT: memref.alloc
 // CHECK: return %[[OUT]]

@@ -9,13 +9,19 @@
 // CHECK-SAME: (%[[Q:.*]]: tensor<?x?x4x8xf32>, %[[K:.*]]: tensor<?x?x2x8xf32>, %[[V:.*]]: tensor<?x?x2x8xf32>)
 // CHECK: %[[ZERO:.*]] = linalg.fill {{.*}} -> tensor<?x?x4x8xf32>
 // CHECK: %[[OUT:.*]] = scf.forall (%[[B:.*]], %[[I:.*]], %[[H:.*]]) in (%{{.*}}, %{{.*}}, 4) shared_outs(%[[ACC:.*]] = %[[ZERO]])
-// CHECK: %[[ROW:.*]] = tensor.extract_slice %[[ACC]][%[[B]], %[[I]], %[[H]], 0] [1, 1, 1, 8] [1, 1, 1, 1] : tensor<?x?x4x8xf32> to tensor<8xf32>
+// Positions are interleaved (i / 2 for even i, T - 1 - i / 2 for odd) so
+// that contiguous chunks of iterations mix short and long causal rows.
+// CHECK: %[[HALF:.*]] = arith.divui %[[I]], %c2
+// CHECK: %[[ODD:.*]] = arith.cmpi ne
+// CHECK: %[[MIRROR:.*]] = arith.subi %{{.*}}, %[[HALF]]
+// CHECK: %[[POS:.*]] = arith.select %[[ODD]], %[[MIRROR]], %[[HALF]]
+// CHECK: %[[ROW:.*]] = tensor.extract_slice %[[ACC]][%[[B]], %[[POS]], %[[H]], 0] [1, 1, 1, 8] [1, 1, 1, 1] : tensor<?x?x4x8xf32> to tensor<8xf32>
 // Heads 0, 1 read kv-head 0; heads 2, 3 kv-head 1.
 // CHECK: %[[KVH:.*]] = arith.divui %[[H]], %c2
-// CHECK: %[[QROW:.*]] = vector.transfer_read %[[Q]][%[[B]], %[[I]], %[[H]], %{{.*}}], %{{.*}} {in_bounds = [true]} : tensor<?x?x4x8xf32>, vector<8xf32>
+// CHECK: %[[QROW:.*]] = vector.transfer_read %[[Q]][%[[B]], %[[POS]], %[[H]], %{{.*}}], %{{.*}} {in_bounds = [true]} : tensor<?x?x4x8xf32>, vector<8xf32>
 // CHECK: %[[ZEROS:.*]] = arith.constant dense<0.000000e+00> : vector<8xf32>
 // CHECK: %[[NEG_INF:.*]] = arith.constant 0xFF800000 : f32
-// CHECK: %[[END:.*]] = arith.addi %[[I]], %c1
+// CHECK: %[[END:.*]] = arith.addi %[[POS]], %c1
 // CHECK: %[[SOFTMAX:.*]]:3 = scf.for %[[J:.*]] = %{{.*}} to %[[END]] {{.*}} iter_args(%[[M:.*]] = %[[NEG_INF]], %[[L:.*]] = %{{.*}}, %[[A:.*]] = %[[ZEROS]]) -> (f32, f32, vector<8xf32>)
 // CHECK: %[[KROW:.*]] = vector.transfer_read %[[K]][%[[B]], %[[J]], %[[KVH]], %{{.*}}]
 // CHECK: %[[QK:.*]] = arith.mulf %[[QROW]], %[[KROW]] : vector<8xf32>
@@ -47,7 +53,7 @@
 // CHECK: %[[NORMV:.*]] = arith.mulf %[[SOFTMAX]]#2, %[[INVV]] : vector<8xf32>
 // CHECK: %[[NORM:.*]] = vector.transfer_write %[[NORMV]], %[[ROW]]
 // CHECK: scf.forall.in_parallel
-// CHECK-NEXT: tensor.parallel_insert_slice %[[NORM]] into %[[ACC]][%[[B]], %[[I]], %[[H]], 0] [1, 1, 1, 8]
+// CHECK-NEXT: tensor.parallel_insert_slice %[[NORM]] into %[[ACC]][%[[B]], %[[POS]], %[[H]], 0] [1, 1, 1, 8]
 // CHECK-NOT: linalg.generic
 // CHECK: return %[[OUT]]
 // OMP-LABEL: llvm.func @full
@@ -67,11 +73,12 @@ func.func @full(%q: tensor<?x?x4x8xf32>, %k: tensor<?x?x2x8xf32>,
 // are widened inside the loops and the f32 result is narrowed at the end.
 // CHECK-LABEL: func @sliding_bf16
 // CHECK: scf.forall (%{{.*}}, %[[I:.*]], %{{.*}}) in
+// CHECK: %[[POS:.*]] = arith.select
 // CHECK: arith.extf %{{.*}} : vector<8xbf16> to vector<8xf32>
 // CHECK: %[[C15:.*]] = arith.constant 15 : index
-// CHECK: %[[FIRST:.*]] = arith.subi %[[I]], %[[C15]]
+// CHECK: %[[FIRST:.*]] = arith.subi %[[POS]], %[[C15]]
 // CHECK: %[[LO:.*]] = arith.maxsi %{{.*}}, %[[FIRST]]
-// CHECK: %[[HI:.*]] = arith.addi %[[I]]
+// CHECK: %[[HI:.*]] = arith.addi %[[POS]]
 // CHECK: scf.for %{{.*}} = %[[LO]] to %[[HI]]
 // CHECK: arith.extf %{{.*}} : vector<8xbf16> to vector<8xf32>
 // CHECK: arith.extf %{{.*}} : vector<8xbf16> to vector<8xf32>
@@ -106,12 +113,13 @@ func.func @sliding_bf16(%q: tensor<?x?x4x8xbf16>, %k: tensor<?x?x2x8xbf16>,
 // CHECK: %[[MEANS:.*]]:2 = linalg.generic {{.*}} iterator_types = ["parallel", "parallel", "parallel", "parallel"]} outs(%[[SUMS]]#0, %[[SUMS]]#1
 // CHECK: arith.constant 2.500000e-01 : f32
 // CHECK: scf.forall (%[[B:.*]], %[[I:.*]], %[[H:.*]]) in
+// CHECK: %[[POS:.*]] = arith.select
 // CHECK: %[[KVH:.*]] = arith.divui %[[H]]
-// CHECK: %[[GROUP:.*]] = arith.divui %[[I]], %[[C4:.*]] : index
+// CHECK: %[[GROUP:.*]] = arith.divui %[[POS]], %[[C4:.*]] : index
 // CHECK: %[[START:.*]] = arith.muli %[[GROUP]], %[[C4]]
-// CHECK: %[[FIRST:.*]] = arith.subi %[[I]], %c2
+// CHECK: %[[FIRST:.*]] = arith.subi %[[POS]], %c2
 // CHECK: %[[LO:.*]] = arith.maxsi %[[START]], %[[FIRST]]
-// CHECK: %[[HI:.*]] = arith.addi %[[I]]
+// CHECK: %[[HI:.*]] = arith.addi %[[POS]]
 // CHECK: %[[LOCAL:.*]]:3 = scf.for %[[J:.*]] = %[[LO]] to %[[HI]]
 // CHECK: vector.transfer_read %[[K]][%[[B]], %[[J]], %[[KVH]], %{{.*}}]
 // CHECK: vector.transfer_read %[[V]][%[[B]], %[[J]], %[[KVH]], %{{.*}}]
