@@ -2,7 +2,7 @@
 """Prefill throughput and peak memory of a compiled model vs PyTorch eager.
 
     bench/model_prefill.py [--layers L] [--tokens 512,4096] [--runs N]
-                           [--threads 2] [--dtype f32] [--workdir DIR]
+                           [--repeat R] [--threads 2] [--workdir DIR]
 
 Builds a Mixtral-shaped config (the design brief's shape: D = 1024,
 F = 3584, E = 8, top-2, 16 heads, 8 kv-heads, V = 32000; L layers), writes
@@ -16,6 +16,11 @@ random weights with examples/make_weights.py, compiles it with
   causal attention with an explicit mask, f32), with the same weights, the
   same number of threads (torch.set_num_threads), timed over N passes after
   a warm-up, in its own process for its own peak RSS.
+
+The two are timed R times, alternating (moec, PyTorch, moec, ...), each
+time in a fresh process, so that load on a shared machine hits both alike;
+the table gives the median tokens/s of each, the ratio of the medians with
+the range of the per-round ratios, and the largest peak RSS.
 
 Both processes load the weights from the same file. Before timing, the
 logits of both are compared on a short prefix (relative error printed), so
@@ -175,7 +180,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--tokens", default="512,4096")
-    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--runs", type=int, default=3,
+                    help="forward passes per process (after one warm-up)")
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="alternating rounds of (moec, PyTorch) processes")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--workdir")
     ap.add_argument("--attention", choices=["full", "grouped"], default="full",
@@ -221,12 +229,17 @@ def main():
     for T in [int(t) for t in args.tokens.split(",")]:
         tokens = os.path.join(work, "tokens-%d.npy" % T)
         np.save(tokens, np.random.default_rng(T).integers(0, 32000, T).astype(np.int32))
+        def moec_round():
+            out, rss = run([model, "--weights", weights, "--tokens", tokens,
+                            "--bench", str(args.runs)], env)
+            return float(re.search(r"([\d.]+) tokens/s", out).group(1)), rss
+
+        # Largest activation: the [T, V] f32 logits or the MoE's [2T, F] rows.
+        largest = max(T * 32000, 2 * T * 3584) * 4 / 2**20
         if not with_torch:
-            out, moec_rss = run([model, "--weights", weights, "--tokens",
-                                 tokens, "--bench", str(args.runs)], env)
-            moec_tps = float(re.search(r"([\d.]+) tokens/s", out).group(1))
-            largest = max(T * 32000, 2 * T * 3584) * 4 / 2**20
-            rows.append((T, moec_tps, float("nan"), moec_rss, float("nan"),
+            moec = [moec_round() for _ in range(args.repeat)]
+            rows.append((T, [m for m, _ in moec], None,
+                         max(r for _, r in moec), float("nan"),
                          weight_mb + 2 * largest, float("nan")))
             continue
         # Same function: logits of the first tokens from both.
@@ -244,26 +257,31 @@ def main():
         b = np.load(os.path.join(work, "torch-logits.npy")).reshape(check, -1)
         err = np.abs(a - b).max() / np.abs(b).max()
 
-        out, moec_rss = run([model, "--weights", weights, "--tokens", tokens,
-                             "--bench", str(args.runs)], env)
-        moec_tps = float(re.search(r"([\d.]+) tokens/s", out).group(1))
-        out, torch_rss = run([sys.executable, me, "--torch", "--config", cfg_path,
-                              "--weights", weights, "--tokens-file", tokens,
-                              "--runs", str(args.runs), "--threads",
-                              str(args.threads)], env)
-        torch_tps = float(re.search(r"([\d.]+) tokens/s", out).group(1))
-        # Largest activation: the [T, V] f32 logits or the MoE's [2T, F] rows.
-        largest = max(T * 32000, 2 * T * 3584) * 4 / 2**20
-        rows.append((T, moec_tps, torch_tps, moec_rss, torch_rss,
+        moec, torch = [], []
+        for _ in range(args.repeat):
+            moec.append(moec_round())
+            out, rss = run([sys.executable, me, "--torch", "--config", cfg_path,
+                            "--weights", weights, "--tokens-file", tokens,
+                            "--runs", str(args.runs), "--threads",
+                            str(args.threads)], env)
+            torch.append((float(re.search(r"([\d.]+) tokens/s", out).group(1)),
+                          rss))
+        rows.append((T, [m for m, _ in moec], [t for t, _ in torch],
+                     max(r for _, r in moec), max(r for _, r in torch),
                      weight_mb + 2 * largest, err))
 
-    print("%6s %12s %12s %8s %14s %14s %18s %10s" % (
-        "T", "moec tok/s", "torch tok/s", "ratio", "moec RSS MB",
-        "torch RSS MB", "weights+2*act MB", "rel err"))
+    print("%6s %12s %12s %8s %12s %14s %14s %18s %10s" % (
+        "T", "moec tok/s", "torch tok/s", "ratio", "ratio range",
+        "moec RSS MB", "torch RSS MB", "weights+2*act MB", "rel err"))
     for T, m, t, mr, tr, budget, err in rows:
-        print("%6d %12.1f %12.1f %8.2f %14.0f %14.0f %18.0f %10.1e" % (
-            T, m, t, m / t, mr, tr, budget, err))
-
+        if t is None:
+            print("%6d %12.1f %12s %8s %12s %14.0f %14s %18.0f %10s" % (
+                T, np.median(m), "-", "-", "-", mr, "-", budget, "-"))
+            continue
+        ratios = [a / b for a, b in zip(m, t)]
+        print("%6d %12.1f %12.1f %8.2f %12s %14.0f %14.0f %18.0f %10.1e" % (
+            T, np.median(m), np.median(t), np.median(m) / np.median(t),
+            "%.2f-%.2f" % (min(ratios), max(ratios)), mr, tr, budget, err))
 
 if __name__ == "__main__":
     main()

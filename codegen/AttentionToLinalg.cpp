@@ -4,15 +4,16 @@
 // moe.grouped_attention (GMHA, SEEDS.md §7) to scf/tensor/linalg/arith on
 // tensors.
 //
-// Every (batch, query, head) is one iteration of an scf.forall, so the
-// bufferized loop becomes an scf.parallel and then an OpenMP worksharing
-// loop. Each iteration walks its own key range once with an online softmax
-// (a running max m, a running sum l and an f32 accumulator rescaled by
+// Every (batch, query, few heads of one GQA group) is one iteration of an
+// scf.forall, so the bufferized loop becomes an scf.parallel and then an
+// OpenMP worksharing loop. Each iteration walks its key range once, reading
+// each key and value row once for all its heads, with an online softmax per
+// head (a running max m, a running sum l and an f32 accumulator rescaled by
 // exp(m_old - m_new) whenever the max grows), so no score matrix exists at
 // all: memory is the f32 output plus, for GMHA, the group means, and the
 // work per query is its key count (i + 1, min(W, i + 1), or the local keys
-// plus one summary per earlier group). The accumulator is the query's row of
-// the forall's shared output, which bufferizes in place: the loop body
+// plus one summary per earlier group). The accumulators are the heads' rows
+// of the forall's shared output, which bufferizes in place: the loop body
 // allocates nothing.
 //
 //===----------------------------------------------------------------------===//
@@ -85,16 +86,21 @@ public:
     if (range.groupSize)
       std::tie(keyMeans, valueMeans) = groupMeans();
 
+    // Each iteration serves `step` consecutive heads of one GQA group, so
+    // every key and value row it loads feeds `step` queries, and their
+    // independent softmax chains overlap.
+    int64_t step = headsPerStep();
     SmallVector<OpFoldResult> outSizes = tensor::getMixedSizes(b, loc, query);
     Value init = filledTensor(b, loc, outSizes, b.getF32FloatAttr(0));
     SmallVector<OpFoldResult> ubs{outSizes[0], outSizes[1],
-                                  b.getIndexAttr(heads)};
+                                  b.getIndexAttr(heads / step)};
     auto forall = scf::ForallOp::create(b, loc, ubs, ValueRange{init},
                                         /*mapping=*/std::nullopt);
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPoint(forall.getTerminator());
     Value batch = forall.getInductionVar(0);
-    Value head = forall.getInductionVar(2);
+    Value firstHead = arith::MulIOp::create(b, loc, forall.getInductionVar(2),
+                                            indexConstant(b, loc, step));
     // Causal rows grow with the position, and OpenMP splits the iterations
     // into contiguous chunks: iteration i takes position i / 2 when i is
     // even and T - 1 - i / 2 when odd, so every chunk mixes short and long
@@ -116,26 +122,34 @@ public:
     }
     Value shared = forall.getRegionIterArgs()[0];
 
-    // The query's output row is its accumulator.
-    SmallVector<OpFoldResult> offsets{batch, pos, head, b.getIndexAttr(0)};
+    // The output rows of the iteration's heads are their accumulators.
+    SmallVector<OpFoldResult> offsets{batch, pos, firstHead, b.getIndexAttr(0)};
     SmallVector<OpFoldResult> sizes{b.getIndexAttr(1), b.getIndexAttr(1),
-                                    b.getIndexAttr(1), b.getIndexAttr(headDim)};
+                                    b.getIndexAttr(step),
+                                    b.getIndexAttr(headDim)};
     SmallVector<OpFoldResult> strides(4, b.getIndexAttr(1));
-    auto rowType = RankedTensorType::get({headDim}, b.getF32Type());
-    Value row = tensor::ExtractSliceOp::create(b, loc, rowType, shared, offsets,
-                                               sizes, strides);
+    auto blockType = RankedTensorType::get({step, headDim}, b.getF32Type());
+    Value block = tensor::ExtractSliceOp::create(b, loc, blockType, shared,
+                                                 offsets, sizes, strides);
 
     // Grouped-query sharing: H / KVH consecutive heads read one kv-head.
     Value kvHead = arith::DivUIOp::create(
-        b, loc, head, indexConstant(b, loc, heads / kvHeads));
-    // The query row, widened once; the accumulator lives in registers.
+        b, loc, firstHead, indexConstant(b, loc, heads / kvHeads));
+    // The query rows, widened once; the accumulators live in registers.
     auto vecType = VectorType::get({headDim}, b.getF32Type());
-    Value q = readRow(query, {batch, pos, head});
     Value zeros = arith::ConstantOp::create(
         b, loc, DenseElementsAttr::get(vecType, b.getF32FloatAttr(0)));
-    SoftmaxState state{
-        f32Constant(b, loc, -std::numeric_limits<double>::infinity()),
-        f32Constant(b, loc, 0), zeros};
+    SmallVector<Value> queries;
+    SmallVector<SoftmaxState> states;
+    for (int64_t g = 0; g < step; ++g) {
+      Value head = g == 0 ? firstHead
+                          : Value(arith::AddIOp::create(
+                                b, loc, firstHead, indexConstant(b, loc, g)));
+      queries.push_back(readRow(query, {batch, pos, head}));
+      states.push_back(
+          {f32Constant(b, loc, -std::numeric_limits<double>::infinity()),
+           f32Constant(b, loc, 0), zeros});
+    }
 
     // Local keys: [lo, pos].
     Value c1 = indexConstant(b, loc, 1);
@@ -152,25 +166,29 @@ public:
       lo = arith::MaxSIOp::create(b, loc, lo, first);
     }
     Value hi = arith::AddIOp::create(b, loc, pos, c1);
-    state = attendRange(state, q, lo, hi, key, value, batch, kvHead);
+    states = attendRange(states, queries, lo, hi, key, value, batch, kvHead);
 
     // GMHA summaries: one mean key and value per earlier complete group.
     if (range.groupSize)
-      state = attendRange(state, q, indexConstant(b, loc, 0), groupIndex,
-                          keyMeans, valueMeans, batch, kvHead);
+      states = attendRange(states, queries, indexConstant(b, loc, 0),
+                           groupIndex, keyMeans, valueMeans, batch, kvHead);
 
     // Normalise: every query sees at least its own key, so sum > 0.
-    Value inv =
-        arith::DivFOp::create(b, loc, f32Constant(b, loc, 1.0), state.sum);
-    Value normalised = arith::MulFOp::create(
-        b, loc, state.acc, vector::BroadcastOp::create(b, loc, vecType, inv));
-    Value out = vector::TransferWriteOp::create(
-                    b, loc, normalised, row,
-                    ValueRange{indexConstant(b, loc, 0)}, ArrayRef<bool>{true})
-                    .getResult();
+    for (auto [g, state] : llvm::enumerate(states)) {
+      Value inv =
+          arith::DivFOp::create(b, loc, f32Constant(b, loc, 1.0), state.sum);
+      Value normalised = arith::MulFOp::create(
+          b, loc, state.acc, vector::BroadcastOp::create(b, loc, vecType, inv));
+      block =
+          vector::TransferWriteOp::create(
+              b, loc, normalised, block,
+              ValueRange{indexConstant(b, loc, g), indexConstant(b, loc, 0)},
+              ArrayRef<bool>{true})
+              .getResult();
+    }
 
     b.setInsertionPointToStart(forall.getTerminator().getBody());
-    tensor::ParallelInsertSliceOp::create(b, loc, out, shared, offsets, sizes,
+    tensor::ParallelInsertSliceOp::create(b, loc, block, shared, offsets, sizes,
                                           strides);
     return forall.getResult(0);
   }
@@ -258,55 +276,84 @@ private:
     return extendToF32(rb, rl, row);
   }
 
+  /// How many heads of a GQA group one iteration serves: the largest
+  /// divisor of H / KVH whose f32 accumulators and query rows fit in the 32
+  /// vector registers of AVX-512 at Dh = 64 (4 heads), i.e. step * Dh <= 256.
+  int64_t headsPerStep() const {
+    constexpr int64_t kMaxLanes = 256;
+    int64_t group = heads / kvHeads;
+    for (int64_t step = group; step > 1; --step)
+      if (group % step == 0 && step * headDim <= kMaxLanes)
+        return step;
+    return 1;
+  }
+
   /// Folds the keys `keys[batch, j, kvHead]` (values likewise) for j in
-  /// [lo, hi) into the online softmax of the query whose f32 row is `q`.
-  /// Each key costs one vector dot product and one vector FMA over Dh.
-  SoftmaxState attendRange(SoftmaxState state, Value q, Value lo, Value hi,
-                           Value keys, Value values, Value batch,
-                           Value kvHead) {
+  /// [lo, hi) into the online softmaxes of the queries whose f32 rows are
+  /// `queries`, one state each. Each key row is read once per step; each
+  /// query then costs one vector dot product and one vector FMA over Dh.
+  SmallVector<SoftmaxState> attendRange(ArrayRef<SoftmaxState> states,
+                                        ArrayRef<Value> queries, Value lo,
+                                        Value hi, Value keys, Value values,
+                                        Value batch, Value kvHead) {
     Value scale = f32Constant(b, loc, 1.0 / std::sqrt(double(headDim)));
+    size_t n = states.size();
+    SmallVector<Value> inits;
+    for (const SoftmaxState &state : states)
+      inits.append({state.max, state.sum, state.acc});
     auto loop = scf::ForOp::create(
-        b, loc, lo, hi, indexConstant(b, loc, 1),
-        ValueRange{state.max, state.sum, state.acc},
+        b, loc, lo, hi, indexConstant(b, loc, 1), inits,
         [&](OpBuilder &kb, Location kl, Value j, ValueRange args) {
-          // score = q . k / sqrt(Dh), in f32; the sum may reassociate (a
-          // tree of vector adds instead of Dh serial ones).
           Value k = readRowAt(kb, kl, keys, {batch, j, kvHead});
-          Value dot =
-              vector::ReductionOp::create(kb, kl, vector::CombiningKind::ADD,
-                                          arith::MulFOp::create(kb, kl, q, k),
-                                          arith::FastMathFlags::reassoc);
-          Value score = arith::MulFOp::create(kb, kl, dot, scale);
-          // One exp per key: with d = score - max, the new key's weight is
-          // exp(d) and the old state's rescale 1 when d <= 0, and the other
-          // way round when the key raises the max; both are exp(-|d|) or 1.
-          // The initial max -inf gives d = +inf, so rescale 0, weight 1.
-          Value d = arith::SubFOp::create(kb, kl, score, args[0]);
-          Value raises = arith::CmpFOp::create(
-              kb, kl, arith::CmpFPredicate::OGT, d, f32Constant(kb, kl, 0));
-          auto exp = math::ExpOp::create(
-              kb, kl,
-              arith::NegFOp::create(kb, kl, math::AbsFOp::create(kb, kl, d)));
-          // The per-key exp dominates long sequences: convert-moe-to-linalg
-          // expands it inline (MLIR's polynomial) instead of calling expf.
-          exp->setAttr(kApproximateAttrName, kb.getUnitAttr());
-          Value e = exp;
-          Value one = f32Constant(kb, kl, 1.0);
-          Value max = arith::SelectOp::create(kb, kl, raises, score, args[0]);
-          Value rescale = arith::SelectOp::create(kb, kl, raises, e, one);
-          Value weight = arith::SelectOp::create(kb, kl, raises, one, e);
-          Value sum = arith::AddFOp::create(
-              kb, kl, arith::MulFOp::create(kb, kl, args[1], rescale), weight);
-          Type vecType = args[2].getType();
           Value v = readRowAt(kb, kl, values, {batch, j, kvHead});
-          Value acc = vector::FMAOp::create(
-              kb, kl, vector::BroadcastOp::create(kb, kl, vecType, weight), v,
-              arith::MulFOp::create(
-                  kb, kl, args[2],
-                  vector::BroadcastOp::create(kb, kl, vecType, rescale)));
-          scf::YieldOp::create(kb, kl, ValueRange{max, sum, acc});
+          Value one = f32Constant(kb, kl, 1.0);
+          Value zero = f32Constant(kb, kl, 0);
+          SmallVector<Value> yields;
+          for (size_t g = 0; g < n; ++g) {
+            Value oldMax = args[3 * g], oldSum = args[3 * g + 1],
+                  oldAcc = args[3 * g + 2];
+            // score = q . k / sqrt(Dh), in f32; the sum may reassociate (a
+            // tree of vector adds instead of Dh serial ones).
+            Value dot = vector::ReductionOp::create(
+                kb, kl, vector::CombiningKind::ADD,
+                arith::MulFOp::create(kb, kl, queries[g], k),
+                arith::FastMathFlags::reassoc);
+            Value score = arith::MulFOp::create(kb, kl, dot, scale);
+            // One exp per key: with d = score - max, the new key's weight is
+            // exp(d) and the old state's rescale 1 when d <= 0, and the
+            // other way round when the key raises the max; both are
+            // exp(-|d|) or 1. The initial max -inf gives d = +inf, so
+            // rescale 0, weight 1.
+            Value d = arith::SubFOp::create(kb, kl, score, oldMax);
+            Value raises = arith::CmpFOp::create(
+                kb, kl, arith::CmpFPredicate::OGT, d, zero);
+            auto exp = math::ExpOp::create(
+                kb, kl,
+                arith::NegFOp::create(kb, kl, math::AbsFOp::create(kb, kl, d)));
+            // The per-key exp dominates long sequences: convert-moe-to-linalg
+            // expands it inline (MLIR's polynomial) instead of calling expf.
+            exp->setAttr(kApproximateAttrName, kb.getUnitAttr());
+            Value e = exp;
+            Value max = arith::SelectOp::create(kb, kl, raises, score, oldMax);
+            Value rescale = arith::SelectOp::create(kb, kl, raises, e, one);
+            Value weight = arith::SelectOp::create(kb, kl, raises, one, e);
+            Value sum = arith::AddFOp::create(
+                kb, kl, arith::MulFOp::create(kb, kl, oldSum, rescale), weight);
+            Type vecType = oldAcc.getType();
+            Value acc = vector::FMAOp::create(
+                kb, kl, vector::BroadcastOp::create(kb, kl, vecType, weight), v,
+                arith::MulFOp::create(
+                    kb, kl, oldAcc,
+                    vector::BroadcastOp::create(kb, kl, vecType, rescale)));
+            yields.append({max, sum, acc});
+          }
+          scf::YieldOp::create(kb, kl, yields);
         });
-    return {loop.getResult(0), loop.getResult(1), loop.getResult(2)};
+    SmallVector<SoftmaxState> result;
+    for (size_t g = 0; g < n; ++g)
+      result.push_back({loop.getResult(3 * g), loop.getResult(3 * g + 1),
+                        loop.getResult(3 * g + 2)});
+    return result;
   }
 
   OpBuilder &b;

@@ -1,10 +1,10 @@
 // Attention memory and work are linear in T for a fixed window W and group
 // size G, read off the bufferized loops (the prefix of moe-to-cpu-pipeline up
 // to parallel loops): the only buffers are the output, [B, T, H, Dh], and for
-// GMHA the group means, [B, T / G, KVH, Dh]; each (query, head) iteration of
-// the parallel loop runs at most W local keys (from max(g * G, i - W + 1) to
-// i) and g = i / G summaries. Nothing is [T, T]. Not a timing test: see
-// bench/attention_scaling.py for times.
+// GMHA the group means, [B, T / G, KVH, Dh]; each iteration of the parallel
+// loop (one query, the four heads of one kv-head) runs at most W local keys
+// (from max(g * G, i - W + 1) to i) and g = i / G summaries. Nothing is
+// [T, T]. Not a timing test: see bench/attention_scaling.py for times.
 // RUN: moec-opt %s -split-input-file -convert-moe-to-linalg -canonicalize \
 // RUN:   -one-shot-bufferize="bufferize-function-boundaries function-boundary-type-conversion=identity-layout-map" \
 // RUN:   -buffer-deallocation-pipeline -scf-forall-to-parallel \
@@ -18,7 +18,7 @@
 // CHECK-NOT: memref.alloc
 // CHECK: %[[OUT:.*]] = memref.alloc() {{.*}} : memref<1x4096x8x64xf32>
 // CHECK-NOT: memref.alloc
-// CHECK: scf.parallel (%[[I:.*]], %[[H:.*]]) = (%c0, %c0) to (%c4096, %c8)
+// CHECK: scf.parallel (%[[I:.*]], %[[H:.*]]) = (%c0, %c0) to (%c4096, %c2)
 // CHECK: %[[POS:.*]] = arith.select
 // CHECK: %[[G:.*]] = arith.divui %[[POS]], %c128
 // CHECK: %[[START:.*]] = arith.muli %[[G]], %c128
@@ -50,7 +50,7 @@ func.func @gmha_4096(%q: tensor<1x4096x8x64xf32>, %k: tensor<1x4096x2x64xf32>,
 // CHECK-NOT: memref.alloc
 // CHECK: memref.alloc() {{.*}} : memref<1x16384x8x64xf32>
 // CHECK-NOT: memref.alloc
-// CHECK: scf.parallel (%[[I:.*]], %{{.*}}) = (%c0, %c0) to (%c16384, %c8)
+// CHECK: scf.parallel (%[[I:.*]], %{{.*}}) = (%c0, %c0) to (%c16384, %c2)
 // CHECK: %[[POS:.*]] = arith.select
 // CHECK: %[[G:.*]] = arith.divui %[[POS]], %c128
 // CHECK: arith.maxsi
@@ -73,7 +73,7 @@ func.func @gmha_16384(%q: tensor<1x16384x8x64xf32>, %k: tensor<1x16384x2x64xf32>
 // CHECK-NOT: memref.alloc
 // CHECK: %[[OUT:.*]] = memref.alloc() {{.*}} : memref<1x4096x8x64xf32>
 // CHECK-NOT: memref.alloc
-// CHECK: scf.parallel (%[[I:.*]], %{{.*}}) = (%c0, %c0) to (%c4096, %c8)
+// CHECK: scf.parallel (%[[I:.*]], %{{.*}}) = (%c0, %c0) to (%c4096, %c2)
 // CHECK: %[[POS:.*]] = arith.select
 // CHECK: %[[FIRST:.*]] = arith.subi %[[POS]], %c255
 // CHECK: %[[LO:.*]] = arith.maxsi %[[FIRST]], %c0

@@ -1,30 +1,35 @@
 // RUN: moec-opt %s -convert-moe-to-linalg -split-input-file | FileCheck %s
 // RUN: moec-opt %s -moe-to-cpu-pipeline -split-input-file | FileCheck %s --check-prefix=OMP
 
-// Full causal attention: one forall iteration per (batch, query, head), an
-// online softmax over keys 0..i with the query row and the accumulator in
-// vector registers: per key one vector dot product (a reassociating
-// reduction) and one vector FMA over Dh.
+// Full causal attention: one forall iteration per (batch, query, pair of
+// heads sharing a kv-head), an online softmax per head over keys 0..i with
+// the query rows and the accumulators in vector registers: per key one read
+// of the key and value rows, then per head one vector dot product (a
+// reassociating reduction) and one vector FMA over Dh.
 // CHECK-LABEL: func @full
 // CHECK-SAME: (%[[Q:.*]]: tensor<?x?x4x8xf32>, %[[K:.*]]: tensor<?x?x2x8xf32>, %[[V:.*]]: tensor<?x?x2x8xf32>)
 // CHECK: %[[ZERO:.*]] = linalg.fill {{.*}} -> tensor<?x?x4x8xf32>
-// CHECK: %[[OUT:.*]] = scf.forall (%[[B:.*]], %[[I:.*]], %[[H:.*]]) in (%{{.*}}, %{{.*}}, 4) shared_outs(%[[ACC:.*]] = %[[ZERO]])
+// CHECK: %[[OUT:.*]] = scf.forall (%[[B:.*]], %[[I:.*]], %[[STEP:.*]]) in (%{{.*}}, %{{.*}}, 2) shared_outs(%[[ACC:.*]] = %[[ZERO]])
+// CHECK: %[[H0:.*]] = arith.muli %[[STEP]], %c2
 // Positions are interleaved (i / 2 for even i, T - 1 - i / 2 for odd) so
 // that contiguous chunks of iterations mix short and long causal rows.
 // CHECK: %[[HALF:.*]] = arith.divui %[[I]], %c2
 // CHECK: %[[ODD:.*]] = arith.cmpi ne
 // CHECK: %[[MIRROR:.*]] = arith.subi %{{.*}}, %[[HALF]]
 // CHECK: %[[POS:.*]] = arith.select %[[ODD]], %[[MIRROR]], %[[HALF]]
-// CHECK: %[[ROW:.*]] = tensor.extract_slice %[[ACC]][%[[B]], %[[POS]], %[[H]], 0] [1, 1, 1, 8] [1, 1, 1, 1] : tensor<?x?x4x8xf32> to tensor<8xf32>
+// CHECK: %[[ROWS:.*]] = tensor.extract_slice %[[ACC]][%[[B]], %[[POS]], %[[H0]], 0] [1, 1, 2, 8] [1, 1, 1, 1] : tensor<?x?x4x8xf32> to tensor<2x8xf32>
 // Heads 0, 1 read kv-head 0; heads 2, 3 kv-head 1.
-// CHECK: %[[KVH:.*]] = arith.divui %[[H]], %c2
-// CHECK: %[[QROW:.*]] = vector.transfer_read %[[Q]][%[[B]], %[[POS]], %[[H]], %{{.*}}], %{{.*}} {in_bounds = [true]} : tensor<?x?x4x8xf32>, vector<8xf32>
+// CHECK: %[[KVH:.*]] = arith.divui %[[H0]], %c2
 // CHECK: %[[ZEROS:.*]] = arith.constant dense<0.000000e+00> : vector<8xf32>
+// CHECK: %[[Q0:.*]] = vector.transfer_read %[[Q]][%[[B]], %[[POS]], %[[H0]], %{{.*}}], %{{.*}} {in_bounds = [true]} : tensor<?x?x4x8xf32>, vector<8xf32>
 // CHECK: %[[NEG_INF:.*]] = arith.constant 0xFF800000 : f32
+// CHECK: %[[H1:.*]] = arith.addi %[[H0]], %c1
+// CHECK: %[[Q1:.*]] = vector.transfer_read %[[Q]][%[[B]], %[[POS]], %[[H1]], %{{.*}}]
 // CHECK: %[[END:.*]] = arith.addi %[[POS]], %c1
-// CHECK: %[[SOFTMAX:.*]]:3 = scf.for %[[J:.*]] = %{{.*}} to %[[END]] {{.*}} iter_args(%[[M:.*]] = %[[NEG_INF]], %[[L:.*]] = %{{.*}}, %[[A:.*]] = %[[ZEROS]]) -> (f32, f32, vector<8xf32>)
+// CHECK: %[[SOFTMAX:.*]]:6 = scf.for %[[J:.*]] = %{{.*}} to %[[END]] {{.*}} iter_args(%[[M:.*]] = %[[NEG_INF]], %[[L:.*]] = %{{.*}}, %[[A:.*]] = %[[ZEROS]], %[[M1:.*]] = %{{.*}}, %{{.*}} = %{{.*}}, %{{.*}} = %[[ZEROS]]) -> (f32, f32, vector<8xf32>, f32, f32, vector<8xf32>)
 // CHECK: %[[KROW:.*]] = vector.transfer_read %[[K]][%[[B]], %[[J]], %[[KVH]], %{{.*}}]
-// CHECK: %[[QK:.*]] = arith.mulf %[[QROW]], %[[KROW]] : vector<8xf32>
+// CHECK: %[[VROW:.*]] = vector.transfer_read %[[V]][%[[B]], %[[J]], %[[KVH]], %{{.*}}]
+// CHECK: %[[QK:.*]] = arith.mulf %[[Q0]], %[[KROW]] : vector<8xf32>
 // CHECK: %[[DOT:.*]] = vector.reduction <add>, %[[QK]] fastmath<reassoc> : vector<8xf32> into f32
 // CHECK: %[[SCORE:.*]] = arith.mulf %[[DOT]], %{{.*}} : f32
 // One exp per key: exp(-|score - max|) is the new key's weight or the old
@@ -43,17 +48,26 @@
 // CHECK: %[[P:.*]] = arith.select %[[RAISES]], %{{.*}}, %[[E]]
 // CHECK: %[[L_SCALED:.*]] = arith.mulf %[[L]], %[[RESCALE]]
 // CHECK: arith.addf %[[L_SCALED]], %[[P]]
-// CHECK: %[[VROW:.*]] = vector.transfer_read %[[V]][%[[B]], %[[J]], %[[KVH]], %{{.*}}]
 // CHECK: %[[PV:.*]] = vector.broadcast %[[P]] : f32 to vector<8xf32>
 // CHECK: %[[RV:.*]] = vector.broadcast %[[RESCALE]] : f32 to vector<8xf32>
 // CHECK: %[[A_SCALED:.*]] = arith.mulf %[[A]], %[[RV]] : vector<8xf32>
 // CHECK: vector.fma %[[PV]], %[[VROW]], %[[A_SCALED]] : vector<8xf32>
+// The second head reuses the same key and value rows.
+// CHECK-NOT: vector.transfer_read
+// CHECK: %[[QK1:.*]] = arith.mulf %[[Q1]], %[[KROW]] : vector<8xf32>
+// CHECK-NOT: vector.transfer_read
+// CHECK: arith.subf %{{.*}}, %[[M1]]
+// CHECK-NOT: vector.transfer_read
+// CHECK: vector.fma %{{.*}}, %[[VROW]], %{{.*}} : vector<8xf32>
+// CHECK: scf.yield
 // CHECK: %[[INV:.*]] = arith.divf %{{.*}}, %[[SOFTMAX]]#1
 // CHECK: %[[INVV:.*]] = vector.broadcast %[[INV]]
 // CHECK: %[[NORMV:.*]] = arith.mulf %[[SOFTMAX]]#2, %[[INVV]] : vector<8xf32>
-// CHECK: %[[NORM:.*]] = vector.transfer_write %[[NORMV]], %[[ROW]]
+// CHECK: %[[NORM0:.*]] = vector.transfer_write %[[NORMV]], %[[ROWS]][%c0{{.*}}, %c0{{.*}}]
+// CHECK: %[[INV1:.*]] = arith.divf %{{.*}}, %[[SOFTMAX]]#4
+// CHECK: %[[NORM1:.*]] = vector.transfer_write %{{.*}}, %[[NORM0]][%c1{{.*}}, %c0{{.*}}]
 // CHECK: scf.forall.in_parallel
-// CHECK-NEXT: tensor.parallel_insert_slice %[[NORM]] into %[[ACC]][%[[B]], %[[POS]], %[[H]], 0] [1, 1, 1, 8]
+// CHECK-NEXT: tensor.parallel_insert_slice %[[NORM1]] into %[[ACC]][%[[B]], %[[POS]], %[[H0]], 0] [1, 1, 2, 8]
 // CHECK-NOT: linalg.generic
 // CHECK: return %[[OUT]]
 // OMP-LABEL: llvm.func @full
@@ -65,6 +79,27 @@ func.func @full(%q: tensor<?x?x4x8xf32>, %k: tensor<?x?x2x8xf32>,
   %o = moe.attention %q, %k, %v
       : (tensor<?x?x4x8xf32>, tensor<?x?x2x8xf32>, tensor<?x?x2x8xf32>) -> tensor<?x?x4x8xf32>
   return %o : tensor<?x?x4x8xf32>
+}
+
+// -----
+
+// Eight heads on one kv-head at Dh = 64: an iteration serves four of them
+// (their accumulators and query rows fill the vector registers), so each
+// kv-head takes two iterations.
+// CHECK-LABEL: func @wide_group
+// CHECK: scf.forall (%{{.*}}, %{{.*}}, %[[STEP:.*]]) in (%{{.*}}, %{{.*}}, 2)
+// CHECK: %[[H0:.*]] = arith.muli %[[STEP]], %c4
+// CHECK: tensor.extract_slice %{{.*}} [1, 1, 4, 64] [1, 1, 1, 1] : tensor<?x?x8x64xf32> to tensor<4x64xf32>
+// CHECK: arith.divui %[[H0]], %c8
+// CHECK: scf.for {{.*}} -> (f32, f32, vector<64xf32>, f32, f32, vector<64xf32>, f32, f32, vector<64xf32>, f32, f32, vector<64xf32>)
+// CHECK-COUNT-2: vector.transfer_read
+// CHECK-NOT: vector.transfer_read
+// CHECK: scf.yield
+func.func @wide_group(%q: tensor<?x?x8x64xf32>, %k: tensor<?x?x1x64xf32>,
+                      %v: tensor<?x?x1x64xf32>) -> tensor<?x?x8x64xf32> {
+  %o = moe.attention %q, %k, %v
+      : (tensor<?x?x8x64xf32>, tensor<?x?x1x64xf32>, tensor<?x?x1x64xf32>) -> tensor<?x?x8x64xf32>
+  return %o : tensor<?x?x8x64xf32>
 }
 
 // -----
@@ -112,21 +147,22 @@ func.func @sliding_bf16(%q: tensor<?x?x4x8xbf16>, %k: tensor<?x?x2x8xbf16>,
 // CHECK-SAME: ins(%[[KG]], %[[VG]] : tensor<?x?x4x2x8xf32>, tensor<?x?x4x2x8xf32>) outs(%{{.*}}, %{{.*}} : tensor<?x?x2x8xf32>, tensor<?x?x2x8xf32>)
 // CHECK: %[[MEANS:.*]]:2 = linalg.generic {{.*}} iterator_types = ["parallel", "parallel", "parallel", "parallel"]} outs(%[[SUMS]]#0, %[[SUMS]]#1
 // CHECK: arith.constant 2.500000e-01 : f32
-// CHECK: scf.forall (%[[B:.*]], %[[I:.*]], %[[H:.*]]) in
+// CHECK: scf.forall (%[[B:.*]], %[[I:.*]], %[[STEP:.*]]) in
+// CHECK: %[[H0:.*]] = arith.muli %[[STEP]]
 // CHECK: %[[POS:.*]] = arith.select
-// CHECK: %[[KVH:.*]] = arith.divui %[[H]]
+// CHECK: %[[KVH:.*]] = arith.divui %[[H0]]
 // CHECK: %[[GROUP:.*]] = arith.divui %[[POS]], %[[C4:.*]] : index
 // CHECK: %[[START:.*]] = arith.muli %[[GROUP]], %[[C4]]
 // CHECK: %[[FIRST:.*]] = arith.subi %[[POS]], %c2
 // CHECK: %[[LO:.*]] = arith.maxsi %[[START]], %[[FIRST]]
 // CHECK: %[[HI:.*]] = arith.addi %[[POS]]
-// CHECK: %[[LOCAL:.*]]:3 = scf.for %[[J:.*]] = %[[LO]] to %[[HI]]
+// CHECK: %[[LOCAL:.*]]:6 = scf.for %[[J:.*]] = %[[LO]] to %[[HI]]
 // CHECK: vector.transfer_read %[[K]][%[[B]], %[[J]], %[[KVH]], %{{.*}}]
 // CHECK: vector.transfer_read %[[V]][%[[B]], %[[J]], %[[KVH]], %{{.*}}]
-// CHECK: %[[ALL:.*]]:3 = scf.for %[[S:.*]] = %{{.*}} to %[[GROUP]] {{.*}} iter_args(%{{.*}} = %[[LOCAL]]#0, %{{.*}} = %[[LOCAL]]#1, %{{.*}} = %[[LOCAL]]#2)
+// CHECK: %[[ALL:.*]]:6 = scf.for %[[S:.*]] = %{{.*}} to %[[GROUP]] {{.*}} iter_args(%{{.*}} = %[[LOCAL]]#0, %{{.*}} = %[[LOCAL]]#1, %{{.*}} = %[[LOCAL]]#2, %{{.*}} = %[[LOCAL]]#3, %{{.*}} = %[[LOCAL]]#4, %{{.*}} = %[[LOCAL]]#5)
 // CHECK: vector.transfer_read %[[MEANS]]#0[%[[B]], %[[S]], %[[KVH]], %{{.*}}]
-// CHECK: arith.constant 1.44269502 : f32
 // CHECK: vector.transfer_read %[[MEANS]]#1[%[[B]], %[[S]], %[[KVH]], %{{.*}}]
+// CHECK: arith.constant 1.44269502 : f32
 // CHECK: arith.divf %{{.*}}, %[[ALL]]#1
 // CHECK: scf.forall.in_parallel
 // CHECK-NOT: tensor<?x?xf32>

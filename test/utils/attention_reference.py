@@ -31,6 +31,9 @@ CASES = {
     "full-mha": dict(B=1, T=6, H=4, KVH=4, Dh=8, kind=("full",), static=True),
     "full-batch": dict(B=2, T=5, H=2, KVH=1, Dh=4, kind=("full",)),
     "full-one-token": dict(B=1, T=1, H=4, KVH=2, Dh=8, kind=("full",)),
+    # Eight heads on one kv-head at Dh = 64: the lowering serves them four
+    # per iteration (two iterations per kv-head).
+    "full-wide-group": dict(B=1, T=6, H=8, KVH=1, Dh=64, kind=("full",)),
     "full-bf16": dict(B=1, T=7, H=4, KVH=2, Dh=8, kind=("full",),
                       dtype="bf16"),
     "sliding": dict(B=1, T=9, H=4, KVH=2, Dh=8, kind=("sliding", 3)),
@@ -47,6 +50,9 @@ CASES = {
                        static=True),
     "gmha-one-token": dict(B=1, T=1, H=4, KVH=2, Dh=8,
                            kind=("grouped", 4, 2)),
+    # Six heads per kv-head at Dh = 64: served three per iteration.
+    "gmha-wide-group": dict(B=1, T=9, H=12, KVH=2, Dh=64,
+                            kind=("grouped", 4, 2)),
     "gmha-bf16": dict(B=1, T=11, H=4, KVH=2, Dh=8, kind=("grouped", 4, 3),
                       dtype="bf16"),
 }

@@ -1,6 +1,7 @@
 // moe.attention through moe-to-cpu-pipeline, executed, against the NumPy
 // reference in test/utils/attention_reference.py (SEEDS.md §2): full causal
-// attention with grouped-query sharing (H = 4, KVH = 2), MHA (KVH = H, static
+// attention with grouped-query sharing (H = 4, KVH = 2; H = 8, KVH = 1 at
+// Dh = 64, served four heads per iteration), MHA (KVH = H, static
 // shapes), two sequences, one token, bf16 inputs; sliding windows shorter
 // than T, at least T (the same keys as full attention) and of one key. PASS
 // means a max relative error of at most 1e-4 (2e-2 for bf16).
@@ -29,6 +30,12 @@
 // RUN:     -shared-libs=%mlir_runner_utils,%mlir_c_runner_utils,%libomp > %t.full-one-token.out
 // RUN: %python %test_utils/attention_reference.py check full-one-token %t.full-one-token.out \
 // RUN: | FileCheck %s --check-prefix=FULL_ONE_TOKEN
+// RUN: %python %test_utils/attention_reference.py emit full-wide-group > %t.full-wide-group.mlir
+// RUN: moec-opt %t.full-wide-group.mlir -moe-to-cpu-pipeline \
+// RUN: | mlir-runner -e main -entry-point-result=void \
+// RUN:     -shared-libs=%mlir_runner_utils,%mlir_c_runner_utils,%libomp > %t.full-wide-group.out
+// RUN: %python %test_utils/attention_reference.py check full-wide-group %t.full-wide-group.out \
+// RUN: | FileCheck %s --check-prefix=FULL_WIDE_GROUP
 // RUN: %python %test_utils/attention_reference.py emit full-bf16 > %t.full-bf16.mlir
 // RUN: moec-opt %t.full-bf16.mlir -moe-to-cpu-pipeline \
 // RUN: | mlir-runner -e main -entry-point-result=void \
@@ -58,6 +65,7 @@
 // FULL_MHA: PASS full-mha: max rel error {{.*}} (keys per query [1, 2, 3, 4, 5, 6])
 // FULL_BATCH: PASS full-batch: max rel error {{.*}} (keys per query [1, 2, 3, 4, 5])
 // FULL_ONE_TOKEN: PASS full-one-token: max rel error {{.*}} (keys per query [1])
+// FULL_WIDE_GROUP: PASS full-wide-group: max rel error {{.*}} (keys per query [1, 2, 3, 4, 5, 6])
 // FULL_BF16: PASS full-bf16: max rel error {{.*}} (keys per query [1, 2, 3, 4, 5, 6, 7])
 // SLIDING: PASS sliding: max rel error {{.*}} (keys per query [1, 2, 3, 3, 3, 3, 3, 3, 3], unlike full attention)
 // SLIDING_WIDE: PASS sliding-wide: max rel error {{.*}} (keys per query [1, 2, 3, 4, 5, 6, 7], same as full attention)
