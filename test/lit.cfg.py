@@ -31,6 +31,8 @@ config.substitutions.append(("%mlir_runner_utils", runner_utils))
 config.substitutions.append(("%mlir_c_runner_utils", c_runner_utils))
 config.substitutions.append(("%libomp", libomp))
 config.substitutions.append(("%moec_cuda_runtime", cuda_runtime))
+config.substitutions.append(("%moec_lib_dir", config.moec_lib_dir))
+config.substitutions.append(("%llvm_lib_dir", config.llvm_lib_dir))
 config.substitutions.append(("%moec_src_root", config.moec_src_root))
 config.substitutions.append(("%moec_obj_root", config.moec_obj_root))
 config.substitutions.append(("%cuda_toolkit", config.cuda_toolkit_dir))
@@ -47,6 +49,7 @@ tools = [
     ToolSubst("moec-safetensors", unresolved="fatal"),
     ToolSubst("mlir-runner", unresolved="fatal"),
     ToolSubst("mlir-translate", unresolved="fatal"),
+    ToolSubst("llc", unresolved="fatal"),
     ToolSubst("llvm-readelf", unresolved="fatal"),
     ToolSubst("llvm-strings", unresolved="fatal"),
     ToolSubst("llvm-nm", unresolved="fatal"),

@@ -374,10 +374,15 @@ MOEC_RT_EXPORT void mgpuModuleUnload(void *module) {
   // A failed load was reported already; don't report its null handle again.
   if (!module)
     return;
+  // Unloads run from global destructors. In an ahead-of-time linked
+  // executable those run after the driver's own exit-time teardown, which
+  // took the module with it: every driver call, the context push first, then
+  // answers CUDA_ERROR_DEINITIALIZED, and there is nothing left to unload.
+  CUcontext current = nullptr;
+  if (cuCtxGetCurrent(&current) == CUDA_ERROR_DEINITIALIZED)
+    return;
   ScopedContext scope(__func__);
   CUresult result = cuModuleUnload(static_cast<CUmodule>(module));
-  // Unloads run from global destructors; at that point the driver may have
-  // shut down already, taking the module with it.
   if (result != CUDA_ERROR_DEINITIALIZED)
     checkCu(result, "cuModuleUnload(module)", __func__);
 }
