@@ -240,9 +240,9 @@ private:
                    [&](OpBuilder &nb, Location nl, ValueRange args) {
                      Type f32 = nb.getF32Type();
                      Value k = arith::AddFOp::create(
-                         nb, nl, args[2], castFloat(nb, nl, args[0], f32));
+                         nb, nl, args[2], extendToF32(nb, nl, args[0]));
                      Value v = arith::AddFOp::create(
-                         nb, nl, args[3], castFloat(nb, nl, args[1], f32));
+                         nb, nl, args[3], extendToF32(nb, nl, args[1]));
                      linalg::YieldOp::create(nb, nl, ValueRange{k, v});
                    });
     GenericBuilder means{b, loc, {kParallel, kParallel, kParallel, kParallel}};
@@ -375,7 +375,8 @@ Value toResultType(OpBuilder &b, Location loc, Value result, Type type) {
     result = cast.build(
         ValueRange{result}, {{0, 1, 2, 3}}, ValueRange{init}, {{0, 1, 2, 3}},
         [&](OpBuilder &nb, Location nl, ValueRange args) {
-          linalg::YieldOp::create(nb, nl, castFloat(nb, nl, args[0], element));
+          linalg::YieldOp::create(nb, nl,
+                                  truncateFromF32(nb, nl, args[0], element));
         })[0];
   }
   if (result.getType() != type)
@@ -383,32 +384,26 @@ Value toResultType(OpBuilder &b, Location loc, Value result, Type type) {
   return result;
 }
 
-struct AttentionLowering : OpRewritePattern<AttentionOp> {
-  using OpRewritePattern::OpRewritePattern;
+/// The key range of each attention op.
+KeyRange keyRangeOf(AttentionOp op) {
+  KeyRange range;
+  if (std::optional<uint64_t> window = op.getWindow())
+    range.window = static_cast<int64_t>(*window);
+  return range;
+}
 
-  LogicalResult matchAndRewrite(AttentionOp op,
+KeyRange keyRangeOf(GroupedAttentionOp op) {
+  return {static_cast<int64_t>(op.getWindow()),
+          static_cast<int64_t>(op.getGroupSize())};
+}
+
+template <typename OpTy> struct AttentionLowering : OpRewritePattern<OpTy> {
+  using OpRewritePattern<OpTy>::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(OpTy op,
                                 PatternRewriter &rewriter) const override {
-    KeyRange range;
-    if (std::optional<uint64_t> window = op.getWindow())
-      range.window = static_cast<int64_t>(*window);
     Value result = AttentionBuilder(rewriter, op.getLoc(), op.getQuery(),
-                                    op.getKey(), op.getValue(), range)
-                       .build();
-    rewriter.replaceOp(
-        op, toResultType(rewriter, op.getLoc(), result, op.getType()));
-    return success();
-  }
-};
-
-struct GroupedAttentionLowering : OpRewritePattern<GroupedAttentionOp> {
-  using OpRewritePattern::OpRewritePattern;
-
-  LogicalResult matchAndRewrite(GroupedAttentionOp op,
-                                PatternRewriter &rewriter) const override {
-    KeyRange range{static_cast<int64_t>(op.getWindow()),
-                   static_cast<int64_t>(op.getGroupSize())};
-    Value result = AttentionBuilder(rewriter, op.getLoc(), op.getQuery(),
-                                    op.getKey(), op.getValue(), range)
+                                    op.getKey(), op.getValue(), keyRangeOf(op))
                        .build();
     rewriter.replaceOp(
         op, toResultType(rewriter, op.getLoc(), result, op.getType()));
@@ -419,6 +414,6 @@ struct GroupedAttentionLowering : OpRewritePattern<GroupedAttentionOp> {
 } // namespace
 
 void mlir::moe::populateAttentionToLinalgPatterns(RewritePatternSet &patterns) {
-  patterns.add<AttentionLowering, GroupedAttentionLowering>(
-      patterns.getContext());
+  patterns.add<AttentionLowering<AttentionOp>,
+               AttentionLowering<GroupedAttentionOp>>(patterns.getContext());
 }

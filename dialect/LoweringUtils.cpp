@@ -53,14 +53,6 @@ Value moe::sigmoid(OpBuilder &b, Location loc, Value x) {
                                arith::AddFOp::create(b, loc, one, e));
 }
 
-Value moe::castFloat(OpBuilder &b, Location loc, Value v, Type type) {
-  if (v.getType() == type)
-    return v;
-  if (v.getType().getIntOrFloatBitWidth() < type.getIntOrFloatBitWidth())
-    return arith::ExtFOp::create(b, loc, type, v);
-  return arith::TruncFOp::create(b, loc, type, v);
-}
-
 Value moe::castToType(OpBuilder &b, Location loc, Value v, Type type) {
   if (v.getType() == type)
     return v;

@@ -45,9 +45,6 @@ Value sigmoid(OpBuilder &b, Location loc, Value x);
 /// `linalg.index dim` as an i32, inside a generic's body.
 Value indexAsI32(OpBuilder &b, Location loc, unsigned dim);
 
-/// The float scalar `v` as `type`: itself, or widened (arith.extf) or
-/// narrowed (arith.truncf) to it.
-Value castFloat(OpBuilder &b, Location loc, Value v, Type type);
 /// `v` as a tensor of `type` (a tensor.cast to a more or less static shape),
 /// or `v` itself when it has that type already.
 Value castToType(OpBuilder &b, Location loc, Value v, Type type);
