@@ -67,7 +67,7 @@ def Moe_TopPAttr : Moe_Attr<"TopP", "top_p", [
     ```
   }];
   let parameters = (ins
-      Moe_FloatParameter<"cumulative probability to exceed, in (0, 1)">:$threshold,
+      Moe_FloatParameter<"cumulative probability to exceed, >= 0 (>= 1: every expert)">:$threshold,
       OptionalParameter<"std::optional<int64_t>", "cap on experts per token">:$max_experts,
       Moe_BoolParameter<"renormalise the weights", "false">:$normalize);
   let assemblyFormat = "`<` struct(params) `>`";

@@ -70,7 +70,8 @@ def tensor_shapes(cfg):
     V = cfg["vocab_size"]
     E = cfg["num_experts"] if qwen else cfg["num_local_experts"]
     F = cfg["moe_intermediate_size"] if qwen else cfg["intermediate_size"]
-    heads = (ext.get("multi_head") or {}).get("heads", 1)
+    multi_head = ext.get("multi_head") is not None
+    heads = ext["multi_head"]["heads"] if multi_head else 1
     dr = D // heads
     dual = ext.get("shared_experts")
     adr = ext.get("adaptive_routing")
@@ -110,7 +111,7 @@ def tensor_shapes(cfg):
             out[m + "experts.%d.%s.weight" % (e, w1)] = ((F, dr), dr)
             out[m + "experts.%d.%s.weight" % (e, w3)] = ((F, dr), dr)
             out[m + "experts.%d.%s.weight" % (e, w2)] = ((dr, F), F)
-        if heads > 1:
+        if multi_head:  # SEEDS §5, also with heads = 1
             out[m + "multi_head.weight"] = ((D, D), D)
             out[m + "multi_head.bias"] = ((D,), "bias")
             out[m + "merge.weight"] = ((D, D), D)

@@ -258,9 +258,11 @@ void parseExtension(ObjectReader &top, ModelConfig &config, StringRef fileName,
           topP ? RoutingPolicy::TopP : RoutingPolicy::Threshold;
       config.routing.threshold = r.number("threshold");
       double t = config.routing.threshold;
-      if (topP ? !(t > 0 && t < 1) : !(t >= 0 && t < 1))
-        r.fail("threshold", std::string("expected a number in ") +
-                                (topP ? "(0, 1)" : "[0, 1)") + " for " +
+      // top_p: any t >= 0 has a meaning (SEEDS §3: K = E when no prefix
+      // sum exceeds t); the threshold policy keeps nothing at t >= 1.
+      if (topP ? !(t >= 0 && std::isfinite(t)) : !(t >= 0 && t < 1))
+        r.fail("threshold", std::string("expected a number ") +
+                                (topP ? ">= 0" : "in [0, 1)") + " for " +
                                 policy);
       config.routing.maxExperts = r.optionalInteger("max_experts", 1);
       config.routing.normalize = r.boolean("normalize", false);
@@ -286,6 +288,14 @@ void parseExtension(ObjectReader &top, ModelConfig &config, StringRef fileName,
     schedule.period = s.optionalInteger("period", 1);
     if (schedule.kind == "wave" && !schedule.period)
       s.fail("period", "missing (required by the wave schedule)");
+    if (schedule.kind != "wave" && schedule.period) {
+      // SEEDS's example lists a period beside every kind; only wave uses it.
+      warnings.push_back(fileName.str() +
+                         ": warning: moec.expert_schedule.period applies only "
+                         "to the wave schedule; ignored for " +
+                         schedule.kind);
+      schedule.period.reset();
+    }
     config.expertSchedule = schedule;
     s.warnUnknownKeys(warnings);
   }

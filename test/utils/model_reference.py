@@ -101,7 +101,10 @@ class Config:
         self.max_experts = r.get("max_experts")
         self.normalize_dyn = bool(r.get("normalize", False))
         self.schedule = ext.get("expert_schedule")
-        self.heads = (ext.get("multi_head") or {}).get("heads", 1)
+        # SEEDS §5: a multi_head object means the head and merge projections,
+        # whatever h (h = 1 keeps them); without it there are none.
+        self.multi_head = ext.get("multi_head") is not None
+        self.heads = ext["multi_head"]["heads"] if self.multi_head else 1
         self.dual = ext.get("shared_experts")
         self.adr = ext.get("adaptive_routing")
 
@@ -422,7 +425,7 @@ def moe_block(cfg, w, l, h, warnings):
 
     # MH-MoE (§5): sub-token n·heads + j is u[n, j·dr:(j+1)·dr].
     u = h
-    if heads > 1:
+    if cfg.multi_head:
         u = h @ w[m + "multi_head.weight"].T + w[m + "multi_head.bias"]
     sub = u.reshape(N * heads, dr)
 
@@ -440,7 +443,7 @@ def moe_block(cfg, w, l, h, warnings):
         ws = [w[m + "experts.%d.%s.weight" % (e, n)] for n in names]
         routed[rows] += weights[rows, e:e + 1] * swiglu(sub[rows], *ws)
     y = routed.reshape(N, D)
-    if heads > 1:
+    if cfg.multi_head:
         y = y @ w[m + "merge.weight"].T + w[m + "merge.bias"]
 
     if cfg.qwen:  # the shared expert of qwen2_moe, on the un-split token
