@@ -7,11 +7,11 @@
 #include "llvm/Support/Format.h"
 #include "llvm/Support/FormatVariadic.h"
 
-#include <cstdlib>
 #include "llvm/ADT/TypeSwitch.h"
+#include <cstdlib>
 
-#include <cmath>
 #include "llvm/Support/MathExtras.h"
+#include <cmath>
 
 using namespace mlir;
 using namespace mlir::moe;
@@ -87,8 +87,8 @@ TopKAttr::verifyForExperts(int64_t numExperts,
 //===----------------------------------------------------------------------===//
 
 static LogicalResult
-verifyMaxExperts(function_ref<InFlightDiagnostic()> emitError,
-                 StringRef policy, std::optional<int64_t> maxExperts) {
+verifyMaxExperts(function_ref<InFlightDiagnostic()> emitError, StringRef policy,
+                 std::optional<int64_t> maxExperts) {
   if (maxExperts && *maxExperts < 1)
     return emitError() << policy << " needs max_experts >= 1, got "
                        << *maxExperts;
@@ -230,7 +230,8 @@ int64_t ExpertScheduleAttr::getNumExperts(int64_t layer,
   case ExpertScheduleKind::hourglass:
     return round(hi - delta * tent);
   case ExpertScheduleKind::wave: {
-    double phase = 2.0 * llvm::numbers::pi * double(layer) / double(*getPeriod());
+    double phase =
+        2.0 * llvm::numbers::pi * double(layer) / double(*getPeriod());
     return round(lo + delta * (1.0 + std::sin(phase)) / 2.0);
   }
   }

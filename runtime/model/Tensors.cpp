@@ -251,10 +251,10 @@ HostTensor moec::runtime::readTokens(const std::string &spec, int64_t vocab,
     }
     if (header.shape.size() == 1)
       shape = {1, header.shape[0]};
-    else if (header.shape.size() == 2 && !header.fortranOrder)
+    else if (header.shape.size() == 2)
       shape = header.shape;
     else {
-      error = spec + ": token ids must have shape [T] or [B, T] (C order)";
+      error = spec + ": token ids must have shape [T] or [B, T]";
       return HostTensor(ElementType::I32, {0, 0});
     }
     size_t count = static_cast<size_t>(shape[0] * shape[1]);
@@ -273,6 +273,15 @@ HostTensor moec::runtime::readTokens(const std::string &spec, int64_t vocab,
         std::memcpy(&v, bytes.data() + header.dataOffset + 8 * i, 8);
       }
       ids.push_back(v);
+    }
+    // np.save writes a transposed or Fortran-ordered [B, T] array column by
+    // column: bring it to row order.
+    if (header.fortranOrder && header.shape.size() == 2) {
+      std::vector<int64_t> rows(ids.size());
+      for (int64_t b = 0; b < shape[0]; ++b)
+        for (int64_t t = 0; t < shape[1]; ++t)
+          rows[b * shape[1] + t] = ids[t * shape[0] + b];
+      ids = std::move(rows);
     }
   }
   if (ids.empty()) {
