@@ -230,8 +230,11 @@ int64_t ExpertScheduleAttr::getNumExperts(int64_t layer,
   case ExpertScheduleKind::hourglass:
     return round(hi - delta * tent);
   case ExpertScheduleKind::wave: {
+    // The phase from l mod period, so that sin is exactly 0 at whole periods
+    // (a rounding of 2*pi*l/period would tip an x.5 below it).
+    int64_t period = *getPeriod();
     double phase =
-        2.0 * llvm::numbers::pi * double(layer) / double(*getPeriod());
+        2.0 * llvm::numbers::pi * double(layer % period) / double(period);
     return round(lo + delta * (1.0 + std::sin(phase)) / 2.0);
   }
   }

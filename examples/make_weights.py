@@ -49,8 +49,10 @@ def schedule_experts(schedule, layer, num_layers):
          "ascending": lambda: lo + delta * t,
          "pyramid": lambda: lo + delta * tent,
          "hourglass": lambda: hi - delta * tent,
+         # l mod period: sin is exactly 0 at whole periods.
          "wave": lambda: lo + delta * (1.0 + math.sin(
-             2.0 * math.pi * layer / schedule["period"])) / 2.0}[kind]()
+             2.0 * math.pi * (layer % schedule["period"])
+             / schedule["period"])) / 2.0}[kind]()
     return int(math.floor(x + 0.5))
 
 

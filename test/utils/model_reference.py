@@ -150,7 +150,10 @@ class Config:
         elif kind == "hourglass":
             x = hi - delta * tent
         elif kind == "wave":
-            x = lo + delta * (1.0 + math.sin(2.0 * math.pi * l / s["period"])) / 2.0
+            # SEEDS §4 in exact arithmetic at whole periods (sin = 0): the
+            # phase from l mod period, not a rounded 2*pi*l/period.
+            p = s["period"]
+            x = lo + delta * (1.0 + math.sin(2.0 * math.pi * (l % p) / p)) / 2.0
         else:
             raise ValueError("unknown expert_schedule kind %r" % kind)
         return int(math.floor(x + 0.5))
