@@ -450,10 +450,8 @@ moec::parseModelConfig(StringRef text, StringRef fileName,
         top.integer("intermediate_size", 1,
                     anyDense ? std::nullopt : std::optional<int64_t>(0));
   }
-  if (!error && config.expertsPerToken > config.numExperts)
-    top.fail("num_experts_per_tok",
-             std::to_string(config.expertsPerToken) + " is more than the " +
-                 std::to_string(config.numExperts) + " experts");
+  // k > E is no error: SEEDS §4 routes min(k, E_l) experts in each layer,
+  // and a schedule may give a layer more experts than num_local_experts.
 
   if (!error)
     parseExtension(top, config, fileName, error, warnings);
