@@ -193,6 +193,17 @@ public:
       used.insert(key);
   }
 
+  /// `v` as JSON text (strings quoted, control characters escaped, so an
+  /// error stays on one line), cut to 40 characters.
+  static std::string show(const json::Value &v) {
+    std::string s;
+    llvm::raw_string_ostream os(s);
+    os << v;
+    if (s.size() > 40)
+      s = s.substr(0, 37) + "...";
+    return s;
+  }
+
 private:
   const json::Value *lookup(StringRef key, bool optional) {
     used.insert(key);
@@ -202,15 +213,6 @@ private:
     if (!optional)
       fail(key, "missing (required)");
     return nullptr;
-  }
-
-  static std::string show(const json::Value &v) {
-    std::string s;
-    llvm::raw_string_ostream os(s);
-    os << v;
-    if (s.size() > 40)
-      s = s.substr(0, 37) + "...";
-    return s;
   }
 
   const json::Object &object;
@@ -383,8 +385,7 @@ moec::parseModelConfig(StringRef text, StringRef fileName,
     config.modelType = ModelType::Qwen2Moe;
   else
     top.fail("model_type", "unsupported model type " +
-                               (type ? "\"" + type->str() + "\""
-                                     : std::string("(not a string)")) +
+                               ObjectReader::show(*root->get("model_type")) +
                                "; moec compiles \"mixtral\" and \"qwen2_moe\"");
   bool qwen = config.modelType == ModelType::Qwen2Moe;
 
