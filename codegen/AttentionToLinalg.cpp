@@ -146,6 +146,7 @@ public:
                           : Value(arith::AddIOp::create(
                                 b, loc, firstHead, indexConstant(b, loc, g)));
       queries.push_back(readRow(query, {batch, pos, head}));
+      // Before any key: max -inf, sum 0, accumulator 0 (see foldKey).
       states.push_back(
           {f32Constant(b, loc, -std::numeric_limits<double>::infinity()),
            f32Constant(b, loc, 0), zeros});
@@ -238,7 +239,6 @@ private:
         sums.build(ValueRange{keys, values}, {{0, 1, 4, 2, 3}, {0, 1, 4, 2, 3}},
                    ValueRange{keySums, valueSums}, {{0, 1, 2, 3}, {0, 1, 2, 3}},
                    [&](OpBuilder &nb, Location nl, ValueRange args) {
-                     Type f32 = nb.getF32Type();
                      Value k = arith::AddFOp::create(
                          nb, nl, args[2], extendToF32(nb, nl, args[0]));
                      Value v = arith::AddFOp::create(
@@ -288,6 +288,37 @@ private:
     return 1;
   }
 
+  /// `state` after one more key, of `score` and f32 value row `v`.
+  static SoftmaxState foldKey(OpBuilder &kb, Location kl, SoftmaxState state,
+                              Value score, Value v) {
+    // One exp per key: with d = score - max, the new key's weight is exp(d)
+    // and the old state's rescale 1 when d <= 0, and the other way round
+    // when the key raises the max; both are exp(-|d|) or 1. The initial max
+    // -inf gives d = +inf, so rescale 0, weight 1.
+    Value d = arith::SubFOp::create(kb, kl, score, state.max);
+    Value raises = arith::CmpFOp::create(kb, kl, arith::CmpFPredicate::OGT, d,
+                                         f32Constant(kb, kl, 0));
+    auto exp = math::ExpOp::create(
+        kb, kl, arith::NegFOp::create(kb, kl, math::AbsFOp::create(kb, kl, d)));
+    // The per-key exp dominates long sequences: convert-moe-to-linalg
+    // expands it inline (MLIR's polynomial) instead of calling expf.
+    exp->setAttr(kApproximateAttrName, kb.getUnitAttr());
+    Value e = exp;
+    Value one = f32Constant(kb, kl, 1.0);
+    Value max = arith::SelectOp::create(kb, kl, raises, score, state.max);
+    Value rescale = arith::SelectOp::create(kb, kl, raises, e, one);
+    Value weight = arith::SelectOp::create(kb, kl, raises, one, e);
+    Value sum = arith::AddFOp::create(
+        kb, kl, arith::MulFOp::create(kb, kl, state.sum, rescale), weight);
+    Type vecType = state.acc.getType();
+    Value acc = vector::FMAOp::create(
+        kb, kl, vector::BroadcastOp::create(kb, kl, vecType, weight), v,
+        arith::MulFOp::create(
+            kb, kl, state.acc,
+            vector::BroadcastOp::create(kb, kl, vecType, rescale)));
+    return {max, sum, acc};
+  }
+
   /// Folds the keys `keys[batch, j, kvHead]` (values likewise) for j in
   /// [lo, hi) into the online softmaxes of the queries whose f32 rows are
   /// `queries`, one state each. Each key row is read once per step; each
@@ -306,12 +337,8 @@ private:
         [&](OpBuilder &kb, Location kl, Value j, ValueRange args) {
           Value k = readRowAt(kb, kl, keys, {batch, j, kvHead});
           Value v = readRowAt(kb, kl, values, {batch, j, kvHead});
-          Value one = f32Constant(kb, kl, 1.0);
-          Value zero = f32Constant(kb, kl, 0);
           SmallVector<Value> yields;
           for (size_t g = 0; g < n; ++g) {
-            Value oldMax = args[3 * g], oldSum = args[3 * g + 1],
-                  oldAcc = args[3 * g + 2];
             // score = q . k / sqrt(Dh), in f32; the sum may reassociate (a
             // tree of vector adds instead of Dh serial ones).
             Value dot = vector::ReductionOp::create(
@@ -319,33 +346,10 @@ private:
                 arith::MulFOp::create(kb, kl, queries[g], k),
                 arith::FastMathFlags::reassoc);
             Value score = arith::MulFOp::create(kb, kl, dot, scale);
-            // One exp per key: with d = score - max, the new key's weight is
-            // exp(d) and the old state's rescale 1 when d <= 0, and the
-            // other way round when the key raises the max; both are
-            // exp(-|d|) or 1. The initial max -inf gives d = +inf, so
-            // rescale 0, weight 1.
-            Value d = arith::SubFOp::create(kb, kl, score, oldMax);
-            Value raises = arith::CmpFOp::create(
-                kb, kl, arith::CmpFPredicate::OGT, d, zero);
-            auto exp = math::ExpOp::create(
-                kb, kl,
-                arith::NegFOp::create(kb, kl, math::AbsFOp::create(kb, kl, d)));
-            // The per-key exp dominates long sequences: convert-moe-to-linalg
-            // expands it inline (MLIR's polynomial) instead of calling expf.
-            exp->setAttr(kApproximateAttrName, kb.getUnitAttr());
-            Value e = exp;
-            Value max = arith::SelectOp::create(kb, kl, raises, score, oldMax);
-            Value rescale = arith::SelectOp::create(kb, kl, raises, e, one);
-            Value weight = arith::SelectOp::create(kb, kl, raises, one, e);
-            Value sum = arith::AddFOp::create(
-                kb, kl, arith::MulFOp::create(kb, kl, oldSum, rescale), weight);
-            Type vecType = oldAcc.getType();
-            Value acc = vector::FMAOp::create(
-                kb, kl, vector::BroadcastOp::create(kb, kl, vecType, weight), v,
-                arith::MulFOp::create(
-                    kb, kl, oldAcc,
-                    vector::BroadcastOp::create(kb, kl, vecType, rescale)));
-            yields.append({max, sum, acc});
+            SoftmaxState next =
+                foldKey(kb, kl, {args[3 * g], args[3 * g + 1], args[3 * g + 2]},
+                        score, v);
+            yields.append({next.max, next.sum, next.acc});
           }
           scf::YieldOp::create(kb, kl, yields);
         });
