@@ -17,6 +17,9 @@ config.test_source_root = os.path.dirname(__file__)
 config.test_exec_root = os.path.join(config.moec_obj_root, "test")
 
 llvm_config.use_default_substitutions()
+# Tests write only under the build tree: no __pycache__ beside the helpers
+# they import (test/utils, examples/).
+config.environment["PYTHONDONTWRITEBYTECODE"] = "1"
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 
 def shared_lib(directory, name):
