@@ -1,11 +1,16 @@
 //===- HostCodegen.cpp - LLVM dialect to a native object ------------------===//
 
 #include "codegen/HostCodegen.h"
+#include "dialect/MoeDialect.h"
+#include "runtime/model/ModelAbi.h"
 
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Target/LLVMIR/Dialect/All.h"
 #include "mlir/Target/LLVMIR/Export.h"
+#include "mlir/Target/LLVMIR/LLVMTranslationInterface.h"
 
 #include "llvm/IR/IRBuilder.h"
+#include "llvm/Transforms/Utils/Cloning.h"
 #include "llvm/IR/LegacyPassManager.h"
 #include "llvm/MC/TargetRegistry.h"
 #include "llvm/Passes/PassBuilder.h"
@@ -17,6 +22,43 @@
 using namespace mlir;
 
 namespace {
+
+/// The moe dialect's attributes that reach the LLVM dialect (`moe.param` on
+/// @forward's arguments, `moe.layers` on layer functions) have no LLVM IR
+/// meaning: they translate to nothing. Without an interface, translation
+/// warns once per attribute and each warning prints the whole function,
+/// which took seconds for a model's hundreds of parameters.
+struct MoeToLLVMIRTranslation : public LLVMTranslationDialectInterface {
+  using LLVMTranslationDialectInterface::LLVMTranslationDialectInterface;
+};
+
+/// Inlines `entry` into its C interface `cInterface` and deletes it. The C
+/// interface unpacks every argument's descriptor into scalars and calls the
+/// entry with them: thousands for a real model (7 per weight). LLVM handles
+/// so many arguments in time quadratic in their number (called-value
+/// propagation, instruction selection's argument stores: 80 s and 5 s for
+/// 256 layers), so the call is gone before the optimiser runs; the loads then
+/// feed the layer calls directly.
+llvm::Error inlineEntry(llvm::Module &module, llvm::StringRef entry,
+                        llvm::Function &cInterface) {
+  llvm::Function *entryFunction = module.getFunction(entry);
+  if (!entryFunction)
+    return llvm::createStringError("no function '" + entry + "'");
+  for (llvm::User *user : llvm::make_early_inc_range(entryFunction->users())) {
+    auto *call = llvm::dyn_cast<llvm::CallBase>(user);
+    if (!call || call->getFunction() != &cInterface)
+      continue;
+    llvm::InlineFunctionInfo info;
+    llvm::InlineResult result = llvm::InlineFunction(*call, info);
+    if (!result.isSuccess())
+      return llvm::createStringError("cannot inline '" + entry +
+                                     "': " + result.getFailureReason());
+  }
+  // The runtime calls <entry>_packed only.
+  if (entryFunction->use_empty())
+    entryFunction->eraseFromParent();
+  return llvm::Error::success();
+}
 
 /// The host target machine, created once per call (cheap next to codegen).
 llvm::Expected<std::unique_ptr<llvm::TargetMachine>> hostTargetMachine() {
@@ -65,7 +107,23 @@ moe::translateForHost(ModuleOp module, llvm::LLVMContext &context,
                       llvm::StringRef entry, llvm::StringRef manifest) {
   DialectRegistry registry;
   registerAllToLLVMIRTranslations(registry);
+  registry.addExtension(+[](MLIRContext *, MoeDialect *dialect) {
+    dialect->addInterfaces<MoeToLLVMIRTranslation>();
+  });
   module->getContext()->appendDialectRegistry(registry);
+  // Decoder layer functions stay calls: LLVM's inliner would otherwise copy
+  // a layer's body into every call site and undo the one-body-per-kind
+  // compile (the attribute survives the conversion to the LLVM dialect).
+  // Internal, their calls lose the arguments that are the same constant at
+  // every call site (a static weight's offset, sizes and strides: 6 of the 7
+  // scalars of its descriptor) to interprocedural constant propagation and
+  // dead argument elimination.
+  module.walk([](LLVM::LLVMFuncOp func) {
+    if (!func->hasAttr(MoeDialect::LayersAttrHelper::getNameStr()))
+      return;
+    func.setNoInline(true);
+    func.setLinkage(LLVM::Linkage::Internal);
+  });
   std::unique_ptr<llvm::Module> llvmModule =
       translateModuleToLLVMIR(module, context, "moec_model");
   if (!llvmModule)
@@ -76,6 +134,8 @@ moe::translateForHost(ModuleOp module, llvm::LLVMContext &context,
   if (!callee)
     return llvm::createStringError("no function '" + cInterface +
                                    "' (is llvm.emit_c_interface set?)");
+  if (llvm::Error err = inlineEntry(*llvmModule, entry, *callee))
+    return std::move(err);
 
   // <entry>_packed(void **args): unpacks the descriptor pointers.
   llvm::Type *ptr = llvm::PointerType::getUnqual(context);
@@ -96,7 +156,7 @@ moe::translateForHost(ModuleOp module, llvm::LLVMContext &context,
       llvm::ConstantDataArray::getString(context, manifest, /*AddNull=*/true);
   new llvm::GlobalVariable(*llvmModule, text->getType(), /*isConstant=*/true,
                            llvm::GlobalValue::ExternalLinkage, text,
-                           "moec_model_manifest");
+                           moec::abi::kManifestSymbol);
   return llvmModule;
 }
 

@@ -27,6 +27,7 @@ namespace mlir::moe {
 ///    `llvm.emit_c_interface` attribute) with args[0] as the result's memref
 ///    descriptor and args[1..] as the arguments' descriptors;
 ///  * `const char moec_model_manifest[]`, holding `manifest`.
+/// runtime/model/ModelAbi.h describes what the runtime expects of both.
 llvm::Expected<std::unique_ptr<llvm::Module>>
 translateForHost(ModuleOp module, llvm::LLVMContext &context,
                  llvm::StringRef entry, llvm::StringRef manifest);

@@ -58,6 +58,16 @@ Value DenseBuilder::add(Value lhs, Value rhs) {
                    })[0];
 }
 
+Value DenseBuilder::accumulate(Value acc, Value rhs) {
+  GenericBuilder gen{b, loc, {kParallel, kParallel}};
+  return gen.build(rhs, {{0, 1}}, acc, {{0, 1}},
+                   [&](OpBuilder &nb, Location nl, ValueRange a) {
+                     linalg::YieldOp::create(
+                         nb, nl,
+                         Value(arith::AddFOp::create(nb, nl, a[1], a[0])));
+                   })[0];
+}
+
 Value DenseBuilder::singleGroup(Value x) {
   Value n = getValueOrCreateConstantIndexOp(b, loc, rows(x));
   Value zero = arith::ConstantIntOp::create(b, loc, 0, 32);

@@ -39,6 +39,11 @@ struct DenseBuilder {
   /// `a + b` elementwise for two f32 `[rows, width]` tensors.
   Value add(Value lhs, Value rhs);
 
+  /// `acc + rhs` like `add`, computed into `acc` itself (the generic's init),
+  /// so that bufferization updates `acc`'s buffer in place: a residual
+  /// stream that is one buffer through every layer.
+  Value accumulate(Value acc, Value rhs);
+
   /// Group offsets `[0, rows(x)]`: one group holding every row.
   Value singleGroup(Value x);
 

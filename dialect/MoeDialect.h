@@ -4,6 +4,7 @@
 #define MOEC_DIALECT_MOEDIALECT_H
 
 #include "mlir/IR/Dialect.h"
+#include "mlir/IR/Operation.h"
 
 #include "dialect/MoeDialect.h.inc"
 

@@ -32,6 +32,10 @@ def Moe_Dialect : Dialect {
     * `moe.moe_block` is the composite layer, decomposed by a pass.
   }];
   let useDefaultAttributePrinterParser = 1;
+  // `moe.layers` on a decoder layer's function (the importer emits one per
+  // kind of layer): the layers it computes. Code generation keeps such
+  // functions out of line (LLVM's noinline), so each is compiled once.
+  let discardableAttrs = (ins "::mlir::DenseI64ArrayAttr":$layers);
   let extraClassDeclaration = [{
     /// Defined beside the attribute storage classes, which it needs.
     void registerAttributes();

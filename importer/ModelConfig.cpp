@@ -13,6 +13,7 @@
 
 using namespace moec;
 using llvm::StringRef;
+using llvm::Twine;
 namespace json = llvm::json;
 
 bool ModelConfig::isSparseLayer(int64_t layer) const {
@@ -22,9 +23,8 @@ bool ModelConfig::isSparseLayer(int64_t layer) const {
          (layer + 1) % decoderSparseStep == 0;
 }
 
-std::string ModelConfig::moeBlockPrefix(int64_t layer) const {
-  return "model.layers." + std::to_string(layer) +
-         (modelType == ModelType::Mixtral ? ".block_sparse_moe" : ".mlp");
+std::string ModelConfig::moeBlockName() const {
+  return modelType == ModelType::Mixtral ? "block_sparse_moe" : "mlp";
 }
 
 namespace {
@@ -358,7 +358,125 @@ void parseExtension(ObjectReader &top, ModelConfig &config, StringRef fileName,
   ext.warnUnknownKeys(warnings);
 }
 
+/// A factor of a weight count and the config key it comes from.
+struct SizeFactor {
+  StringRef key;
+  int64_t value;
+};
+
+/// `count` tensors of the product of `factors` elements each, once per
+/// layer or once per model.
+struct SizeTerm {
+  int64_t count;
+  std::vector<SizeFactor> factors;
+  bool perLayer = true;
+};
+
+/// The weights of a model as terms whose sum bounds the element count from
+/// above (every layer is counted with both a MoE block and a dense MLP, the
+/// routed experts with their full width and the schedule's largest E_l).
+std::vector<SizeTerm> sizeTerms(const ModelConfig &c) {
+  bool qwen = c.modelType == ModelType::Qwen2Moe;
+  SizeFactor d{"hidden_size", c.hiddenSize}, dh{"head_dim", c.headDim};
+  SizeFactor experts{qwen ? "num_experts" : "num_local_experts", c.numExperts};
+  if (c.expertSchedule)
+    experts = {"moec.expert_schedule.max_experts",
+               c.expertSchedule->maxExperts};
+  SizeFactor f{qwen ? "moe_intermediate_size" : "intermediate_size",
+               c.expertIntermediateSize};
+  std::vector<SizeTerm> terms{
+      {c.tieWordEmbeddings ? 1 : 2, {{"vocab_size", c.vocabSize}, d}, false},
+      {2, {{"num_attention_heads", c.numHeads}, d, dh}},
+      {2, {{"num_key_value_heads", c.numKVHeads}, d, dh}},
+      {3, {experts, f, d}},
+      {1, {experts, d}}};
+  if (qwen) {
+    terms.push_back(
+        {3,
+         {{"shared_expert_intermediate_size", c.sharedExpertIntermediateSize},
+          d}});
+    terms.push_back({3, {{"intermediate_size", c.denseIntermediateSize}, d}});
+  }
+  if (c.multiHeadHeads)
+    terms.push_back({2, {d, d}});
+  if (c.dualScale) {
+    terms.push_back({3,
+                     {{"moec.shared_experts.shallow_intermediate_size",
+                       c.dualScale->shallowIntermediateSize},
+                      d}});
+    terms.push_back({3,
+                     {{"moec.shared_experts.deep_intermediate_size",
+                       c.dualScale->deepIntermediateSize},
+                      d}});
+  }
+  return terms;
+}
+
+/// `a * b` and `a + b`, or nullopt when the result exceeds
+/// kMaxWeightElements (which also catches 64-bit overflow).
+std::optional<int64_t> boundedMul(int64_t a, int64_t b) {
+  int64_t r;
+  if (__builtin_mul_overflow(a, b, &r) || r > kMaxWeightElements)
+    return std::nullopt;
+  return r;
+}
+std::optional<int64_t> boundedAdd(int64_t a, int64_t b) {
+  int64_t r;
+  if (__builtin_add_overflow(a, b, &r) || r > kMaxWeightElements)
+    return std::nullopt;
+  return r;
+}
+
+/// The elements of `term`, in all its tensors; nullopt when too many.
+std::optional<int64_t> termElements(const SizeTerm &term) {
+  std::optional<int64_t> n = term.count;
+  for (const SizeFactor &factor : term.factors)
+    if (n)
+      n = boundedMul(*n, factor.value);
+  return n;
+}
+
+/// The error for a model with more weights than any machine holds, naming
+/// the key that makes it so, or nullopt.
+std::optional<std::string> checkSizes(const ModelConfig &config,
+                                      StringRef fileName) {
+  auto tooLarge = [&](StringRef key, int64_t value, const Twine &what) {
+    return (fileName + ": key '" + key + "': " + Twine(value) + " " + what +
+            " more than 2^46 weight elements (128 TiB in bf16: no 64-bit "
+            "machine can address them)")
+        .str();
+  };
+  int64_t layer = 0, model = 0;
+  for (const SizeTerm &term : sizeTerms(config)) {
+    std::optional<int64_t> n = termElements(term);
+    if (n)
+      n = boundedAdd(term.perLayer ? layer : model, *n);
+    if (!n) {
+      const SizeFactor &largest = *llvm::max_element(
+          term.factors, [](const SizeFactor &a, const SizeFactor &b) {
+            return a.value < b.value;
+          });
+      return tooLarge(largest.key, largest.value, "makes the weights");
+    }
+    (term.perLayer ? layer : model) = *n;
+  }
+  std::optional<int64_t> total = boundedMul(layer, config.numLayers);
+  if (total)
+    total = boundedAdd(*total, model);
+  if (!total)
+    return tooLarge("num_hidden_layers", config.numLayers,
+                    "layers of up to " + Twine(layer) + " weights each are");
+  return std::nullopt;
+}
+
 } // namespace
+
+int64_t ModelConfig::weightElementBound() const {
+  int64_t total = 0;
+  for (const SizeTerm &term : sizeTerms(*this))
+    total += *termElements(term) * (term.perLayer ? numLayers : 1);
+  return total;
+}
 
 llvm::Expected<ModelConfig>
 moec::parseModelConfig(StringRef text, StringRef fileName,
@@ -391,6 +509,10 @@ moec::parseModelConfig(StringRef text, StringRef fileName,
 
   config.hiddenSize = top.integer("hidden_size", 1);
   config.numLayers = top.integer("num_hidden_layers", 1);
+  if (!error && config.numLayers > kMaxLayers)
+    top.fail("num_hidden_layers",
+             "expected an integer <= " + std::to_string(kMaxLayers) +
+                 " (moec's limit), got " + std::to_string(config.numLayers));
   config.numHeads = top.integer("num_attention_heads", 1);
   config.numKVHeads = top.integer("num_key_value_heads", 1, config.numHeads);
   if (!error && config.numHeads % config.numKVHeads != 0)
@@ -456,6 +578,8 @@ moec::parseModelConfig(StringRef text, StringRef fileName,
 
   if (!error)
     parseExtension(top, config, fileName, error, warnings);
+  if (!error)
+    error = checkSizes(config, fileName);
   if (error)
     return llvm::createStringError(*error);
 

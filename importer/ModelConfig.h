@@ -98,10 +98,21 @@ struct ModelConfig {
   /// Whether layer `l` has a MoE block (else a dense SwiGLU MLP, qwen2_moe).
   bool isSparseLayer(int64_t layer) const;
 
-  /// Prefix of the MoE block's weights in layer `l`, e.g.
-  /// "model.layers.3.block_sparse_moe".
-  std::string moeBlockPrefix(int64_t layer) const;
+  /// An upper bound on the number of weight elements, which parsing has
+  /// checked to be at most kMaxWeightElements.
+  int64_t weightElementBound() const;
+
+  /// The MoE block's part of a layer's weight names: "block_sparse_moe"
+  /// (model.layers.<l>.block_sparse_moe.gate.weight) or "mlp" (qwen2_moe).
+  std::string moeBlockName() const;
 };
+
+/// The most layers a config may have: @forward makes one call per layer,
+/// and no model comes near (the deepest published MoE models have ~100).
+inline constexpr int64_t kMaxLayers = int64_t(1) << 14;
+/// The most weights a config may describe: 2^46 elements are 128 TiB in
+/// bf16, the whole 47-bit user address space of 64-bit Linux.
+inline constexpr int64_t kMaxWeightElements = int64_t(1) << 46;
 
 /// Parses and validates `text`, the contents of the config file `fileName`
 /// (used in messages). Warnings (unknown keys) go to `warnings`, one line

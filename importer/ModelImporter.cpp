@@ -7,6 +7,7 @@
 #include "dialect/MoeAttrs.h"
 #include "dialect/MoeDialect.h"
 #include "dialect/MoeOps.h"
+#include "runtime/model/ModelAbi.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -19,6 +20,8 @@
 #include "llvm/Support/JSON.h"
 
 #include <cmath>
+#include <map>
+#include <tuple>
 
 using namespace mlir;
 using namespace mlir::moe;
@@ -28,6 +31,36 @@ namespace {
 
 constexpr auto kParallel = utils::IteratorType::parallel;
 constexpr auto kReduction = utils::IteratorType::reduction;
+
+/// What a decoder layer computes apart from its weights. Layers with equal
+/// descriptions share one function; only the config makes layers differ.
+struct LayerKind {
+  bool sparse;        // a MoE block, else a dense SwiGLU MLP (qwen2_moe)
+  int64_t numExperts; // E_l, under the expert schedule (sparse layers)
+  AttentionKind attention;
+  int64_t window, groupSize;
+  int64_t multiHeadHeads; // 0: no MH-MoE
+
+  auto key() const {
+    return std::tuple(sparse, numExperts, attention, window, groupSize,
+                      multiHeadHeads);
+  }
+  bool operator<(const LayerKind &other) const { return key() < other.key(); }
+
+  /// The layer function's name, e.g. `layer_moe_e8`, `layer_mlp`.
+  std::string name() const {
+    return sparse ? "layer_moe_e" + std::to_string(numExperts) : "layer_mlp";
+  }
+};
+
+/// A decoder layer's function and what its callers need to know.
+struct LayerFunction {
+  func::FuncOp func;
+  /// Its weights after (x, B, T), in argument order, named relative to
+  /// "model.layers.<l>.".
+  std::vector<std::string> weights;
+  SmallVector<int64_t> layers; // the layers it computes
+};
 
 class Importer {
 public:
@@ -41,11 +74,13 @@ public:
   OwningOpRef<ModuleOp> run();
 
 private:
-  /// A new parameter of the forward function, read from tensor `name`.
+  /// A new weight argument of the function being built, read from tensor
+  /// `name` (relative to the layer in a layer function).
   Value param(const std::string &name, ArrayRef<int64_t> shape) {
     auto type = RankedTensorType::get(shape, weightElement);
-    paramNames.push_back(name);
-    return body->addArgument(type, fileLoc);
+    fn.paramNames.push_back(name);
+    return fn.body->addArgument(type,
+                                NameLoc::get(b.getStringAttr(name), fileLoc));
   }
 
   /// Names the ops built from now on after a part of the model.
@@ -58,9 +93,16 @@ private:
   Value embed(Value flatTokens, Value table);
   Value rmsNorm(Value x, Value weight);
   Value rope(Value x);
-  Value attention(const std::string &prefix, Value h);
-  Value moeBlock(int64_t layer, Value h);
+  Value attention(const LayerKind &kind, Value h);
+  MoeBlockOp moeBlock(const LayerKind &kind, Value h);
   RoutingPolicyAttrInterface policyFor(int64_t numExperts);
+
+  LayerKind describeLayer(int64_t layer);
+  LayerFunction &layerFunction(const LayerKind &kind);
+  func::FuncOp buildLayerFunction(const LayerKind &kind,
+                                  std::vector<std::string> &weights);
+  Value callLayer(int64_t layer, const LayerKind &kind, Value x);
+  SmallVector<Value> createStatistics(ArrayRef<LayerKind> kinds);
 
   /// `[N, heads * Dh]` as `[B, T, heads, Dh]`, and back.
   Value toHeads(Value x, int64_t heads);
@@ -71,13 +113,23 @@ private:
   OpBuilder b;
   Location fileLoc, loc;
   Type weightElement;
-  Block *body = nullptr;
-  std::vector<std::string> paramNames;
-  Value batch, seqLen; // index values: B and T
-  /// The stats results of the MoE blocks, three per block, and the layer and
-  /// expert count of each block.
-  SmallVector<Value> statsValues;
-  std::vector<std::pair<int64_t, int64_t>> statsLayers;
+  ModuleOp module;
+  func::FuncOp forward;
+  /// The function being built: its body, its weights' names, B and T.
+  struct FunctionState {
+    Block *body = nullptr;
+    std::vector<std::string> paramNames;
+    Value batch, seqLen;
+  } fn;
+  std::map<LayerKind, LayerFunction> layerFunctions;
+  /// The packed statistics vectors in @forward (after the last MoE layer's
+  /// call so far), and the description of each MoE layer's segment.
+  SmallVector<Value> statsAcc;
+  Value statsRows; // B·T, in @forward
+  struct StatsLayer {
+    int64_t layer, experts, heads;
+  };
+  std::vector<StatsLayer> statsLayers;
 };
 
 Value Importer::embed(Value flatTokens, Value table) {
@@ -192,7 +244,7 @@ Value Importer::toHeads(Value x, int64_t heads) {
       b.getF32Type());
   return tensor::ExpandShapeOp::create(
       b, loc, type, x, ArrayRef<ReassociationIndices>{{0, 1}, {2, 3}},
-      ArrayRef<OpFoldResult>{batch, seqLen, b.getIndexAttr(heads),
+      ArrayRef<OpFoldResult>{fn.batch, fn.seqLen, b.getIndexAttr(heads),
                              b.getIndexAttr(config.headDim)});
 }
 
@@ -201,13 +253,13 @@ Value Importer::fromHeads(Value x) {
       b, loc, x, ArrayRef<ReassociationIndices>{{0, 1}, {2, 3}});
 }
 
-Value Importer::attention(const std::string &prefix, Value h) {
+Value Importer::attention(const LayerKind &kind, Value h) {
   int64_t d = config.hiddenSize, dh = config.headDim;
   int64_t heads = config.numHeads, kvHeads = config.numKVHeads;
   bool bias = config.modelType == ModelType::Qwen2Moe;
   DenseBuilder db = dense();
   auto project = [&](StringRef name, int64_t outHeads) {
-    std::string base = prefix + "self_attn." + name.str();
+    std::string base = "self_attn." + name.str();
     Value w = param(base + ".weight", {outHeads * dh, d});
     if (bias)
       return db.affine(h, w, param(base + ".bias", {outHeads * dh}));
@@ -218,22 +270,21 @@ Value Importer::attention(const std::string &prefix, Value h) {
   Value v = toHeads(project("v_proj", kvHeads), kvHeads);
 
   Value o;
-  const AttentionConfig &attn = config.attention;
-  switch (attn.kind) {
+  switch (kind.attention) {
   case AttentionKind::Full:
     o = AttentionOp::create(b, loc, q.getType(), q, k, v, IntegerAttr());
     break;
   case AttentionKind::Sliding:
     o = AttentionOp::create(b, loc, q.getType(), q, k, v,
-                            b.getI64IntegerAttr(attn.window));
+                            b.getI64IntegerAttr(kind.window));
     break;
   case AttentionKind::Grouped:
-    o = GroupedAttentionOp::create(b, loc, q.getType(), q, k, v, attn.groupSize,
-                                   attn.window);
+    o = GroupedAttentionOp::create(b, loc, q.getType(), q, k, v, kind.groupSize,
+                                   kind.window);
     break;
   }
   return db.linear(fromHeads(o),
-                   param(prefix + "self_attn.o_proj.weight", {d, heads * dh}));
+                   param("self_attn.o_proj.weight", {d, heads * dh}));
 }
 
 RoutingPolicyAttrInterface Importer::policyFor(int64_t numExperts) {
@@ -251,19 +302,12 @@ RoutingPolicyAttrInterface Importer::policyFor(int64_t numExperts) {
   llvm_unreachable("unknown routing policy");
 }
 
-Value Importer::moeBlock(int64_t layer, Value h) {
+MoeBlockOp Importer::moeBlock(const LayerKind &kind, Value h) {
   int64_t d = config.hiddenSize;
-  std::string prefix = config.moeBlockPrefix(layer) + ".";
+  std::string prefix = config.moeBlockName() + ".";
   bool mixtral = config.modelType == ModelType::Mixtral;
-
-  int64_t numExperts = config.numExperts;
-  if (const std::optional<ExpertScheduleConfig> &s = config.expertSchedule) {
-    auto kind = symbolizeExpertScheduleKind(s->kind);
-    auto schedule = ExpertScheduleAttr::get(&ctx, *kind, s->minExperts,
-                                            s->maxExperts, s->period);
-    numExperts = schedule.getNumExperts(layer, config.numLayers);
-  }
-  int64_t heads = config.multiHeadHeads.value_or(1);
+  int64_t numExperts = kind.numExperts;
+  int64_t heads = std::max<int64_t>(kind.multiHeadHeads, 1);
   int64_t dr = d / heads, f = config.expertIntermediateSize;
 
   StringRef w1Name = mixtral ? "w1" : "gate_proj";
@@ -281,7 +325,7 @@ Value Importer::moeBlock(int64_t layer, Value h) {
 
   IntegerAttr headsAttr;
   Value headW, headB, mergeW, mergeB;
-  if (config.multiHeadHeads) {
+  if (kind.multiHeadHeads) {
     headsAttr = b.getI64IntegerAttr(heads);
     headW = param(prefix + "multi_head.weight", {d, d});
     headB = param(prefix + "multi_head.bias", {d});
@@ -323,61 +367,211 @@ Value Importer::moeBlock(int64_t layer, Value h) {
       RankedTensorType::get({ShapedType::kDynamic}, i32),
       RankedTensorType::get({numExperts}, i32),
       RankedTensorType::get({ShapedType::kDynamic}, i32)};
-  auto block = MoeBlockOp::create(
+  return MoeBlockOp::create(
       b, loc, h.getType(), statsTypes, h, gate, w1, w3, w2,
       policyFor(numExperts), headsAttr, headW, headB, mergeW, mergeB, sharedW1,
       sharedW3, sharedW2, sharedGate, shallow[0], shallow[1], shallow[2],
       deep[0], deep[1], deep[2], complexityW, complexityB, level, simpleMax);
-  llvm::append_range(statsValues, block.getStats());
-  statsLayers.push_back({layer, numExperts});
-  return block.getResult();
+}
+
+LayerKind Importer::describeLayer(int64_t layer) {
+  LayerKind kind{
+      config.isSparseLayer(layer), 0,
+      config.attention.kind,       config.attention.window,
+      config.attention.groupSize,  config.multiHeadHeads.value_or(0)};
+  if (!kind.sparse)
+    return kind;
+  kind.numExperts = config.numExperts;
+  if (const std::optional<ExpertScheduleConfig> &s = config.expertSchedule) {
+    auto scheduleKind = symbolizeExpertScheduleKind(s->kind);
+    auto schedule = ExpertScheduleAttr::get(&ctx, *scheduleKind, s->minExperts,
+                                            s->maxExperts, s->period);
+    kind.numExperts = schedule.getNumExperts(layer, config.numLayers);
+  }
+  return kind;
+}
+
+/// One decoder layer as its own function:
+///
+///   func.func private @layer_moe_e8(%x: tensor<?xDxf32>, %B: index,
+///       %T: index, [%counts, %load, %level, %countsAt, %loadAt, %levelAt,]
+///       weights...) -> (tensor<?xDxf32>[, counts, load, level])
+///
+/// `x` holds the B·T rows of the residual stream, updated in place (the
+/// residual adds write into it), so one buffer serves every layer. A MoE
+/// layer also writes its statistics into its segments of the packed vectors
+/// (at the offsets given) and returns them, updated in place too: @forward
+/// then holds a fixed number of buffers whatever the depth. `weights`
+/// receives the weights' names relative to the layer.
+func::FuncOp Importer::buildLayerFunction(const LayerKind &kind,
+                                          std::vector<std::string> &weights) {
+  OpBuilder::InsertionGuard guard(b);
+  FunctionState caller = std::exchange(fn, {});
+  Location callerLoc = loc;
+  // Before @forward, in the order of first use.
+  b.setInsertionPoint(forward);
+  auto func =
+      func::FuncOp::create(b, fileLoc, kind.name(), b.getFunctionType({}, {}));
+  func.setPrivate();
+  int64_t d = config.hiddenSize;
+  fn.body = func.addEntryBlock();
+  Value x = fn.body->addArgument(
+      RankedTensorType::get({ShapedType::kDynamic, d}, b.getF32Type()),
+      fileLoc);
+  fn.batch = fn.body->addArgument(b.getIndexType(), fileLoc);
+  fn.seqLen = fn.body->addArgument(b.getIndexType(), fileLoc);
+  SmallVector<Value> stats, statsAt;
+  if (kind.sparse) {
+    for (Value acc : statsAcc)
+      stats.push_back(fn.body->addArgument(acc.getType(), fileLoc));
+    for (unsigned i = 0; i < stats.size(); ++i)
+      statsAt.push_back(fn.body->addArgument(b.getIndexType(), fileLoc));
+  }
+  b.setInsertionPointToStart(fn.body);
+
+  at("model.layers.{l}.self_attn");
+  Value h = rmsNorm(x, param("input_layernorm.weight", {d}));
+  x = dense().accumulate(x, attention(kind, h));
+
+  at("model.layers.{l}.mlp");
+  h = rmsNorm(x, param("post_attention_layernorm.weight", {d}));
+  Value y;
+  if (kind.sparse) {
+    MoeBlockOp block = moeBlock(kind, h);
+    y = block.getResult();
+    for (auto [acc, at, value] :
+         llvm::zip_equal(stats, statsAt, block.getStats())) {
+      OpFoldResult size = tensor::getMixedSize(b, loc, value, 0);
+      acc = tensor::InsertSliceOp::create(
+          b, loc, value, acc, ArrayRef<OpFoldResult>{at},
+          ArrayRef<OpFoldResult>{size},
+          ArrayRef<OpFoldResult>{b.getIndexAttr(1)});
+    }
+  } else {
+    int64_t f = config.denseIntermediateSize;
+    y = dense().swiglu(h, param("mlp.gate_proj.weight", {f, d}),
+                       param("mlp.up_proj.weight", {f, d}),
+                       param("mlp.down_proj.weight", {d, f}));
+  }
+  SmallVector<Value> results{dense().accumulate(x, y)};
+  llvm::append_range(results, stats);
+  func::ReturnOp::create(b, loc, results);
+  func.setFunctionType(b.getFunctionType(fn.body->getArgumentTypes(),
+                                         ValueRange(results).getTypes()));
+  weights = std::move(fn.paramNames);
+  fn = std::move(caller);
+  loc = callerLoc;
+  return func;
+}
+
+LayerFunction &Importer::layerFunction(const LayerKind &kind) {
+  auto [it, inserted] = layerFunctions.try_emplace(kind);
+  if (inserted)
+    it->second.func = buildLayerFunction(kind, it->second.weights);
+  return it->second;
+}
+
+/// Calls the function of layer `layer`, of kind `kind`, on the residual
+/// stream `x`, passing that layer's weights as new parameters of @forward
+/// and, for a MoE layer, the offsets of its statistics segments.
+Value Importer::callLayer(int64_t layer, const LayerKind &kind, Value x) {
+  LayerFunction &callee = layerFunction(kind);
+  callee.layers.push_back(layer);
+  std::string prefix = "model.layers." + std::to_string(layer);
+  at(prefix);
+  SmallVector<Value> args{x, fn.batch, fn.seqLen};
+  if (kind.sparse) {
+    // Counts and levels per token so far, times the rows B·T.
+    int64_t heads = 0, experts = 0;
+    for (const StatsLayer &s : statsLayers) {
+      heads += s.heads;
+      experts += s.experts;
+    }
+    auto times = [&](int64_t n) -> Value {
+      return arith::MulIOp::create(b, loc, statsRows,
+                                   arith::ConstantIndexOp::create(b, loc, n));
+    };
+    llvm::append_range(args, statsAcc);
+    args.append({times(heads), arith::ConstantIndexOp::create(b, loc, experts),
+                 times(statsLayers.size())});
+    statsLayers.push_back(
+        {layer, kind.numExperts, std::max<int64_t>(kind.multiHeadHeads, 1)});
+  }
+  ArrayRef<Type> inputs = callee.func.getFunctionType().getInputs();
+  for (auto [name, type] :
+       llvm::zip_equal(callee.weights, inputs.drop_front(args.size())))
+    args.push_back(
+        param(prefix + "." + name, cast<RankedTensorType>(type).getShape()));
+  auto call = func::CallOp::create(b, loc, callee.func, args);
+  // One body per kind of layer: MLIR's inliner must not undo that.
+  call.setNoInline(true);
+  if (kind.sparse)
+    statsAcc.assign(call.getResults().begin() + 1, call.getResults().end());
+  return call.getResult(0);
+}
+
+/// The packed statistics vectors that the MoE layers fill, layer after
+/// layer: experts per (sub-)token ([B·T·sum of h_l]), rows per expert
+/// ([sum of E_l]) and the ADR level ([B·T·MoE layers]). Three vectors
+/// whatever the depth: three results per layer made buffer deallocation's
+/// alias checks quadratic in the number of layers. Empty without MoE layers.
+SmallVector<Value> Importer::createStatistics(ArrayRef<LayerKind> kinds) {
+  int64_t heads = 0, experts = 0, moeLayers = 0;
+  for (const LayerKind &kind : kinds) {
+    if (!kind.sparse)
+      continue;
+    heads += std::max<int64_t>(kind.multiHeadHeads, 1);
+    experts += kind.numExperts;
+    ++moeLayers;
+  }
+  Type i32 = b.getI32Type();
+  if (!moeLayers)
+    return SmallVector<Value>(
+        3, tensor::EmptyOp::create(b, loc, ArrayRef<int64_t>{0}, i32));
+  statsRows = arith::MulIOp::create(b, loc, fn.batch, fn.seqLen);
+  auto perRow = [&](int64_t n) -> Value {
+    Value size = arith::MulIOp::create(
+        b, loc, statsRows, arith::ConstantIndexOp::create(b, loc, n));
+    return tensor::EmptyOp::create(b, loc, ArrayRef<OpFoldResult>{size}, i32);
+  };
+  return {perRow(heads),
+          tensor::EmptyOp::create(b, loc, ArrayRef<int64_t>{experts}, i32),
+          perRow(moeLayers)};
 }
 
 OwningOpRef<ModuleOp> Importer::run() {
   ctx.loadDialect<MoeDialect, arith::ArithDialect, func::FuncDialect,
                   linalg::LinalgDialect, math::MathDialect,
                   tensor::TensorDialect>();
-  OwningOpRef<ModuleOp> module = ModuleOp::create(fileLoc);
-  b.setInsertionPointToEnd(module->getBody());
+  OwningOpRef<ModuleOp> owned = ModuleOp::create(fileLoc);
+  module = *owned;
+  b.setInsertionPointToEnd(module.getBody());
 
   int64_t d = config.hiddenSize, v = config.vocabSize;
   auto tokensType = RankedTensorType::get(
       {ShapedType::kDynamic, ShapedType::kDynamic}, b.getI32Type());
   auto logitsType = RankedTensorType::get(
       {ShapedType::kDynamic, ShapedType::kDynamic, v}, b.getF32Type());
-  auto func = func::FuncOp::create(
-      b, fileLoc, "forward", b.getFunctionType({tokensType}, {logitsType}));
-  body = func.addEntryBlock();
-  b.setInsertionPointToStart(body);
-  Value tokens = body->getArgument(0);
+  forward = func::FuncOp::create(b, fileLoc, moec::abi::kEntry,
+                                 b.getFunctionType({tokensType}, {logitsType}));
+  fn.body = forward.addEntryBlock();
+  b.setInsertionPointToStart(fn.body);
+  Value tokens = fn.body->getArgument(0);
 
   at("embedding");
-  batch = tensor::DimOp::create(b, loc, tokens, 0);
-  seqLen = tensor::DimOp::create(b, loc, tokens, 1);
+  fn.batch = tensor::DimOp::create(b, loc, tokens, 0);
+  fn.seqLen = tensor::DimOp::create(b, loc, tokens, 1);
   Value flatTokens = tensor::CollapseShapeOp::create(
       b, loc, tokens, ArrayRef<ReassociationIndices>{{0, 1}});
   Value embedTable = param("model.embed_tokens.weight", {v, d});
   Value x = embed(flatTokens, embedTable);
 
-  for (int64_t l = 0; l < config.numLayers; ++l) {
-    std::string prefix = "model.layers." + std::to_string(l) + ".";
-    at(prefix + "self_attn");
-    Value h = rmsNorm(x, param(prefix + "input_layernorm.weight", {d}));
-    x = dense().add(x, attention(prefix, h));
-
-    at(prefix + "mlp");
-    h = rmsNorm(x, param(prefix + "post_attention_layernorm.weight", {d}));
-    Value y;
-    if (config.isSparseLayer(l)) {
-      y = moeBlock(l, h);
-    } else {
-      int64_t f = config.denseIntermediateSize;
-      y = dense().swiglu(h, param(prefix + "mlp.gate_proj.weight", {f, d}),
-                         param(prefix + "mlp.up_proj.weight", {f, d}),
-                         param(prefix + "mlp.down_proj.weight", {d, f}));
-    }
-    x = dense().add(x, y);
-  }
+  SmallVector<LayerKind> kinds;
+  for (int64_t l = 0; l < config.numLayers; ++l)
+    kinds.push_back(describeLayer(l));
+  statsAcc = createStatistics(kinds);
+  for (auto [l, kind] : llvm::enumerate(kinds))
+    x = callLayer(l, kind, x);
 
   at("lm_head");
   x = rmsNorm(x, param("model.norm.weight", {d}));
@@ -386,26 +580,34 @@ OwningOpRef<ModuleOp> Importer::run() {
   Value logits = dense().linear(x, head);
   Value shaped = tensor::ExpandShapeOp::create(
       b, loc, logitsType, logits, ArrayRef<ReassociationIndices>{{0, 1}, {2}},
-      ArrayRef<OpFoldResult>{batch, seqLen, b.getIndexAttr(v)});
+      ArrayRef<OpFoldResult>{fn.batch, fn.seqLen, b.getIndexAttr(v)});
   SmallVector<Value> results{shaped};
-  llvm::append_range(results, statsValues);
+  llvm::append_range(results, statsAcc);
   func::ReturnOp::create(b, loc, results);
 
   // The runtime calls the model through its C interface.
-  func->setAttr(LLVM::LLVMDialect::getEmitCWrapperAttrName(), b.getUnitAttr());
-  func.setFunctionType(b.getFunctionType(body->getArgumentTypes(),
-                                         ValueRange(results).getTypes()));
-  // The layer and expert count of each group of three stats results.
-  SmallVector<int64_t> layers, experts;
-  for (auto [layer, e] : statsLayers) {
-    layers.push_back(layer);
-    experts.push_back(e);
+  forward->setAttr(LLVM::LLVMDialect::getEmitCWrapperAttrName(),
+                   b.getUnitAttr());
+  forward.setFunctionType(b.getFunctionType(fn.body->getArgumentTypes(),
+                                            ValueRange(results).getTypes()));
+  // The layer, expert count and MH-MoE heads of each packed stats segment.
+  SmallVector<int64_t> layers, experts, heads;
+  for (const StatsLayer &s : statsLayers) {
+    layers.push_back(s.layer);
+    experts.push_back(s.experts);
+    heads.push_back(s.heads);
   }
-  func->setAttr("moe.stats_layers", b.getDenseI64ArrayAttr(layers));
-  func->setAttr("moe.stats_experts", b.getDenseI64ArrayAttr(experts));
-  for (auto [i, name] : llvm::enumerate(paramNames))
-    func.setArgAttr(i + 1, kParamAttrName, b.getStringAttr(name));
-  return module;
+  forward->setAttr("moe.stats_layers", b.getDenseI64ArrayAttr(layers));
+  forward->setAttr("moe.stats_experts", b.getDenseI64ArrayAttr(experts));
+  forward->setAttr("moe.stats_heads", b.getDenseI64ArrayAttr(heads));
+  for (auto [i, name] : llvm::enumerate(fn.paramNames))
+    forward.setArgAttr(i + 1, kParamAttrName, b.getStringAttr(name));
+  // Which layers each layer function computes, for readers of the IR.
+  auto layersAttr = ctx.getLoadedDialect<MoeDialect>()->getLayersAttrHelper();
+  for (auto &entry : layerFunctions)
+    layersAttr.setAttr(entry.second.func,
+                       b.getDenseI64ArrayAttr(entry.second.layers));
+  return owned;
 }
 
 } // namespace
@@ -418,7 +620,7 @@ OwningOpRef<ModuleOp> moec::importModel(MLIRContext &context,
 }
 
 std::string moec::modelManifest(ModuleOp module, const ModelConfig &config) {
-  auto forward = module.lookupSymbol<func::FuncOp>("forward");
+  auto forward = module.lookupSymbol<func::FuncOp>(moec::abi::kEntry);
   llvm::json::Array params;
   for (unsigned i = 1, e = forward.getNumArguments(); i < e; ++i) {
     auto type = cast<RankedTensorType>(forward.getArgument(i).getType());
@@ -434,16 +636,16 @@ std::string moec::modelManifest(ModuleOp module, const ModelConfig &config) {
   llvm::json::Array stats;
   auto layers = forward->getAttrOfType<DenseI64ArrayAttr>("moe.stats_layers");
   auto experts = forward->getAttrOfType<DenseI64ArrayAttr>("moe.stats_experts");
-  for (auto [layer, e] :
-       llvm::zip_equal(layers.asArrayRef(), experts.asArrayRef()))
-    stats.push_back(llvm::json::Object{{"layer", layer}, {"experts", e}});
-  llvm::json::Object manifest{{"format", "moec-model-1"},
-                              {"stats", std::move(stats)},
-                              {"entry", "forward"},
-                              {"vocab_size", config.vocabSize},
-                              {"hidden_size", config.hiddenSize},
-                              {"num_layers", config.numLayers},
-                              {"params", std::move(params)}};
+  auto heads = forward->getAttrOfType<DenseI64ArrayAttr>("moe.stats_heads");
+  for (auto [layer, e, h] : llvm::zip_equal(
+           layers.asArrayRef(), experts.asArrayRef(), heads.asArrayRef()))
+    stats.push_back(
+        llvm::json::Object{{"layer", layer}, {"experts", e}, {"heads", h}});
+  llvm::json::Object manifest{
+      {"format", moec::abi::kManifestFormat}, {"stats", std::move(stats)},
+      {"entry", moec::abi::kEntry},           {"vocab_size", config.vocabSize},
+      {"hidden_size", config.hiddenSize},     {"num_layers", config.numLayers},
+      {"params", std::move(params)}};
   std::string text;
   llvm::raw_string_ostream os(text);
   os << llvm::json::Value(std::move(manifest));

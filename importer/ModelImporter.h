@@ -1,15 +1,22 @@
 //===- ModelImporter.h - a model description to the moe dialect -*- C++ -*-===//
 //
-// Builds the forward pass of a ModelConfig as one function on tensors:
+// Builds the forward pass of a ModelConfig on tensors:
 //
 //   func.func @forward(%tokens: tensor<?x?xi32>, %p0: ..., %p1: ...)
-//       -> tensor<?x?xVxf32>
+//       -> (tensor<?x?xVxf32>, stats...)
 //
 // `tokens` is [B, T] (both dynamic); every weight is a parameter with a
 // static shape, named by its `moe.param` argument attribute after the
 // Hugging Face tensor it is read from. Stacked expert weights ([E, F, D])
 // name their per-expert tensors with an `{e}` placeholder, which the runtime
 // expands for e = 0 .. E-1. Activations are f32; weights are f32 or bf16.
+//
+// Each distinct kind of decoder layer (dense or MoE, its expert count E_l,
+// attention, MH-MoE) is one private function, `@layer_moe_e8`, `@layer_mlp`,
+// that @forward calls once per layer with that layer's weights, so the
+// compiler's work and the code grow with the kinds of layer, not the depth.
+// Layer functions carry `moe.layers` (the layers they compute) and their
+// calls `no_inline`; code generation keeps them out of line in LLVM too.
 //
 //===----------------------------------------------------------------------===//
 

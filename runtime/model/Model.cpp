@@ -1,12 +1,14 @@
 //===- Model.cpp - a compiled model with its weights bound ----------------===//
 
 #include "runtime/model/Model.h"
+#include "runtime/model/ModelAbi.h"
 
 #include <algorithm>
 
 #include <sys/mman.h>
 #include <unistd.h>
 
+// The symbols of runtime/model/ModelAbi.h (kManifestSymbol, kPackedEntry).
 extern "C" const char moec_model_manifest[];
 extern "C" void forward_packed(void **args);
 
@@ -32,6 +34,12 @@ std::unique_ptr<CompiledModel> CompiledModel::load(const std::string &path,
     return nullptr;
   std::unique_ptr<CompiledModel> model(new CompiledModel());
   model->manifest = nlohmann::json::parse(moec_model_manifest);
+  if (model->manifest.value("format", "") != abi::kManifestFormat) {
+    error = "the compiled model's manifest is not " +
+            std::string(abi::kManifestFormat) +
+            " (an object from another moec version?)";
+    return nullptr;
+  }
   model->vocab = model->manifest.at("vocab_size");
 
   // `{e}` in a name stands for the expert index of a stacked [E, ...]
@@ -81,9 +89,9 @@ std::unique_ptr<CompiledModel> CompiledModel::load(const std::string &path,
 }
 
 CompiledModel::Outputs CompiledModel::forward(HostTensor &tokens) {
-  // Results: the logits [B, T, V], then three vectors per MoE layer.
+  // Results: the logits [B, T, V], then the three packed stats vectors.
   std::vector<unsigned> ranks{3};
-  ranks.insert(ranks.end(), 3 * manifest.at("stats").size(), 1);
+  ranks.insert(ranks.end(), abi::kNumStatsResults, 1);
   ResultPack results(ranks);
   std::vector<MemRefDescriptor> descriptors{tokens.descriptor()};
   for (HostTensor &p : params)
@@ -102,30 +110,34 @@ CompiledModel::Outputs CompiledModel::forward(HostTensor &tokens) {
 
 nlohmann::json CompiledModel::statistics(const Outputs &outputs) const {
   // Per MoE layer: experts per (sub-)token, rows per expert, and each
-  // token's ADR level (1 complex, 0 simple).
+  // token's ADR level (1 complex, 0 simple). Each layer's segment of the packed
+  // vectors: B·T·heads counts, E load entries, B·T levels.
   const nlohmann::json &layers = manifest.at("stats");
   nlohmann::json out = {{"layers", nlohmann::json::array()}};
-  for (size_t i = 0; i < layers.size(); ++i) {
-    int64_t experts = layers[i].at("experts");
-    const HostTensor &counts = outputs.stats[3 * i],
-                     &load = outputs.stats[3 * i + 1],
-                     &level = outputs.stats[3 * i + 2];
-    auto *c = static_cast<const int32_t *>(counts.data());
-    auto *l = static_cast<const int32_t *>(load.data());
-    auto *v = static_cast<const int32_t *>(level.data());
+  if (layers.empty())
+    return out;
+  auto *c = static_cast<const int32_t *>(outputs.stats[0].data());
+  auto *l = static_cast<const int32_t *>(outputs.stats[1].data());
+  auto *v = static_cast<const int32_t *>(outputs.stats[2].data());
+  int64_t tokens = outputs.stats[2].numElements() / layers.size();
+  for (const nlohmann::json &layer : layers) {
+    int64_t experts = layer.at("experts"), heads = layer.at("heads");
+    int64_t n = tokens * heads;
     std::vector<int64_t> histogram(experts + 1, 0),
         tokensPerExpert(l, l + experts);
     double sum = 0;
-    for (int64_t t = 0; t < counts.numElements(); ++t) {
+    for (int64_t t = 0; t < n; ++t) {
       histogram[std::min<int64_t>(std::max(c[t], 0), experts)] += 1;
       sum += c[t];
     }
     int64_t simple = 0;
-    for (int64_t t = 0; t < level.numElements(); ++t)
+    for (int64_t t = 0; t < tokens; ++t)
       simple += v[t] == 0;
-    int64_t n = counts.numElements(), tokens = level.numElements();
+    c += n;
+    l += experts;
+    v += tokens;
     out["layers"].push_back(
-        {{"layer", layers[i].at("layer")},
+        {{"layer", layer.at("layer")},
          {"experts", experts},
          {"tokens_per_expert", tokensPerExpert},
          {"experts_per_token_mean", n ? sum / n : 0.0},

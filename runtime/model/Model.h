@@ -31,8 +31,10 @@ public:
   int64_t vocabSize() const { return vocab; }
 
   struct Outputs {
-    HostTensor logits;             // F32 [B, T, V]
-    std::vector<HostTensor> stats; // three I32 vectors per MoE layer
+    HostTensor logits; // F32 [B, T, V]
+    /// Three I32 vectors, the MoE layers' segments one after the other:
+    /// experts per (sub-)token, rows per expert, ADR level per token.
+    std::vector<HostTensor> stats;
   };
 
   /// Runs the model on I32 [B, T] token ids, each in [0, vocabSize()).

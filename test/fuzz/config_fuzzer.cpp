@@ -38,6 +38,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             config->vocabSize > 0 && config->numExperts > 0 &&
             config->expertsPerToken > 0,
         "accepted a config with an impossible size");
+  check(config->numLayers <= moec::kMaxLayers &&
+            config->weightElementBound() <= moec::kMaxWeightElements,
+        "accepted a model no machine can hold");
   if (config->multiHeadHeads)
     check(config->hiddenSize % *config->multiHeadHeads == 0,
           "accepted MH-MoE heads that do not divide hidden_size");
