@@ -43,6 +43,7 @@ config.substitutions.append(("%python", config.python_executable))
 # The C compiler the project was built with, for programs using a model's C
 # API (the unversioned clang on PATH may be another LLVM).
 config.substitutions.append(("%cc", config.c_compiler))
+config.substitutions.append(("%cmake", config.cmake_command))
 config.substitutions.append(
     ("%test_utils", os.path.join(config.test_source_root, "utils")))
 

@@ -15,6 +15,7 @@
 #include "ModelHeader.h"
 #include "importer/ModelConfig.h"
 #include "importer/ModelImporter.h"
+#include "runtime/model/ModelAbi.h"
 
 #include "mlir/Pass/PassManager.h"
 
@@ -97,21 +98,27 @@ private:
   std::chrono::steady_clock::time_point start;
 };
 
-/// Where the model runtime libraries are: `../lib` next to the moec binary,
-/// else the build tree moec was built in.
-std::string runtimeLibDir() {
+/// Where the model runtime libraries are: `../lib` beside the moec
+/// executable, in the build tree as in an installation (no path of the
+/// build is compiled in, so either can move).
+Expected<std::string> runtimeLibDir() {
   std::string self = sys::fs::getMainExecutable(
       nullptr, reinterpret_cast<void *>(&runtimeLibDir));
   SmallString<256> dir(sys::path::parent_path(sys::path::parent_path(self)));
   sys::path::append(dir, "lib");
   SmallString<256> probe(dir);
   sys::path::append(probe, "libmoec_model_runtime.a");
-  return sys::fs::exists(probe) ? std::string(dir) : MOEC_RUNTIME_LIB_DIR;
+  if (!sys::fs::exists(probe))
+    return createStringError("cannot find the model runtime: " + probe +
+                             " does not exist (moec looks in ../lib beside "
+                             "its executable; reinstall moec)");
+  return std::string(dir);
 }
 
 /// Links `object` with the runtime into `output`, an executable or a shared
 /// library, driving the C++ compiler moec was built with (or $MOEC_CXX).
-int link(StringRef object, StringRef output, bool sharedLibrary) {
+int link(StringRef object, StringRef output, bool sharedLibrary,
+         StringRef libDir) {
   std::string driver = MOEC_CXX_DRIVER;
   if (const char *env = std::getenv("MOEC_CXX"))
     driver = env;
@@ -119,9 +126,8 @@ int link(StringRef object, StringRef output, bool sharedLibrary) {
   if (!driverPath)
     return fail("cannot find the linker driver '" + driver +
                 "' (set MOEC_CXX to a C++ compiler)");
-  std::string libDir = runtimeLibDir();
   std::vector<std::string> args{*driverPath, object.str(), "-o", output.str(),
-                                "-L" + libDir};
+                                ("-L" + libDir).str()};
   SmallString<128> exportsPath;
   std::optional<FileRemover> removeExports;
   if (sharedLibrary) {
@@ -197,6 +203,15 @@ int compile() {
       return fail("the imported module does not verify (a moec bug)");
   }
 
+  // Executables and libraries link the runtime: find it before the work.
+  std::string libDir;
+  if (emit == Emit::Exe || emit == Emit::Lib) {
+    Expected<std::string> dir = runtimeLibDir();
+    if (!dir)
+      return fail(toString(dir.takeError()));
+    libDir = *dir;
+  }
+
   std::string error;
   std::unique_ptr<ToolOutputFile> output =
       mlir::openOutputFile(outputPath, &error);
@@ -224,8 +239,8 @@ int compile() {
   std::unique_ptr<llvm::Module> llvmModule;
   {
     Stage stage("translate");
-    auto translated =
-        mlir::moe::translateForHost(*module, llvmContext, "forward", manifest);
+    auto translated = mlir::moe::translateForHost(*module, llvmContext,
+                                                  moec::abi::kEntry, manifest);
     if (!translated)
       return fail(toString(translated.takeError()));
     llvmModule = std::move(*translated);
@@ -264,7 +279,7 @@ int compile() {
   }
   output.reset(); // the linker writes the output itself
   Stage stage("link");
-  return link(objectPath, outputPath, emit == Emit::Lib);
+  return link(objectPath, outputPath, emit == Emit::Lib, libDir);
 }
 
 } // namespace
