@@ -187,7 +187,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--workdir")
     ap.add_argument("--attention", choices=["full", "grouped"], default="full",
-                    help="grouped: GMHA (SEEDS §7, W = 64, G = 128), timed "
+                    help="grouped: GMHA (docs/semantics.md §7, W = 64, G = 128), timed "
                     "without the PyTorch baseline (its eager model is full "
                     "attention), to show moec's scaling in T")
     # Internal: the PyTorch child process.

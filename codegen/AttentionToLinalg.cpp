@@ -1,8 +1,8 @@
 //===- AttentionToLinalg.cpp - moe attention ops to tensors ---------------===//
 //
 // Lowers moe.attention (full causal or sliding-window) and
-// moe.grouped_attention (GMHA, SEEDS.md §7) to scf/tensor/linalg/arith on
-// tensors.
+// moe.grouped_attention (GMHA, docs/semantics.md §7) to scf/tensor/linalg/arith
+// on tensors.
 //
 // Every (batch, query, few heads of one GQA group) is one iteration of an
 // scf.forall, so the bufferized loop becomes an scf.parallel and then an

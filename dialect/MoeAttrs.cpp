@@ -124,9 +124,9 @@ LogicalResult TopPAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                                llvm::APFloat thresholdValue,
                                std::optional<int64_t> maxExperts,
                                bool normalize) {
-  // SEEDS §3 defines every threshold: 0 keeps one expert (p(1) > 0), and a
-  // threshold that no prefix sum exceeds (>= 1) keeps them all, up to the
-  // cap.
+  // docs/semantics.md §3 defines every threshold: 0 keeps one expert (p(1) >
+  // 0), and a threshold that no prefix sum exceeds (>= 1) keeps them all, up to
+  // the cap.
   double threshold = thresholdValue.convertToDouble();
   if (!(threshold >= 0.0 && std::isfinite(threshold)))
     return emitError() << "top_p needs a finite threshold >= 0, got "

@@ -136,7 +136,7 @@ def Moe_ExpertScheduleAttr : Moe_Attr<"ExpertSchedule", "expert_schedule"> {
   let assemblyFormat = "`<` $kind `,` struct($min_experts, $max_experts, $period) `>`";
   let genVerifyDecl = 1;
   let extraClassDeclaration = [{
-    /// E_l for layer `layer` of a model with `numLayers` layers (SEEDS §4).
+    /// E_l for layer `layer` of a model with `numLayers` layers (docs/semantics.md §4).
     int64_t getNumExperts(int64_t layer, int64_t numLayers) const;
   }];
 }

@@ -352,7 +352,7 @@ def Moe_MoeBlockOp : Moe_Op<"moe_block", [Pure, AttrSizedOperandSegments]> {
     `result = MoE(hidden)` for `hidden : [T, D]`, with the routed experts
     given by `gate : [E, Dr]` and the stacked SwiGLU expert weights
     `w1, w3 : [E, F, Dr]`, `w2 : [E, Dr, F]` (`Dr = D`, or `D / heads` with
-    `multi_head`). Optional clauses add the features of SEEDS.md:
+    `multi_head`). Optional clauses add the features of docs/semantics.md:
 
     * `multi_head(heads: Wh, bh, Wm, bm)`: MH-MoE. Projects with
       `Wh : [D, D]`, `bh : [D]`, splits into sub-tokens, routes and runs the
@@ -368,7 +368,7 @@ def Moe_MoeBlockOp : Moe_Op<"moe_block", [Pure, AttrSizedOperandSegments]> {
       and use at most `m` routed experts. Needs the dual-scale experts.
 
     With three `stats` results the block also reports its routing, for the
-    statistics of SEEDS.md §8: the number of experts each (sub-)token used
+    statistics of docs/semantics.md §8: the number of experts each (sub-)token used
     (`[T * heads] i32`), the number of rows each expert received (`[E] i32`)
     and each token's ADR level (`[T] i32`, 1 for complex tokens and 0 for
     simple ones; all 1 without `adaptive_routing`).

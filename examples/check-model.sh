@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Compiles a model description, runs it on random weights and tokens, and
 # compares its logits and routing statistics with the independent reference
-# test/utils/model_reference.py (SEEDS.md).
+# test/utils/model_reference.py (docs/semantics.md).
 #   examples/check-model.sh CONFIG.json [f32|bf16] [B,T]
 # Uses $MOEC_BUILD_DIR (default ./build) and Debian's /usr/bin/python3.
 set -euo pipefail

@@ -4,7 +4,7 @@
     make_weights.py CONFIG.json OUT.safetensors [--dtype f32|bf16] [--seed N]
     make_weights.py CONFIG.json --list          (names and shapes, one a line)
 
-Writes every tensor that the config needs (SEEDS.md §1-§7), under the
+Writes every tensor that the config needs (docs/semantics.md §1-§7), under the
 Hugging Face names that moec binds: per-expert tensors
 (`model.layers.L.block_sparse_moe.experts.E.w1.weight`, not stacked), the
 qwen2_moe names (`mlp.experts.E.gate_proj.weight`, `mlp.shared_expert.*`,
@@ -37,7 +37,7 @@ import numpy as np
 
 
 def schedule_experts(schedule, layer, num_layers):
-    """E_l of SEEDS.md §4, round(x) = floor(x + 0.5)."""
+    """E_l of docs/semantics.md §4, round(x) = floor(x + 0.5)."""
     lo, hi = schedule["min_experts"], schedule["max_experts"]
     delta = hi - lo
     t = layer / (num_layers - 1) if num_layers > 1 else 0.0
@@ -113,7 +113,7 @@ def tensor_shapes(cfg):
             out[m + "experts.%d.%s.weight" % (e, w1)] = ((F, dr), dr)
             out[m + "experts.%d.%s.weight" % (e, w3)] = ((F, dr), dr)
             out[m + "experts.%d.%s.weight" % (e, w2)] = ((dr, F), F)
-        if multi_head:  # SEEDS §5, also with heads = 1
+        if multi_head:  # docs/semantics.md §5, also with heads = 1
             out[m + "multi_head.weight"] = ((D, D), D)
             out[m + "multi_head.bias"] = ((D,), "bias")
             out[m + "merge.weight"] = ((D, D), D)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job: compile example model descriptions with moec for the CPU,
 # run the executables on random weights, and compare their logits and
-# routing statistics with the independent NumPy reference of SEEDS.md.
+# routing statistics with the independent NumPy reference of docs/semantics.md.
 #   examples/run-cpu.sh [CONFIG.json ...]   (default: mixtral-tiny, all-features)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"

@@ -260,8 +260,8 @@ void parseExtension(ObjectReader &top, ModelConfig &config, StringRef fileName,
           topP ? RoutingPolicy::TopP : RoutingPolicy::Threshold;
       config.routing.threshold = r.number("threshold");
       double t = config.routing.threshold;
-      // top_p: any t >= 0 has a meaning (SEEDS §3: K = E when no prefix
-      // sum exceeds t); the threshold policy keeps nothing at t >= 1.
+      // top_p: any t >= 0 has a meaning (docs/semantics.md §3: K = E when no
+      // prefix sum exceeds t); the threshold policy keeps nothing at t >= 1.
       if (topP ? !(t >= 0 && std::isfinite(t)) : !(t >= 0 && t < 1))
         r.fail("threshold", std::string("expected a number ") +
                                 (topP ? ">= 0" : "in [0, 1)") + " for " +
@@ -291,7 +291,8 @@ void parseExtension(ObjectReader &top, ModelConfig &config, StringRef fileName,
     if (schedule.kind == "wave" && !schedule.period)
       s.fail("period", "missing (required by the wave schedule)");
     if (schedule.kind != "wave" && schedule.period) {
-      // SEEDS's example lists a period beside every kind; only wave uses it.
+      // The semantics' example JSON lists a period beside every kind; only wave
+      // uses it.
       warnings.push_back(fileName.str() +
                          ": warning: moec.expert_schedule.period applies only "
                          "to the wave schedule; ignored for " +
@@ -563,7 +564,7 @@ moec::parseModelConfig(StringRef text, StringRef fileName,
     if (top.boolean("use_sliding_window", false))
       top.fail("use_sliding_window",
                "true is not supported (its per-layer rule is not part of "
-               "SEEDS.md); set it to false");
+               "moec's semantics); set it to false");
     top.ignore({"sliding_window", "qkv_bias", "attention_bias"});
     // Reading on after an error would use unchecked values (a zero step).
     bool anyDense = false;
@@ -573,8 +574,8 @@ moec::parseModelConfig(StringRef text, StringRef fileName,
         top.integer("intermediate_size", 1,
                     anyDense ? std::nullopt : std::optional<int64_t>(0));
   }
-  // k > E is no error: SEEDS §4 routes min(k, E_l) experts in each layer,
-  // and a schedule may give a layer more experts than num_local_experts.
+  // k > E is no error: docs/semantics.md §4 routes min(k, E_l) experts in each
+  // layer, and a schedule may give a layer more experts than num_local_experts.
 
   if (!error)
     parseExtension(top, config, fileName, error, warnings);

@@ -1,10 +1,10 @@
 //===- ModelConfig.h - a model description, parsed and validated -*- C++
 //-*-===//
 //
-// The Hugging Face style config.json of SEEDS.md §1: model_type mixtral or
-// qwen2_moe with their standard keys, plus moec's optional "moec" extension
-// object. Parsing validates every key moec uses, so that later stages can
-// trust the numbers; errors name the file and the key.
+// The Hugging Face style config.json of docs/semantics.md §1: model_type
+// mixtral or qwen2_moe with their standard keys, plus moec's optional "moec"
+// extension object. Parsing validates every key moec uses, so that later stages
+// can trust the numbers; errors name the file and the key.
 //
 //===----------------------------------------------------------------------===//
 
@@ -22,8 +22,8 @@
 namespace moec {
 
 enum class ModelType { Mixtral, Qwen2Moe };
-/// TopK and TopP are SEEDS.md §3; Threshold is #moe.threshold (every expert
-/// with p > threshold, at least one).
+/// TopK and TopP are docs/semantics.md §3; Threshold is #moe.threshold (every
+/// expert with p > threshold, at least one).
 enum class RoutingPolicy { TopK, TopP, Threshold };
 enum class AttentionKind { Full, Sliding, Grouped };
 
@@ -35,7 +35,7 @@ struct RoutingConfig {
   bool normalize = false; // top_p, threshold; top_k follows the model
 };
 
-/// "moec": {"expert_schedule": ...}: E_l per layer (SEEDS.md §4).
+/// "moec": {"expert_schedule": ...}: E_l per layer (docs/semantics.md §4).
 struct ExpertScheduleConfig {
   std::string kind; // uniform|descending|ascending|pyramid|hourglass|wave
   int64_t minExperts = 0;

@@ -3,7 +3,7 @@
 // The object `moec compile` emits provides `forward_packed(void **)` and the
 // JSON manifest `moec_model_manifest` (codegen/HostCodegen.h). CompiledModel
 // binds the weights the manifest names, calls the forward pass and turns its
-// routing results into the statistics of SEEDS.md §8. The command line
+// routing results into the statistics of docs/semantics.md §8. The command line
 // (ModelMain.cpp) and the C API (moec_model.h) are thin layers over it.
 //
 //===----------------------------------------------------------------------===//
@@ -40,7 +40,7 @@ public:
   /// Runs the model on I32 [B, T] token ids, each in [0, vocabSize()).
   Outputs forward(HostTensor &tokens);
 
-  /// The SEEDS.md §8 statistics of one forward pass.
+  /// The docs/semantics.md §8 statistics of one forward pass.
   nlohmann::json statistics(const Outputs &outputs) const;
 
 private:

@@ -1,6 +1,6 @@
 // E_l of every schedule kind for L = 8 layers between 2 and 8 experts
 // (wave period 4), and a single-layer model. Expected counts: Python, from
-// the formulas of SEEDS.md §4 with round(x) = floor(x + 0.5).
+// the formulas of docs/semantics.md §4 with round(x) = floor(x + 0.5).
 // RUN: moec-opt %s -moe-test-expert-schedule | FileCheck %s
 
 // CHECK-LABEL: func @uniform

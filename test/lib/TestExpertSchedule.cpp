@@ -3,7 +3,7 @@
 // moe-test-expert-schedule: for each function carrying
 // `moe.expert_schedule` and `moe.num_layers`, attaches
 // `moe.experts_per_layer`, the E_l of every layer, so that lit tests can
-// check ExpertScheduleAttr::getNumExperts against SEEDS.md §4.
+// check ExpertScheduleAttr::getNumExperts against docs/semantics.md §4.
 //
 //===----------------------------------------------------------------------===//
 

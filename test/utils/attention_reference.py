@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """An independent NumPy reference for moe.attention and moe.grouped_attention,
-written from SEEDS.md §2 (causal grouped-query attention, sliding window) and
+written from docs/semantics.md §2 (causal grouped-query attention, sliding window) and
 §7 (grouped multi-head attention, GMHA).
 
 Two modes, run by test/integration/cpu/attention*.mlir:
@@ -57,7 +57,7 @@ CASES = {
                       dtype="bf16"),
 }
 
-# SEEDS.md: relative error at most 1e-4 for f32, 2e-2 for bf16.
+# docs/semantics.md: relative error at most 1e-4 for f32, 2e-2 for bf16.
 TOLERANCE = {"f32": 1e-4, "bf16": 2e-2}
 
 
@@ -80,7 +80,7 @@ def make_inputs(name, case):
 
 
 # ----------------------------------------------------------------------------
-# The reference (SEEDS.md §2, §7)
+# The reference (docs/semantics.md §2, §7)
 # ----------------------------------------------------------------------------
 
 

@@ -6,7 +6,7 @@
    examples/make_weights.py and loaded with the official `safetensors`
    package (which also checks that our hand-written files are valid):
    logits must agree within 1e-5 relative error (HF in float32), and are
-   reported for HF in float64 too. Covers the base model of SEEDS.md §2-§3:
+   reported for HF in float64 too. Covers the base model of docs/semantics.md §2-§3:
    GQA, RoPE, sliding window, tied embeddings, top-k with and without
    renormalisation, qwen2_moe biases, shared expert, dense layers.
 2. The MoE extension features that HF lacks (§3 top_p, §5 MH-MoE, §6 DSSE
@@ -192,7 +192,7 @@ def check_blocks():
 
 
 def gmha_loop(q, k, v, G, W):
-    """SEEDS §7 literally: one query at a time, summaries built per query."""
+    """docs/semantics.md §7 literally: one query at a time, summaries built per query."""
     T, Dh = q.shape
     out = np.zeros_like(q)
     for i in range(T):

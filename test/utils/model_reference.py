@@ -1,11 +1,11 @@
 #!/usr/bin/python3
-"""An independent reference of a whole moec model, written from SEEDS.md.
+"""An independent reference of a whole moec model, written from docs/semantics.md.
 
-Reads a Hugging Face style config.json (SEEDS.md §1), a .safetensors file
+Reads a Hugging Face style config.json (docs/semantics.md §1), a .safetensors file
 (read here by hand) and token ids, and computes the logits [B, T, V] and the
-per-layer statistics of SEEDS.md §8 in the `--stats` JSON format of
-DESIGN.md. Nothing here comes from moec: the math is SEEDS.md §2-§7,
-computed in float64 except where SEEDS.md fixes float32 (router softmax and
+per-layer statistics of docs/semantics.md §8 in the `--stats` JSON format of
+docs/contracts.md. Nothing here comes from moec: the math is docs/semantics.md §2-§7,
+computed in float64 except where docs/semantics.md fixes float32 (router softmax and
 the routing decisions on it, RoPE frequencies as Hugging Face computes them).
 
     model_reference.py run CONFIG WEIGHTS --tokens 1,5,9 | --tokens ids.npy
@@ -21,12 +21,12 @@ PASS or FAIL at 1e-4 (f32 weights) or 2e-2 (any bf16 weight), and whether
 the statistics match exactly; its exit status is 0 only when all pass.
 `validate` checks only the form of a run's outputs (anyone's: moec's or
 this reference's): float32 finite logits [B, T, V], and stats in the
-DESIGN.md contract format with consistent counts for these tokens.
+docs/contracts.md contract format with consistent counts for these tokens.
 Routing decisions within 1e-5 of their threshold (top_p prefix sums, the
 threshold policy, ADR levels, near-ties at the edge of the chosen set) are
 reported as `warning:` lines, since f32 rounding could flip them.
 
-Choices that SEEDS.md leaves to moec, as this reference makes them:
+Choices that docs/semantics.md leaves to moec, as this reference makes them:
   * MH-MoE with ADR: the complexity c is computed on the un-split token and
     every sub-token inherits its token's level (simple sub-tokens get the
     simple_max_experts cap); the deep expert acts on the un-split token.
@@ -54,12 +54,12 @@ TOLERANCE = {"f32": 1e-4, "bf16": 2e-2}
 
 
 # ----------------------------------------------------------------------------
-# Inputs: config (SEEDS.md §1), safetensors, tokens
+# Inputs: config (docs/semantics.md §1), safetensors, tokens
 # ----------------------------------------------------------------------------
 
 
 class Config:
-    """The numbers of a config.json that the forward pass uses (SEEDS §1-§7).
+    """The numbers of a config.json that the forward pass uses (docs/semantics.md §1-§7).
 
     Defaults follow Hugging Face's MixtralConfig and Qwen2MoeConfig where a
     key is optional. Validation beyond what the math needs is moec's job.
@@ -91,7 +91,7 @@ class Config:
         else:
             self.E = raw["num_local_experts"]
             self.F = raw["intermediate_size"]
-            self.normalize_topk = True  # always for mixtral (SEEDS §3)
+            self.normalize_topk = True  # always for mixtral (docs/semantics.md §3)
         self.k = raw["num_experts_per_tok"]
 
         ext = raw.get("moec") or {}
@@ -101,14 +101,14 @@ class Config:
         self.max_experts = r.get("max_experts")
         self.normalize_dyn = bool(r.get("normalize", False))
         self.schedule = ext.get("expert_schedule")
-        # SEEDS §5: a multi_head object means the head and merge projections,
+        # docs/semantics.md §5: a multi_head object means the head and merge projections,
         # whatever h (h = 1 keeps them); without it there are none.
         self.multi_head = ext.get("multi_head") is not None
         self.heads = ext["multi_head"]["heads"] if self.multi_head else 1
         self.dual = ext.get("shared_experts")
         self.adr = ext.get("adaptive_routing")
 
-        # Attention (SEEDS §2, §7): mixtral's sliding_window, then "moec".
+        # Attention (docs/semantics.md §2, §7): mixtral's sliding_window, then "moec".
         self.attn, self.window, self.group = "full", None, None
         if not self.qwen and raw.get("sliding_window") is not None:
             self.attn, self.window = "sliding", raw["sliding_window"]
@@ -124,13 +124,13 @@ class Config:
                 self.window, self.group = a["window"], a["group_size"]
 
     def sparse(self, l):
-        """Whether layer l has a MoE block (SEEDS §2, qwen2_moe rule)."""
+        """Whether layer l has a MoE block (docs/semantics.md §2, qwen2_moe rule)."""
         if not self.qwen:
             return True
         return l not in self.mlp_only and (l + 1) % self.sparse_step == 0
 
     def experts(self, l):
-        """E_l of SEEDS §4; round(x) = floor(x + 0.5)."""
+        """E_l of docs/semantics.md §4; round(x) = floor(x + 0.5)."""
         s = self.schedule
         if not s:
             return self.E
@@ -150,7 +150,7 @@ class Config:
         elif kind == "hourglass":
             x = hi - delta * tent
         elif kind == "wave":
-            # SEEDS §4 in exact arithmetic at whole periods (sin = 0): the
+            # docs/semantics.md §4 in exact arithmetic at whole periods (sin = 0): the
             # phase from l mod period, not a rounded 2*pi*l/period.
             p = s["period"]
             x = lo + delta * (1.0 + math.sin(2.0 * math.pi * (l % p) / p)) / 2.0
@@ -217,7 +217,7 @@ def read_tokens(spec):
 
 
 # ----------------------------------------------------------------------------
-# The model (SEEDS §2-§7)
+# The model (docs/semantics.md §2-§7)
 # ----------------------------------------------------------------------------
 
 
@@ -230,17 +230,17 @@ def sigmoid(x):
 
 
 def swiglu(x, w1, w3, w2):
-    """Expert(h) = W2·(silu(W1·h) ⊙ W3·h) (SEEDS §2)."""
+    """Expert(h) = W2·(silu(W1·h) ⊙ W3·h) (docs/semantics.md §2)."""
     return (silu(x @ w1.T) * (x @ w3.T)) @ w2.T
 
 
 def rms_norm(x, w, eps):
-    """x / sqrt(mean(x²) + eps) * w (SEEDS §2)."""
+    """x / sqrt(mean(x²) + eps) * w (docs/semantics.md §2)."""
     return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) * w
 
 
 def softmax_f32(logits):
-    """Row softmax in float32 (SEEDS §2: the router's p is f32)."""
+    """Row softmax in float32 (docs/semantics.md §2: the router's p is f32)."""
     z = logits.astype(np.float32)
     e = np.exp(z - z.max(axis=-1, keepdims=True))
     return (e / e.sum(axis=-1, keepdims=True, dtype=np.float32)).astype(
@@ -248,7 +248,7 @@ def softmax_f32(logits):
 
 
 def rope_tables(T, Dh, theta):
-    """cos and sin [T, Dh], rotate-half convention (SEEDS §2).
+    """cos and sin [T, Dh], rotate-half convention (docs/semantics.md §2).
 
     As Hugging Face: inv_freq = 1 / theta^(2i/Dh) in float32, angle =
     position · inv_freq in float32, then duplicated over both halves.
@@ -278,7 +278,7 @@ def attention_mask(cfg, T):
 
 
 def grouped_attention(q, k, v, G, W):
-    """GMHA of SEEDS §7 for one sequence and one head: q, k, v [T, Dh].
+    """GMHA of docs/semantics.md §7 for one sequence and one head: q, k, v [T, Dh].
 
     Query i in group g = i // G sees local keys max(g·G, i−W+1) ≤ j ≤ i and
     one summary per earlier group g' < g (mean of its keys after RoPE and of
@@ -303,7 +303,7 @@ def grouped_attention(q, k, v, G, W):
 
 
 def attention(cfg, w, prefix, h, B, T):
-    """Self-attention of SEEDS §2 and §7 on h [B·T, D]."""
+    """Self-attention of docs/semantics.md §2 and §7 on h [B·T, D]."""
     H, KVH, Dh = cfg.H, cfg.KVH, cfg.Dh
 
     def proj(name, heads):
@@ -334,7 +334,7 @@ def attention(cfg, w, prefix, h, B, T):
 
 
 def route(cfg, p, El, cap, where, warnings):
-    """The routing of SEEDS §3 for rows of f32 probabilities p [R, El].
+    """The routing of docs/semantics.md §3 for rows of f32 probabilities p [R, El].
 
     `cap` [R] is an extra per-row cap on the count (ADR simple tokens) or
     None. Returns (chosen [R, El] bool, weights [R, El] f64, count [R]).
@@ -400,9 +400,9 @@ def route(cfg, p, El, cap, where, warnings):
 
 
 def moe_block(cfg, w, l, h, warnings):
-    """The MoE block of layer l on h [N, D] (SEEDS §2, §3, §5, §6).
+    """The MoE block of layer l on h [N, D] (docs/semantics.md §2, §3, §5, §6).
 
-    Returns (y [N, D], stats entry of SEEDS §8).
+    Returns (y [N, D], stats entry of docs/semantics.md §8).
     """
     m = cfg.block_prefix(l)
     N, D = h.shape
@@ -528,7 +528,7 @@ def compare_stats(ref, got):
 
 
 def validate_outputs(cfg, tokens, logits, stats):
-    """Problems with the form of logits and stats (DESIGN.md contracts)."""
+    """Problems with the form of logits and stats (docs/contracts.md contracts)."""
     problems = []
     B, T = tokens.shape
     if logits.dtype != np.float32:

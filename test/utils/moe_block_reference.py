@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""An independent NumPy reference for moe.moe_block, written from SEEDS.md.
+"""An independent NumPy reference for moe.moe_block, written from docs/semantics.md.
 
 Two modes, run by the lit tests in test/integration/cpu/moe-block*.mlir:
 
@@ -99,7 +99,7 @@ def make_weights(name, case):
 
 
 # ----------------------------------------------------------------------------
-# The reference (SEEDS.md §2, §3, §5, §6)
+# The reference (docs/semantics.md §2, §3, §5, §6)
 # ----------------------------------------------------------------------------
 
 

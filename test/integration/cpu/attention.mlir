@@ -1,5 +1,5 @@
 // moe.attention through moe-to-cpu-pipeline, executed, against the NumPy
-// reference in test/utils/attention_reference.py (SEEDS.md §2): full causal
+// reference in test/utils/attention_reference.py (docs/semantics.md §2): full causal
 // attention with grouped-query sharing (H = 4, KVH = 2; H = 8, KVH = 1 at
 // Dh = 64, served four heads per iteration), MHA (KVH = H, static
 // shapes), two sequences, one token, bf16 inputs; sliding windows shorter

@@ -1,5 +1,5 @@
 // moe.grouped_attention (GMHA) through moe-to-cpu-pipeline, executed,
-// against the NumPy reference in test/utils/attention_reference.py (SEEDS.md
+// against the NumPy reference in test/utils/attention_reference.py (docs/semantics.md
 // §7): a partial last group (no summary of it), T < G (no summaries at all),
 // W > G (local keys stop at the group start), W = 1 (own key and summaries
 // only), two sequences with static shapes, one token, six heads per kv-head

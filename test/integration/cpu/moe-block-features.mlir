@@ -1,6 +1,6 @@
 // Whole moe.moe_block blocks with the optional features through
 // moe-to-cpu-pipeline, executed, against the NumPy reference in
-// test/utils/moe_block_reference.py (SEEDS.md §2, §5, §6): the Qwen2-MoE
+// test/utils/moe_block_reference.py (docs/semantics.md §2, §5, §6): the Qwen2-MoE
 // shared expert, MH-MoE, dual-scale shared experts, adaptive routing (both
 // levels present: simple tokens capped at one expert and kept out of the deep
 // expert), and all of them at once. PASS means a max relative error of at

@@ -1,6 +1,6 @@
 // Whole moe.moe_block blocks through moe-to-cpu-pipeline, executed, against
 // the NumPy reference in test/utils/moe_block_reference.py (written from
-// SEEDS.md §2-3; it loops over tokens and their experts, with no dispatch).
+// docs/semantics.md §2-3; it loops over tokens and their experts, with no dispatch).
 // PASS means a max relative error of at most 1e-4; the histogram of experts
 // per token shows what each case exercises.
 // Routing cases: top-k (Mixtral), one token (six of eight experts get no

@@ -1,7 +1,7 @@
 // A whole MoE layer from lowered moe ops, executed on the CPU: router
 // (top_p, threshold 0.6: tokens use one or two of three experts; token 3 has
 // tied logits), dispatch, SwiGLU experts as grouped matmuls, combine.
-// Expected values: a NumPy reference written from SEEDS.md §2-3 that loops
+// Expected values: a NumPy reference written from docs/semantics.md §2-3 that loops
 // over tokens and experts directly (no dispatch).
 // REQUIRES: openmp
 // RUN: moec-opt %s -moe-to-cpu-pipeline \

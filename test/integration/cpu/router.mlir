@@ -1,7 +1,7 @@
 // moe.router executed on the CPU under every policy form, on four tokens:
 // distinct logits, a tie between experts 1 and 2, all four experts tied, and
 // one dominant expert. Expected values: a NumPy reference written from
-// SEEDS.md §3 (softmax in f32, ties to the lower index, top_p's strict
+// docs/semantics.md §3 (softmax in f32, ties to the lower index, top_p's strict
 // threshold, the cap, renormalisation, per-token caps).
 // REQUIRES: openmp
 // RUN: moec-opt %s -moe-to-cpu-pipeline \
