@@ -14,6 +14,7 @@
 #include "mlir/Dialect/Affine/IR/AffineOps.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Arith/Utils/Utils.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/Math/Transforms/Passes.h"
@@ -597,6 +598,27 @@ struct TokenReshapeLowering : OpRewritePattern<OpTy> {
   }
 };
 
+/// A weight as a tensor: `bufferization.to_tensor restrict` of the weight's
+/// buffer (the memref form of moe.weight), not writable, so bufferization
+/// reads the table entry in place and copies before any write.
+struct WeightLowering : OpRewritePattern<WeightOp> {
+  using OpRewritePattern::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(WeightOp op,
+                                PatternRewriter &rewriter) const override {
+    auto type = dyn_cast<RankedTensorType>(op.getType());
+    if (!type)
+      return failure();
+    Value buffer = WeightOp::create(
+        rewriter, op.getLoc(),
+        MemRefType::get(type.getShape(), type.getElementType()),
+        op.getTable(), op.getSlot(), op.getName());
+    rewriter.replaceOpWithNewOp<bufferization::ToTensorOp>(
+        op, type, buffer, /*restrict=*/true, /*writable=*/false);
+    return success();
+  }
+};
+
 struct ConvertMoeToLinalgPass
     : moe::impl::ConvertMoeToLinalgBase<ConvertMoeToLinalgPass> {
   void runOnOperation() override {
@@ -605,6 +627,9 @@ struct ConvertMoeToLinalgPass
     populateMoeToLinalgConversionPatterns(patterns);
     ConversionTarget target(*ctx);
     target.addIllegalDialect<MoeDialect>();
+    // Weights stay, as buffers; the LLVM lowering reads them from the table.
+    target.addDynamicallyLegalOp<WeightOp>(
+        [](WeightOp op) { return isa<MemRefType>(op.getType()); });
     target.markUnknownOpDynamicallyLegal([](Operation *) { return true; });
     if (failed(applyPartialConversion(getOperation(), target,
                                       std::move(patterns)))) {
@@ -634,7 +659,7 @@ struct ConvertMoeToLinalgPass
 void mlir::moe::populateMoeToLinalgConversionPatterns(
     RewritePatternSet &patterns) {
   patterns.add<GroupedMatmulLowering, DispatchLowering, TileScheduleLowering,
-               CombineLowering, RowWeightsLowering,
+               CombineLowering, RowWeightsLowering, WeightLowering,
                TokenReshapeLowering<SplitTokensOp, true>,
                TokenReshapeLowering<MergeTokensOp, false>>(
       patterns.getContext());

@@ -1,13 +1,13 @@
 //===- HostCodegen.cpp - LLVM dialect to a native object ------------------===//
 
 #include "codegen/HostCodegen.h"
+#include "codegen/Passes.h"
 #include "dialect/MoeDialect.h"
 #include "runtime/model/ModelAbi.h"
 
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Target/LLVMIR/Dialect/All.h"
 #include "mlir/Target/LLVMIR/Export.h"
-#include "mlir/Target/LLVMIR/LLVMTranslationInterface.h"
 
 #include "llvm/IR/IRBuilder.h"
 #include "llvm/Transforms/Utils/Cloning.h"
@@ -22,15 +22,6 @@
 using namespace mlir;
 
 namespace {
-
-/// The moe dialect's attributes that reach the LLVM dialect (`moe.param` on
-/// @forward's arguments, `moe.layers` on layer functions) have no LLVM IR
-/// meaning: they translate to nothing. Without an interface, translation
-/// warns once per attribute and each warning prints the whole function,
-/// which took seconds for a model's hundreds of parameters.
-struct MoeToLLVMIRTranslation : public LLVMTranslationDialectInterface {
-  using LLVMTranslationDialectInterface::LLVMTranslationDialectInterface;
-};
 
 /// Inlines `entry` into its C interface `cInterface` and deletes it. The C
 /// interface unpacks every argument's descriptor into scalars and calls the
@@ -107,9 +98,7 @@ moe::translateForHost(ModuleOp module, llvm::LLVMContext &context,
                       llvm::StringRef entry, llvm::StringRef manifest) {
   DialectRegistry registry;
   registerAllToLLVMIRTranslations(registry);
-  registry.addExtension(+[](MLIRContext *, MoeDialect *dialect) {
-    dialect->addInterfaces<MoeToLLVMIRTranslation>();
-  });
+  registerMoeToLLVMInterfaces(registry);
   module->getContext()->appendDialectRegistry(registry);
   // Decoder layer functions stay calls: LLVM's inliner would otherwise copy
   // a layer's body into every call site and undo the one-body-per-kind

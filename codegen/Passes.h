@@ -4,6 +4,7 @@
 #define MOEC_CODEGEN_PASSES_H
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
@@ -37,6 +38,12 @@ inline constexpr llvm::StringLiteral kApproximateAttrName = "moe.approximate";
 /// over (batch, query, head) with an online softmax per query; part of
 /// convert-moe-to-linalg.
 void populateAttentionToLinalgPatterns(RewritePatternSet &patterns);
+
+/// Registers the moe dialect's lowering to the LLVM dialect (moe.weight's
+/// buffer form, through `convert-to-llvm`'s dialect interface) and its
+/// translation to LLVM IR (moe attributes on functions translate to
+/// nothing). Tools that lower or translate moe modules call it.
+void registerMoeToLLVMInterfaces(DialectRegistry &registry);
 
 #define GEN_PASS_REGISTRATION
 #include "codegen/Passes.h.inc"

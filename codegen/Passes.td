@@ -33,6 +33,11 @@ def ConvertMoeToLinalg : Pass<"convert-moe-to-linalg"> {
       Pipelines turn the bufferized forall into an `scf.parallel` with
       `scf-forall-to-parallel`.
 
+    * `moe.weight` with a tensor result: `bufferization.to_tensor restrict`
+      of the same weight as a buffer (read-only: bufferization reads the
+      runtime's table entry in place); the buffer form is lowered to the
+      LLVM dialect by `convert-to-llvm` (a load of the entry).
+
     `moe.router` is lowered by `moe-lower-routing` and `moe.moe_block` by
     `moe-decompose-moe-block`; either left here is an error that names it.
 
@@ -56,6 +61,7 @@ def ConvertMoeToLinalg : Pass<"convert-moe-to-linalg"> {
   }];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
+    "::mlir::bufferization::BufferizationDialect",
     "::mlir::linalg::LinalgDialect",
     "::mlir::math::MathDialect",
     "::mlir::scf::SCFDialect",

@@ -55,11 +55,6 @@ static void buildTensorToParallelLoops(
   bufferize.functionBoundaryTypeConversion =
       bufferization::LayoutMapOption::IdentityLayoutMap;
   pm.addPass(bufferization::createOneShotBufferizePass(bufferize));
-  // Results that are their function's own argument buffer (the residual
-  // stream and statistics that layer functions update in place) become
-  // plain in-place updates, not returned buffers the caller would own and
-  // deallocation would have to clone.
-  pm.addPass(bufferization::createDropEquivalentBufferResultsPass());
   bufferization::buildBufferDeallocationPipeline(pm);
   pm.addPass(createConvertBufferizationToMemRefPass());
   pm.addPass(moe::createLowerExpandShape());

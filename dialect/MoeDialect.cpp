@@ -4,6 +4,7 @@
 #include "dialect/MoeAttrs.h"
 #include "dialect/MoeOps.h"
 
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/IR/Builders.h"
 
 using namespace mlir;

@@ -35,7 +35,13 @@ def Moe_Dialect : Dialect {
   // `moe.layers` on a decoder layer's function (the importer emits one per
   // kind of layer): the layers it computes. Code generation keeps such
   // functions out of line (LLVM's noinline), so each is compiled once.
-  let discardableAttrs = (ins "::mlir::DenseI64ArrayAttr":$layers);
+  // `moe.weights` on a compiled model's entry function: the weight table's
+  // entries in order, each `{name = "<tensor>", type = tensor<...>}`; the
+  // manifest the runtime binds weights by is written from it.
+  let discardableAttrs = (ins "::mlir::DenseI64ArrayAttr":$layers,
+                              "::mlir::ArrayAttr":$weights);
+  // moe.weight reads `!llvm.ptr` tables.
+  let dependentDialects = ["::mlir::LLVM::LLVMDialect"];
   let extraClassDeclaration = [{
     /// Defined beside the attribute storage classes, which it needs.
     void registerAttributes();

@@ -175,6 +175,20 @@ LogicalResult TileScheduleOp::verify() {
 }
 
 //===----------------------------------------------------------------------===//
+// WeightOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult WeightOp::verify() {
+  // The runtime's table holds each weight's address; a buffer read from it
+  // has no offset and is dense in row-major order.
+  if (auto type = dyn_cast<MemRefType>(getType());
+      type && !type.getLayout().isIdentity())
+    return emitOpError("expects an identity-layout memref result, got ")
+           << type;
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
 // GroupedMatmulOp
 //===----------------------------------------------------------------------===//
 

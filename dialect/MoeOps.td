@@ -11,12 +11,49 @@
 #define MOEC_DIALECT_MOEOPS_TD
 
 include "dialect/MoeAttrs.td"
+include "mlir/Dialect/LLVMIR/LLVMOpBase.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
 include "mlir/IR/OpAsmInterface.td"
 
 def Moe_FloatTensor : RankedTensorOf<[AnyFloat]>;
 def Moe_F32Tensor : RankedTensorOf<[F32]>;
 def Moe_I32Tensor : RankedTensorOf<[I32]>;
+
+//===----------------------------------------------------------------------===//
+// Model weights
+//===----------------------------------------------------------------------===//
+
+def Moe_WeightOp : Moe_Op<"weight", [Pure]> {
+  let summary = "A model weight, read from the runtime's weight table";
+  let description = [{
+    The weight at entry `slot` of `table`: an array of pointers that the
+    runtime fills with the address of every weight of the model before it
+    calls it (a compiled model takes the table as an argument, and its
+    manifest lists the entries in order). A decoder layer's function reads
+    its weights at its own base slot, so one body serves every layer of its
+    kind. `name` names the tensor for readers and diagnostics; in a layer
+    function it is relative to the layer (`self_attn.q_proj.weight` for
+    `model.layers.<l>.self_attn.q_proj.weight`).
+
+    The result has a static shape. As a tensor its contents are read-only;
+    `convert-moe-to-linalg` turns that form into `bufferization.to_tensor
+    restrict` of the memref form, whose identity-layout buffer is the table
+    entry itself, described by the static shape. The memref form lowers to
+    the LLVM dialect as a load of the entry.
+
+    ```mlir
+    %w = moe.weight %table[%slot] "self_attn.q_proj.weight"
+        : tensor<4096x4096xbf16>
+    ```
+  }];
+  let arguments = (ins LLVM_DefaultPointer:$table, Index:$slot, StrAttr:$name);
+  let results = (outs AnyTypeOf<[AnyStaticShapeTensor,
+                                 AnyStaticShapeMemRef]>:$result);
+  let assemblyFormat = [{
+    $table `[` $slot `]` $name attr-dict `:` type($result)
+  }];
+  let hasVerifier = 1;
+}
 
 //===----------------------------------------------------------------------===//
 // Routing and dispatch

@@ -10,10 +10,13 @@
 #include "runtime/model/ModelAbi.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Arith/Utils/Utils.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Builders.h"
 
@@ -31,6 +34,7 @@ namespace {
 
 constexpr auto kParallel = utils::IteratorType::parallel;
 constexpr auto kReduction = utils::IteratorType::reduction;
+constexpr int64_t kBufferAlignment = 64;
 
 /// What a decoder layer computes apart from its weights. Layers with equal
 /// descriptions share one function; only the config makes layers differ.
@@ -53,12 +57,19 @@ struct LayerKind {
   }
 };
 
+/// A weight of the function being built: its tensor's name and type. The
+/// weights of a function occupy consecutive slots of the weight table.
+struct Weight {
+  std::string name;
+  RankedTensorType type;
+};
+
 /// A decoder layer's function and what its callers need to know.
 struct LayerFunction {
   func::FuncOp func;
-  /// Its weights after (x, B, T), in argument order, named relative to
+  /// The weights it reads from its base slot on, named relative to
   /// "model.layers.<l>.".
-  std::vector<std::string> weights;
+  std::vector<Weight> weights;
   SmallVector<int64_t> layers; // the layers it computes
 };
 
@@ -74,13 +85,15 @@ public:
   OwningOpRef<ModuleOp> run();
 
 private:
-  /// A new weight argument of the function being built, read from tensor
-  /// `name` (relative to the layer in a layer function).
+  /// The function's next weight, tensor `name` (relative to the layer in a
+  /// layer function), read from the weight table at the next slot.
   Value param(const std::string &name, ArrayRef<int64_t> shape) {
     auto type = RankedTensorType::get(shape, weightElement);
-    fn.paramNames.push_back(name);
-    return fn.body->addArgument(type,
-                                NameLoc::get(b.getStringAttr(name), fileLoc));
+    Value slot = arith::ConstantIndexOp::create(b, loc, fn.weights.size());
+    if (fn.base)
+      slot = arith::AddIOp::create(b, loc, fn.base, slot);
+    fn.weights.push_back({name, type});
+    return WeightOp::create(b, loc, type, fn.table, slot, name);
   }
 
   /// Names the ops built from now on after a part of the model.
@@ -100,9 +113,22 @@ private:
   LayerKind describeLayer(int64_t layer);
   LayerFunction &layerFunction(const LayerKind &kind);
   func::FuncOp buildLayerFunction(const LayerKind &kind,
-                                  std::vector<std::string> &weights);
-  Value callLayer(int64_t layer, const LayerKind &kind, Value x);
-  SmallVector<Value> createStatistics(ArrayRef<LayerKind> kinds);
+                                  std::vector<Weight> &weights);
+  void callLayer(int64_t layer, const LayerKind &kind);
+  SmallVector<Value> allocateStatistics(ArrayRef<LayerKind> kinds);
+  void setForwardAttributes();
+
+  /// The residual stream's buffer type, `memref<?xDxf32>`.
+  MemRefType residualType() {
+    return MemRefType::get({ShapedType::kDynamic, config.hiddenSize},
+                           b.getF32Type());
+  }
+  /// A buffer of `type`, aligned as bufferization aligns its own.
+  Value allocate(MemRefType type, ValueRange dynamicSizes);
+  /// `buffer` as a tensor (`bufferization.to_tensor restrict`), and `value`
+  /// stored into `buffer` (`bufferization.materialize_in_destination`).
+  Value asTensor(Value buffer, bool writable);
+  void storeInto(Value value, Value buffer);
 
   /// `[N, heads * Dh]` as `[B, T, heads, Dh]`, and back.
   Value toHeads(Value x, int64_t heads);
@@ -115,17 +141,20 @@ private:
   Type weightElement;
   ModuleOp module;
   func::FuncOp forward;
-  /// The function being built: its body, its weights' names, B and T.
+  /// The function being built: its body, the weight table, the slot of its
+  /// first weight (none in @forward: slot 0), its weights, B and T.
   struct FunctionState {
     Block *body = nullptr;
-    std::vector<std::string> paramNames;
+    Value table, base;
+    std::vector<Weight> weights;
     Value batch, seqLen;
   } fn;
   std::map<LayerKind, LayerFunction> layerFunctions;
-  /// The packed statistics vectors in @forward (after the last MoE layer's
-  /// call so far), and the description of each MoE layer's segment.
-  SmallVector<Value> statsAcc;
-  Value statsRows; // B·T, in @forward
+  /// In @forward: the residual stream's buffer, the buffers of the packed
+  /// statistics, B·T, and the description of each MoE layer's segment.
+  Value residual;
+  SmallVector<Value> packedStats;
+  Value statsRows;
   struct StatsLayer {
     int64_t layer, experts, heads;
   };
@@ -393,18 +422,21 @@ LayerKind Importer::describeLayer(int64_t layer) {
 
 /// One decoder layer as its own function:
 ///
-///   func.func private @layer_moe_e8(%x: tensor<?xDxf32>, %B: index,
-///       %T: index, [%counts, %load, %level, %countsAt, %loadAt, %levelAt,]
-///       weights...) -> (tensor<?xDxf32>[, counts, load, level])
+///   func.func private @layer_moe_e8(%x: memref<?xDxf32>, %B: index,
+///       %T: index, %table: !llvm.ptr, %base: index[, %counts, %load,
+///       %level: memref<?xi32>, %countsAt, %loadAt, %levelAt: index])
 ///
-/// `x` holds the B·T rows of the residual stream, updated in place (the
-/// residual adds write into it), so one buffer serves every layer. A MoE
-/// layer also writes its statistics into its segments of the packed vectors
-/// (at the offsets given) and returns them, updated in place too: @forward
-/// then holds a fixed number of buffers whatever the depth. `weights`
-/// receives the weights' names relative to the layer.
+/// `x` is the buffer of the residual stream's B·T rows, which the layer
+/// reads and updates in place; a MoE layer also writes its statistics into
+/// its segments of the packed vectors (at the offsets given). The body is on
+/// tensors (`bufferization.to_tensor restrict writable` of `x`, results
+/// materialised back into the buffers), but the caller passes buffers: a
+/// chain of tensor values through the calls made bufferization's alias
+/// analysis of @forward grow with the cube of the depth. The weights come
+/// from the table at slots `base`, `base + 1`, ...; `weights` receives their
+/// names (relative to the layer) and types.
 func::FuncOp Importer::buildLayerFunction(const LayerKind &kind,
-                                          std::vector<std::string> &weights) {
+                                          std::vector<Weight> &weights) {
   OpBuilder::InsertionGuard guard(b);
   FunctionState caller = std::exchange(fn, {});
   Location callerLoc = loc;
@@ -415,19 +447,20 @@ func::FuncOp Importer::buildLayerFunction(const LayerKind &kind,
   func.setPrivate();
   int64_t d = config.hiddenSize;
   fn.body = func.addEntryBlock();
-  Value x = fn.body->addArgument(
-      RankedTensorType::get({ShapedType::kDynamic, d}, b.getF32Type()),
-      fileLoc);
+  Value xBuffer = fn.body->addArgument(residualType(), fileLoc);
   fn.batch = fn.body->addArgument(b.getIndexType(), fileLoc);
   fn.seqLen = fn.body->addArgument(b.getIndexType(), fileLoc);
-  SmallVector<Value> stats, statsAt;
+  fn.table = fn.body->addArgument(caller.table.getType(), fileLoc);
+  fn.base = fn.body->addArgument(b.getIndexType(), fileLoc);
+  SmallVector<Value> statsBuffers, statsAt;
   if (kind.sparse) {
-    for (Value acc : statsAcc)
-      stats.push_back(fn.body->addArgument(acc.getType(), fileLoc));
-    for (unsigned i = 0; i < stats.size(); ++i)
+    for (Value buffer : packedStats)
+      statsBuffers.push_back(fn.body->addArgument(buffer.getType(), fileLoc));
+    for (unsigned i = 0; i < statsBuffers.size(); ++i)
       statsAt.push_back(fn.body->addArgument(b.getIndexType(), fileLoc));
   }
   b.setInsertionPointToStart(fn.body);
+  Value x = asTensor(xBuffer, /*writable=*/true);
 
   at("model.layers.{l}.self_attn");
   Value h = rmsNorm(x, param("input_layernorm.weight", {d}));
@@ -439,13 +472,13 @@ func::FuncOp Importer::buildLayerFunction(const LayerKind &kind,
   if (kind.sparse) {
     MoeBlockOp block = moeBlock(kind, h);
     y = block.getResult();
-    for (auto [acc, at, value] :
-         llvm::zip_equal(stats, statsAt, block.getStats())) {
-      OpFoldResult size = tensor::getMixedSize(b, loc, value, 0);
-      acc = tensor::InsertSliceOp::create(
-          b, loc, value, acc, ArrayRef<OpFoldResult>{at},
-          ArrayRef<OpFoldResult>{size},
+    for (auto [buffer, at, value] :
+         llvm::zip_equal(statsBuffers, statsAt, block.getStats())) {
+      Value segment = memref::SubViewOp::create(
+          b, loc, buffer, ArrayRef<OpFoldResult>{at},
+          ArrayRef<OpFoldResult>{tensor::getMixedSize(b, loc, value, 0)},
           ArrayRef<OpFoldResult>{b.getIndexAttr(1)});
+      storeInto(value, segment);
     }
   } else {
     int64_t f = config.denseIntermediateSize;
@@ -453,12 +486,11 @@ func::FuncOp Importer::buildLayerFunction(const LayerKind &kind,
                        param("mlp.up_proj.weight", {f, d}),
                        param("mlp.down_proj.weight", {d, f}));
   }
-  SmallVector<Value> results{dense().accumulate(x, y)};
-  llvm::append_range(results, stats);
-  func::ReturnOp::create(b, loc, results);
-  func.setFunctionType(b.getFunctionType(fn.body->getArgumentTypes(),
-                                         ValueRange(results).getTypes()));
-  weights = std::move(fn.paramNames);
+  storeInto(dense().accumulate(x, y), xBuffer);
+  func::ReturnOp::create(b, loc);
+  func.setFunctionType(
+      b.getFunctionType(fn.body->getArgumentTypes(), TypeRange()));
+  weights = std::move(fn.weights);
   fn = std::move(caller);
   loc = callerLoc;
   return func;
@@ -472,16 +504,21 @@ LayerFunction &Importer::layerFunction(const LayerKind &kind) {
 }
 
 /// Calls the function of layer `layer`, of kind `kind`, on the residual
-/// stream `x`, passing that layer's weights as new parameters of @forward
-/// and, for a MoE layer, the offsets of its statistics segments.
-Value Importer::callLayer(int64_t layer, const LayerKind &kind, Value x) {
+/// stream's buffer, with the slot of that layer's first weight (its weights
+/// are the model's next table entries) and, for a MoE layer, the offsets of
+/// its statistics segments.
+void Importer::callLayer(int64_t layer, const LayerKind &kind) {
   LayerFunction &callee = layerFunction(kind);
   callee.layers.push_back(layer);
   std::string prefix = "model.layers." + std::to_string(layer);
   at(prefix);
-  SmallVector<Value> args{x, fn.batch, fn.seqLen};
+  SmallVector<Value> args{
+      residual, fn.batch, fn.seqLen, fn.table,
+      arith::ConstantIndexOp::create(b, loc, fn.weights.size())};
+  for (const Weight &w : callee.weights)
+    fn.weights.push_back({prefix + "." + w.name, w.type});
   if (kind.sparse) {
-    // Counts and levels per token so far, times the rows B·T.
+    // The segments of the layers so far: counts and levels per row B·T.
     int64_t heads = 0, experts = 0;
     for (const StatsLayer &s : statsLayers) {
       heads += s.heads;
@@ -491,31 +528,22 @@ Value Importer::callLayer(int64_t layer, const LayerKind &kind, Value x) {
       return arith::MulIOp::create(b, loc, statsRows,
                                    arith::ConstantIndexOp::create(b, loc, n));
     };
-    llvm::append_range(args, statsAcc);
+    llvm::append_range(args, packedStats);
     args.append({times(heads), arith::ConstantIndexOp::create(b, loc, experts),
                  times(statsLayers.size())});
     statsLayers.push_back(
         {layer, kind.numExperts, std::max<int64_t>(kind.multiHeadHeads, 1)});
   }
-  ArrayRef<Type> inputs = callee.func.getFunctionType().getInputs();
-  for (auto [name, type] :
-       llvm::zip_equal(callee.weights, inputs.drop_front(args.size())))
-    args.push_back(
-        param(prefix + "." + name, cast<RankedTensorType>(type).getShape()));
   auto call = func::CallOp::create(b, loc, callee.func, args);
   // One body per kind of layer: MLIR's inliner must not undo that.
   call.setNoInline(true);
-  if (kind.sparse)
-    statsAcc.assign(call.getResults().begin() + 1, call.getResults().end());
-  return call.getResult(0);
 }
 
-/// The packed statistics vectors that the MoE layers fill, layer after
-/// layer: experts per (sub-)token ([B·T·sum of h_l]), rows per expert
+/// The buffers of the packed statistics that the MoE layers fill, layer
+/// after layer: experts per (sub-)token ([B·T·sum of h_l]), rows per expert
 /// ([sum of E_l]) and the ADR level ([B·T·MoE layers]). Three vectors
-/// whatever the depth: three results per layer made buffer deallocation's
-/// alias checks quadratic in the number of layers. Empty without MoE layers.
-SmallVector<Value> Importer::createStatistics(ArrayRef<LayerKind> kinds) {
+/// whatever the depth; empty without MoE layers.
+SmallVector<Value> Importer::allocateStatistics(ArrayRef<LayerKind> kinds) {
   int64_t heads = 0, experts = 0, moeLayers = 0;
   for (const LayerKind &kind : kinds) {
     if (!kind.sparse)
@@ -524,25 +552,43 @@ SmallVector<Value> Importer::createStatistics(ArrayRef<LayerKind> kinds) {
     experts += kind.numExperts;
     ++moeLayers;
   }
-  Type i32 = b.getI32Type();
-  if (!moeLayers)
-    return SmallVector<Value>(
-        3, tensor::EmptyOp::create(b, loc, ArrayRef<int64_t>{0}, i32));
   statsRows = arith::MulIOp::create(b, loc, fn.batch, fn.seqLen);
+  Type i32 = b.getI32Type();
   auto perRow = [&](int64_t n) -> Value {
     Value size = arith::MulIOp::create(
         b, loc, statsRows, arith::ConstantIndexOp::create(b, loc, n));
-    return tensor::EmptyOp::create(b, loc, ArrayRef<OpFoldResult>{size}, i32);
+    return allocate(MemRefType::get({ShapedType::kDynamic}, i32), size);
   };
-  return {perRow(heads),
-          tensor::EmptyOp::create(b, loc, ArrayRef<int64_t>{experts}, i32),
+  return {perRow(heads), allocate(MemRefType::get({experts}, i32), {}),
           perRow(moeLayers)};
 }
 
+Value Importer::allocate(MemRefType type, ValueRange dynamicSizes) {
+  return memref::AllocOp::create(b, loc, type, dynamicSizes,
+                                 b.getI64IntegerAttr(kBufferAlignment));
+}
+
+Value Importer::asTensor(Value buffer, bool writable) {
+  auto type = cast<MemRefType>(buffer.getType());
+  return bufferization::ToTensorOp::create(
+      b, loc, RankedTensorType::get(type.getShape(), type.getElementType()),
+      buffer, /*restrict=*/true, writable);
+}
+
+void Importer::storeInto(Value value, Value buffer) {
+  bufferization::MaterializeInDestinationOp::create(
+      b, loc, TypeRange(), value, buffer, /*restrict=*/true,
+      /*writable=*/true);
+}
+
+/// @forward(%tokens: tensor<?x?xi32>, %weights: !llvm.ptr): the embedding,
+/// one call per decoder layer on the residual stream's buffer, the final
+/// norm and the LM head; the logits and the packed statistics.
 OwningOpRef<ModuleOp> Importer::run() {
-  ctx.loadDialect<MoeDialect, arith::ArithDialect, func::FuncDialect,
-                  linalg::LinalgDialect, math::MathDialect,
-                  tensor::TensorDialect>();
+  ctx.loadDialect<MoeDialect, arith::ArithDialect,
+                  bufferization::BufferizationDialect, func::FuncDialect,
+                  linalg::LinalgDialect, LLVM::LLVMDialect, math::MathDialect,
+                  memref::MemRefDialect, tensor::TensorDialect>();
   OwningOpRef<ModuleOp> owned = ModuleOp::create(fileLoc);
   module = *owned;
   b.setInsertionPointToEnd(module.getBody());
@@ -552,11 +598,14 @@ OwningOpRef<ModuleOp> Importer::run() {
       {ShapedType::kDynamic, ShapedType::kDynamic}, b.getI32Type());
   auto logitsType = RankedTensorType::get(
       {ShapedType::kDynamic, ShapedType::kDynamic, v}, b.getF32Type());
-  forward = func::FuncOp::create(b, fileLoc, moec::abi::kEntry,
-                                 b.getFunctionType({tokensType}, {logitsType}));
+  Type tablePtr = LLVM::LLVMPointerType::get(&ctx);
+  forward = func::FuncOp::create(
+      b, fileLoc, moec::abi::kEntry,
+      b.getFunctionType({tokensType, tablePtr}, {logitsType}));
   fn.body = forward.addEntryBlock();
   b.setInsertionPointToStart(fn.body);
   Value tokens = fn.body->getArgument(0);
+  fn.table = fn.body->getArgument(1);
 
   at("embedding");
   fn.batch = tensor::DimOp::create(b, loc, tokens, 0);
@@ -569,9 +618,14 @@ OwningOpRef<ModuleOp> Importer::run() {
   SmallVector<LayerKind> kinds;
   for (int64_t l = 0; l < config.numLayers; ++l)
     kinds.push_back(describeLayer(l));
-  statsAcc = createStatistics(kinds);
+  packedStats = allocateStatistics(kinds);
+  residual = allocate(residualType(),
+                      getValueOrCreateConstantIndexOp(
+                          b, loc, tensor::getMixedSize(b, loc, x, 0)));
+  storeInto(x, residual);
   for (auto [l, kind] : llvm::enumerate(kinds))
-    x = callLayer(l, kind, x);
+    callLayer(l, kind);
+  x = asTensor(residual, /*writable=*/false);
 
   at("lm_head");
   x = rmsNorm(x, param("model.norm.weight", {d}));
@@ -582,14 +636,28 @@ OwningOpRef<ModuleOp> Importer::run() {
       b, loc, logitsType, logits, ArrayRef<ReassociationIndices>{{0, 1}, {2}},
       ArrayRef<OpFoldResult>{fn.batch, fn.seqLen, b.getIndexAttr(v)});
   SmallVector<Value> results{shaped};
-  llvm::append_range(results, statsAcc);
+  for (Value buffer : packedStats)
+    results.push_back(asTensor(buffer, /*writable=*/false));
   func::ReturnOp::create(b, loc, results);
-
-  // The runtime calls the model through its C interface.
-  forward->setAttr(LLVM::LLVMDialect::getEmitCWrapperAttrName(),
-                   b.getUnitAttr());
   forward.setFunctionType(b.getFunctionType(fn.body->getArgumentTypes(),
                                             ValueRange(results).getTypes()));
+  setForwardAttributes();
+  return owned;
+}
+
+/// What the manifest and readers of the IR need: the C interface the
+/// runtime calls, the weight table's entries, the statistics segments, and
+/// the layers each layer function computes.
+void Importer::setForwardAttributes() {
+  forward->setAttr(LLVM::LLVMDialect::getEmitCWrapperAttrName(),
+                   b.getUnitAttr());
+  auto *dialect = ctx.getLoadedDialect<MoeDialect>();
+  SmallVector<Attribute> weights;
+  for (const Weight &w : fn.weights)
+    weights.push_back(b.getDictionaryAttr(
+        {b.getNamedAttr(kWeightNameKey, b.getStringAttr(w.name)),
+         b.getNamedAttr(kWeightTypeKey, TypeAttr::get(w.type))}));
+  dialect->getWeightsAttrHelper().setAttr(forward, b.getArrayAttr(weights));
   // The layer, expert count and MH-MoE heads of each packed stats segment.
   SmallVector<int64_t> layers, experts, heads;
   for (const StatsLayer &s : statsLayers) {
@@ -600,14 +668,9 @@ OwningOpRef<ModuleOp> Importer::run() {
   forward->setAttr("moe.stats_layers", b.getDenseI64ArrayAttr(layers));
   forward->setAttr("moe.stats_experts", b.getDenseI64ArrayAttr(experts));
   forward->setAttr("moe.stats_heads", b.getDenseI64ArrayAttr(heads));
-  for (auto [i, name] : llvm::enumerate(fn.paramNames))
-    forward.setArgAttr(i + 1, kParamAttrName, b.getStringAttr(name));
-  // Which layers each layer function computes, for readers of the IR.
-  auto layersAttr = ctx.getLoadedDialect<MoeDialect>()->getLayersAttrHelper();
   for (auto &entry : layerFunctions)
-    layersAttr.setAttr(entry.second.func,
-                       b.getDenseI64ArrayAttr(entry.second.layers));
-  return owned;
+    dialect->getLayersAttrHelper().setAttr(
+        entry.second.func, b.getDenseI64ArrayAttr(entry.second.layers));
 }
 
 } // namespace
@@ -622,14 +685,18 @@ OwningOpRef<ModuleOp> moec::importModel(MLIRContext &context,
 std::string moec::modelManifest(ModuleOp module, const ModelConfig &config) {
   auto forward = module.lookupSymbol<func::FuncOp>(moec::abi::kEntry);
   llvm::json::Array params;
-  for (unsigned i = 1, e = forward.getNumArguments(); i < e; ++i) {
-    auto type = cast<RankedTensorType>(forward.getArgument(i).getType());
+  ArrayAttr weights = module.getContext()
+                          ->getLoadedDialect<MoeDialect>()
+                          ->getWeightsAttrHelper()
+                          .getAttr(forward);
+  for (auto weight : weights.getAsRange<DictionaryAttr>()) {
+    auto type = cast<RankedTensorType>(
+        weight.getAs<TypeAttr>(kWeightTypeKey).getValue());
     llvm::json::Array shape;
     for (int64_t d : type.getShape())
       shape.push_back(d);
     params.push_back(llvm::json::Object{
-        {"name",
-         forward.getArgAttrOfType<StringAttr>(i, kParamAttrName).getValue()},
+        {"name", weight.getAs<StringAttr>(kWeightNameKey).getValue()},
         {"dtype", type.getElementType().isF32() ? "F32" : "BF16"},
         {"shape", std::move(shape)}});
   }

@@ -1,22 +1,25 @@
 //===- ModelImporter.h - a model description to the moe dialect -*- C++ -*-===//
 //
-// Builds the forward pass of a ModelConfig on tensors:
+// Builds the forward pass of a ModelConfig:
 //
-//   func.func @forward(%tokens: tensor<?x?xi32>, %p0: ..., %p1: ...)
+//   func.func @forward(%tokens: tensor<?x?xi32>, %weights: !llvm.ptr)
 //       -> (tensor<?x?xVxf32>, stats...)
 //
-// `tokens` is [B, T] (both dynamic); every weight is a parameter with a
-// static shape, named by its `moe.param` argument attribute after the
-// Hugging Face tensor it is read from. Stacked expert weights ([E, F, D])
-// name their per-expert tensors with an `{e}` placeholder, which the runtime
-// expands for e = 0 .. E-1. Activations are f32; weights are f32 or bf16.
+// `tokens` is [B, T] (both dynamic); `weights` is the runtime's table of
+// weight addresses, which moe.weight ops read at their slots. The entry
+// function's `moe.weights` attribute lists the table's entries in order:
+// each weight's Hugging Face tensor name and static type. Stacked expert
+// weights ([E, F, D]) name their per-expert tensors with an `{e}`
+// placeholder, which the runtime expands for e = 0 .. E-1. Activations are
+// f32; weights are f32 or bf16.
 //
 // Each distinct kind of decoder layer (dense or MoE, its expert count E_l,
 // attention, MH-MoE) is one private function, `@layer_moe_e8`, `@layer_mlp`,
-// that @forward calls once per layer with that layer's weights, so the
-// compiler's work and the code grow with the kinds of layer, not the depth.
-// Layer functions carry `moe.layers` (the layers they compute) and their
-// calls `no_inline`; code generation keeps them out of line in LLVM too.
+// that @forward calls once per layer with the slot of that layer's first
+// weight, so the compiler's work and the code grow with the kinds of layer,
+// not the depth. Layer functions carry `moe.layers` (the layers they
+// compute) and their calls `no_inline`; code generation keeps them out of
+// line in LLVM too.
 //
 //===----------------------------------------------------------------------===//
 
@@ -32,8 +35,10 @@ namespace moec {
 
 enum class WeightType { F32, BF16 };
 
-/// The argument attribute naming a parameter's tensor(s).
-inline constexpr llvm::StringLiteral kParamAttrName = "moe.param";
+/// The keys of each entry of the entry function's `moe.weights`: the
+/// tensor's name and its type.
+inline constexpr llvm::StringLiteral kWeightNameKey = "name";
+inline constexpr llvm::StringLiteral kWeightTypeKey = "type";
 
 /// Builds the module; `configName` becomes its location's file name.
 mlir::OwningOpRef<mlir::ModuleOp> importModel(mlir::MLIRContext &context,

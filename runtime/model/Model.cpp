@@ -93,12 +93,13 @@ CompiledModel::Outputs CompiledModel::forward(HostTensor &tokens) {
   std::vector<unsigned> ranks{3};
   ranks.insert(ranks.end(), abi::kNumStatsResults, 1);
   ResultPack results(ranks);
-  std::vector<MemRefDescriptor> descriptors{tokens.descriptor()};
+  // The weight table: each parameter's address, in manifest order.
+  std::vector<void *> table;
   for (HostTensor &p : params)
-    descriptors.push_back(p.descriptor());
-  std::vector<void *> args{results.data()};
-  for (MemRefDescriptor &d : descriptors)
-    args.push_back(d.data());
+    table.push_back(p.data());
+  MemRefDescriptor tokensDescriptor = tokens.descriptor();
+  std::vector<void *> args{results.data(), tokensDescriptor.data(),
+                           table.data()};
 
   forward_packed(args.data());
   Outputs out{HostTensor::adoptResult(results.result(0), ElementType::F32), {}};

@@ -165,6 +165,24 @@ func.func @merge_tokens(%x: tensor<?x16xf32>) -> tensor<?x64xf32> {
 
 // -----
 
+// A weight tensor becomes the buffer of its table entry, read-only
+// (to_tensor restrict, not writable); buffers stay.
+// CHECK-LABEL: func @weight
+// CHECK-SAME: (%[[TABLE:.*]]: !llvm.ptr, %[[SLOT:.*]]: index)
+func.func @weight(%table: !llvm.ptr, %slot: index)
+    -> (tensor<8x64xbf16>, memref<4x64xf32>) {
+  // CHECK: %[[BUF:.*]] = moe.weight %[[TABLE]][%[[SLOT]]] "gate.weight" : memref<8x64xbf16>
+  // CHECK: %[[T:.*]] = bufferization.to_tensor %[[BUF]] restrict : memref<8x64xbf16> to tensor<8x64xbf16>
+  // CHECK-NOT: writable
+  %g = moe.weight %table[%slot] "gate.weight" : tensor<8x64xbf16>
+  // CHECK: %[[M:.*]] = moe.weight %[[TABLE]][%[[SLOT]]] "norm.weight" : memref<4x64xf32>
+  %m = moe.weight %table[%slot] "norm.weight" : memref<4x64xf32>
+  // CHECK: return %[[T]], %[[M]]
+  return %g, %m : tensor<8x64xbf16>, memref<4x64xf32>
+}
+
+// -----
+
 // Ops without a lowering yet are reported, not silently left behind.
 func.func @router(%l: tensor<?x8xf32>) -> tensor<?xi32> {
   // expected-error @+1 {{failed to legalize operation 'moe.router'}}

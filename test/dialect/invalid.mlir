@@ -71,6 +71,34 @@ func.func @schedule_period_kind() attributes {s = #moe.expert_schedule<ascending
 // -----
 
 //===----------------------------------------------------------------------===//
+// moe.weight
+//===----------------------------------------------------------------------===//
+
+func.func @weight_dynamic(%table: !llvm.ptr, %slot: index) {
+  // expected-error @+1 {{result #0 must be statically shaped tensor of any type values or statically shaped memref of any type values, but got 'tensor<?x64xf32>'}}
+  %w = moe.weight %table[%slot] "w" : tensor<?x64xf32>
+  return
+}
+
+// -----
+
+func.func @weight_strided(%table: !llvm.ptr, %slot: index) {
+  // expected-error @+1 {{expects an identity-layout memref result, got 'memref<8x64xf32, strided<[128, 1]>>'}}
+  %w = moe.weight %table[%slot] "w" : memref<8x64xf32, strided<[128, 1]>>
+  return
+}
+
+// -----
+
+func.func @weight_table(%table: memref<?xi64>, %slot: index) {
+  // expected-error @+1 {{operand #0 must be LLVM pointer in address space 0}}
+  %w = "moe.weight"(%table, %slot) {name = "w"} : (memref<?xi64>, index) -> tensor<8xf32>
+  return
+}
+
+// -----
+
+//===----------------------------------------------------------------------===//
 // moe.router
 //===----------------------------------------------------------------------===//
 

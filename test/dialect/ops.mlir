@@ -191,3 +191,15 @@ func.func @schedules() attributes {
     moe.c = #moe.expert_schedule<hourglass, min_experts = 1, max_experts = 1>} {
   return
 }
+
+// Weights come from the runtime's table, as tensors or (after
+// convert-moe-to-linalg) as buffers.
+// CHECK-LABEL: func @weights
+func.func @weights(%table: !llvm.ptr, %slot: index)
+    -> (tensor<8x64xbf16>, memref<4x16x64xf32>) {
+  // CHECK: moe.weight %{{.*}}[%{{.*}}] "block_sparse_moe.gate.weight" : tensor<8x64xbf16>
+  %g = moe.weight %table[%slot] "block_sparse_moe.gate.weight" : tensor<8x64xbf16>
+  // CHECK: moe.weight %{{.*}}[%{{.*}}] "experts.{e}.w1.weight" : memref<4x16x64xf32>
+  %w = moe.weight %table[%slot] "experts.{e}.w1.weight" : memref<4x16x64xf32>
+  return %g, %w : tensor<8x64xbf16>, memref<4x16x64xf32>
+}

@@ -3,10 +3,10 @@
 
     check_weight_names.py FORWARD.mlir WEIGHTS.safetensors
 
-FORWARD.mlir is the output of `moec compile CONFIG --emit mlir`: its forward
-function names each parameter after its Hugging Face tensor
-(`{moe.param = "..."}`), with stacked experts written as `experts.{e}.w1`
-of shape [E_l, ...]. Each stacked parameter stands for E_l per-expert
+FORWARD.mlir is the output of `moec compile CONFIG --emit mlir`: the
+`moe.weights` attribute of its forward function lists the weight table's
+entries, each `{name = "<Hugging Face tensor>", type = tensor<...>}`, with
+stacked experts written as `experts.{e}.w1` of shape [E_l, ...]. Each stacked parameter stands for E_l per-expert
 tensors. Prints one line per difference and `OK: N tensors` when none.
 """
 
@@ -16,13 +16,13 @@ import sys
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 from model_reference import read_safetensors  # noqa: E402
 
-PARAM = re.compile(r'tensor<((?:\d+x)*)(f32|bf16)> \{moe\.param = "([^"]+)"\}')
+WEIGHT = re.compile(r'\{name = "([^"]+)", type = tensor<((?:\d+x)*)(f32|bf16)>\}')
 
 
 def expected_tensors(mlir_text):
     """{name: shape} of the per-expert tensors the module's parameters need."""
     out = {}
-    for dims, _, name in PARAM.findall(mlir_text):
+    for name, dims, _ in WEIGHT.findall(mlir_text):
         shape = tuple(int(d) for d in dims.split("x") if d)
         if "{e}" in name:
             for e in range(shape[0]):
@@ -50,7 +50,7 @@ def main(argv):
     for line in problems:
         print(line)
     if not expected:
-        print("no moe.param in %s" % argv[1])
+        print("no moe.weights entries in %s" % argv[1])
         return 1
     if not problems:
         print("OK: %d tensors" % len(expected))

@@ -26,6 +26,7 @@ int main(int argc, char **argv) {
   mlir::registerAllDialects(registry);
   mlir::registerAllExtensions(registry);
   mlir::registerAllToLLVMIRTranslations(registry);
+  mlir::moe::registerMoeToLLVMInterfaces(registry);
 
   mlir::registerAllPasses();
   mlir::moe::registerMoePasses();

@@ -10,6 +10,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "codegen/HostCodegen.h"
+#include "codegen/Passes.h"
 #include "codegen/Pipelines.h"
 
 #include "ModelHeader.h"
@@ -194,6 +195,7 @@ int compile() {
   mlir::DialectRegistry registry;
   mlir::registerAllDialects(registry);
   mlir::registerAllExtensions(registry);
+  mlir::moe::registerMoeToLLVMInterfaces(registry);
   mlir::MLIRContext context(registry);
   mlir::OwningOpRef<mlir::ModuleOp> module;
   {
