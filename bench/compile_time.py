@@ -2,11 +2,13 @@
 """Compile time, peak RSS and output size of `moec compile` against depth.
 
     bench/compile_time.py [--cases mixtral,qwen,all-features]
-                          [--layers 1,2,8,32] [--emit exe] [--workdir DIR]
-                          [--moec build/bin/moec]
+                          [--layers 1,2,8,32] [--repeat 3] [--emit exe]
+                          [--workdir DIR] [--moec build/bin/moec]
 
 For each case, writes a config.json, runs `moec compile CONFIG -o OUT
---emit EMIT -v` once in a fresh process and records:
+--emit EMIT -v` R times (after one untimed warm-up compile, so that the
+first case does not pay for a cold page cache), each in a fresh process,
+and records, for the run of median wall time:
 
 * wall time, and the time of each stage as `-v` prints it;
 * the peak RSS of the compiler (the child's ru_maxrss, from wait4);
@@ -21,7 +23,7 @@ Cases:
   three distinct expert counts).
 
 The last line of each case group is the ratio of the deepest to the
-shallowest compile time. Nothing is run on weights: compile time does not
+shallowest median compile time. Nothing is run on weights: compile time does not
 depend on them. Results go to docs/performance.md with the command and the
 machine.
 """
@@ -103,6 +105,7 @@ def main():
     p.add_argument("--cases", default="mixtral,qwen,all-features")
     p.add_argument("--layers", default="1,2,8,32",
                    help="layer counts of the mixtral case")
+    p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--emit", default="exe", choices=["exe", "obj", "lib"])
     p.add_argument("--moec", default=os.path.join(
         os.environ.get("MOEC_BUILD_DIR", os.path.join(ROOT, "build")),
@@ -114,6 +117,7 @@ def main():
     os.makedirs(work, exist_ok=True)
     stage_names = ["import", "lower", "translate", "optimize", "codegen",
                    "link"]
+    warmed = False
     print("| case | L | wall s | %s | peak RSS MB | %s MB |" %
           (" | ".join(stage_names), args.emit))
     print("|---|---|---|%s---|---|" % ("---|" * len(stage_names)))
@@ -128,8 +132,12 @@ def main():
             with open(path, "w") as f:
                 json.dump(cfg, f, indent=1)
             out = os.path.join(work, "%s-%d.%s" % (case, layers, args.emit))
-            wall, rss, stages, size = run_compile(args.moec, path, out,
-                                                  args.emit)
+            if not warmed:
+                run_compile(args.moec, path, out, args.emit)
+                warmed = True
+            runs = sorted((run_compile(args.moec, path, out, args.emit)
+                           for _ in range(args.repeat)), key=lambda r: r[0])
+            wall, rss, stages, size = runs[len(runs) // 2]
             walls.append(wall)
             print("| %s | %d | %.2f | %s | %.0f | %.1f |" % (
                 case, cfg["num_hidden_layers"], wall,

@@ -12,7 +12,9 @@
 //              other: experts per (sub-)token [B·T·heads], rows per expert
 //              [E_l], ADR level per token [B·T]);
 //     args[1]: the descriptor of the I32 [B, T] token ids;
-//     args[2..]: the descriptors of the parameters, in manifest order.
+//     args[2]: the weight table, `void *table[]`: the address of each
+//              weight, in manifest order, each dense and row-major in the
+//              manifest's dtype and shape.
 //   extern "C" const char moec_model_manifest[];
 //     JSON: {"format": kManifestFormat, "entry", "vocab_size",
 //     "hidden_size", "num_layers", "params": [{"name", "dtype", "shape"}],
