@@ -442,8 +442,11 @@ func::FuncOp Importer::buildLayerFunction(const LayerKind &kind,
   Location callerLoc = loc;
   // Before @forward, in the order of first use.
   b.setInsertionPoint(forward);
-  auto func =
-      func::FuncOp::create(b, fileLoc, kind.name(), b.getFunctionType({}, {}));
+  // Kinds that differ beyond what the name shows get a numbered name.
+  std::string name = kind.name();
+  for (int n = 2; module.lookupSymbol(name); ++n)
+    name = kind.name() + "_" + std::to_string(n);
+  auto func = func::FuncOp::create(b, fileLoc, name, b.getFunctionType({}, {}));
   func.setPrivate();
   int64_t d = config.hiddenSize;
   fn.body = func.addEntryBlock();
