@@ -10,7 +10,6 @@
 #include "mlir/Target/LLVMIR/Export.h"
 
 #include "llvm/IR/IRBuilder.h"
-#include "llvm/Transforms/Utils/Cloning.h"
 #include "llvm/IR/LegacyPassManager.h"
 #include "llvm/MC/TargetRegistry.h"
 #include "llvm/Passes/PassBuilder.h"
@@ -18,6 +17,7 @@
 #include "llvm/Target/TargetMachine.h"
 #include "llvm/TargetParser/Host.h"
 #include "llvm/TargetParser/SubtargetFeature.h"
+#include "llvm/Transforms/Utils/Cloning.h"
 
 using namespace mlir;
 
@@ -25,11 +25,10 @@ namespace {
 
 /// Inlines `entry` into its C interface `cInterface` and deletes it. The C
 /// interface unpacks every argument's descriptor into scalars and calls the
-/// entry with them: thousands for a real model (7 per weight). LLVM handles
-/// so many arguments in time quadratic in their number (called-value
-/// propagation, instruction selection's argument stores: 80 s and 5 s for
-/// 256 layers), so the call is gone before the optimiser runs; the loads then
-/// feed the layer calls directly.
+/// entry with them; LLVM lowers a call in time quadratic in its arguments
+/// (called-value propagation, instruction selection's argument stores), which
+/// took 80 s when every weight was an argument. With the weight table the
+/// entry has few arguments, but one unpacking is still enough.
 llvm::Error inlineEntry(llvm::Module &module, llvm::StringRef entry,
                         llvm::Function &cInterface) {
   llvm::Function *entryFunction = module.getFunction(entry);
@@ -103,10 +102,9 @@ moe::translateForHost(ModuleOp module, llvm::LLVMContext &context,
   // Decoder layer functions stay calls: LLVM's inliner would otherwise copy
   // a layer's body into every call site and undo the one-body-per-kind
   // compile (the attribute survives the conversion to the LLVM dialect).
-  // Internal, their calls lose the arguments that are the same constant at
-  // every call site (a static weight's offset, sizes and strides: 6 of the 7
-  // scalars of its descriptor) to interprocedural constant propagation and
-  // dead argument elimination.
+  // Internal, their calls lose the arguments that are the same at every call
+  // site (a buffer's static sizes and strides) to interprocedural constant
+  // propagation and dead argument elimination.
   module.walk([](LLVM::LLVMFuncOp func) {
     if (!func->hasAttr(MoeDialect::LayersAttrHelper::getNameStr()))
       return;
