@@ -2,12 +2,12 @@
 """Compile time, peak RSS and output size of `moec compile` against depth.
 
     bench/compile_time.py [--cases mixtral,qwen,all-features]
-                          [--layers 1,2,8,32] [--repeat 3] [--emit exe]
-                          [--workdir DIR] [--moec build/bin/moec]
+                          [--layers 1,2,8,32] [--repeat 3] [--warmup 1]
+                          [--emit exe] [--workdir DIR] [--moec build/bin/moec]
 
 For each case, writes a config.json, runs `moec compile CONFIG -o OUT
---emit EMIT -v` R times (after one untimed warm-up compile, so that the
-first case does not pay for a cold page cache), each in a fresh process,
+--emit EMIT -v` R times (after W untimed warm-up compiles of the first
+case, so that it does not pay for a cold page cache), each in a fresh process,
 and records, for the run of median wall time:
 
 * wall time, and the time of each stage as `-v` prints it;
@@ -106,6 +106,7 @@ def main():
     p.add_argument("--layers", default="1,2,8,32",
                    help="layer counts of the mixtral case")
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--emit", default="exe", choices=["exe", "obj", "lib"])
     p.add_argument("--moec", default=os.path.join(
         os.environ.get("MOEC_BUILD_DIR", os.path.join(ROOT, "build")),
@@ -117,7 +118,7 @@ def main():
     os.makedirs(work, exist_ok=True)
     stage_names = ["import", "lower", "translate", "optimize", "codegen",
                    "link"]
-    warmed = False
+    warmups = args.warmup
     print("| case | L | wall s | %s | peak RSS MB | %s MB |" %
           (" | ".join(stage_names), args.emit))
     print("|---|---|---|%s---|---|" % ("---|" * len(stage_names)))
@@ -132,9 +133,9 @@ def main():
             with open(path, "w") as f:
                 json.dump(cfg, f, indent=1)
             out = os.path.join(work, "%s-%d.%s" % (case, layers, args.emit))
-            if not warmed:
+            for _ in range(warmups):
                 run_compile(args.moec, path, out, args.emit)
-                warmed = True
+            warmups = 0
             runs = sorted((run_compile(args.moec, path, out, args.emit)
                            for _ in range(args.repeat)), key=lambda r: r[0])
             wall, rss, stages, size = runs[len(runs) // 2]

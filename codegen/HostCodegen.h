@@ -24,8 +24,9 @@ namespace mlir::moe {
 /// Translates `module` (LLVM dialect only) to LLVM IR for the host and adds:
 ///  * `void <entry>_packed(void **args)`, which calls the C interface of
 ///    `entry` (`_mlir_ciface_<entry>`, so the function needs the
-///    `llvm.emit_c_interface` attribute) with args[0] as the result's memref
-///    descriptor and args[1..] as the arguments' descriptors;
+///    `llvm.emit_c_interface` attribute) with args[0] as the results' memref
+///    descriptors and args[1..] as the arguments: a memref argument's
+///    descriptor, or the value of any other (the weight table's pointer);
 ///  * `const char moec_model_manifest[]`, holding `manifest`.
 /// runtime/model/ModelAbi.h describes what the runtime expects of both.
 llvm::Expected<std::unique_ptr<llvm::Module>>

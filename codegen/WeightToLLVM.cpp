@@ -56,7 +56,8 @@ struct MoeToLLVMPatterns : public ConvertToLLVMPatternInterface {
   }
 };
 
-/// `moe.layers` and `moe.weights` on functions have no LLVM IR meaning.
+/// The moe attributes on functions (`moe.layers`, `moe.weights`,
+/// `moe.stats_*`) have no LLVM IR meaning.
 /// Without an interface, translation warns once per attribute and each
 /// warning prints the whole function, which took seconds for a real model.
 struct MoeToLLVMIRTranslation : public LLVMTranslationDialectInterface {

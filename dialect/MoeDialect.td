@@ -35,11 +35,17 @@ def Moe_Dialect : Dialect {
   // `moe.layers` on a decoder layer's function (the importer emits one per
   // kind of layer): the layers it computes. Code generation keeps such
   // functions out of line (LLVM's noinline), so each is compiled once.
-  // `moe.weights` on a compiled model's entry function: the weight table's
-  // entries in order, each `{name = "<tensor>", type = tensor<...>}`; the
-  // manifest the runtime binds weights by is written from it.
+  // On a compiled model's entry function: `moe.weights`, the weight table's
+  // entries in order, each `{name = "<tensor>", type = tensor<...>}`, and
+  // `moe.stats_layers` / `stats_experts` / `stats_heads`, the layer, expert
+  // count and MH-MoE heads of each MoE layer's segment of the packed
+  // statistics. The manifest the runtime binds weights and reads
+  // statistics by is written from them.
   let discardableAttrs = (ins "::mlir::DenseI64ArrayAttr":$layers,
-                              "::mlir::ArrayAttr":$weights);
+                              "::mlir::ArrayAttr":$weights,
+                              "::mlir::DenseI64ArrayAttr":$stats_layers,
+                              "::mlir::DenseI64ArrayAttr":$stats_experts,
+                              "::mlir::DenseI64ArrayAttr":$stats_heads);
   // moe.weight reads `!llvm.ptr` tables.
   let dependentDialects = ["::mlir::LLVM::LLVMDialect"];
   let extraClassDeclaration = [{

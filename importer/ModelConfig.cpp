@@ -359,6 +359,45 @@ void parseExtension(ObjectReader &top, ModelConfig &config, StringRef fileName,
   ext.warnUnknownKeys(warnings);
 }
 
+/// The expert keys of mixtral, and its sliding window.
+void parseMixtralKeys(ObjectReader &top, ModelConfig &config) {
+  config.numExperts = top.integer("num_local_experts", 1);
+  config.expertsPerToken = top.integer("num_experts_per_tok", 1);
+  config.expertIntermediateSize = top.integer("intermediate_size", 1);
+  config.normalizeTopK = true;
+  if (top.has("sliding_window")) {
+    config.attention.kind = AttentionKind::Sliding;
+    config.attention.window = top.integer("sliding_window", 1);
+  }
+}
+
+/// The expert keys of qwen2_moe, its shared expert, and which layers are
+/// dense.
+void parseQwen2MoeKeys(ObjectReader &top, ModelConfig &config,
+                       const std::optional<std::string> &error) {
+  config.numExperts = top.integer("num_experts", 1);
+  config.expertsPerToken = top.integer("num_experts_per_tok", 1);
+  config.expertIntermediateSize = top.integer("moe_intermediate_size", 1);
+  config.sharedExpertIntermediateSize =
+      top.integer("shared_expert_intermediate_size", 1);
+  config.normalizeTopK = top.boolean("norm_topk_prob", false);
+  config.decoderSparseStep = top.integer("decoder_sparse_step", 1, 1);
+  config.mlpOnlyLayers =
+      top.integerList("mlp_only_layers", 0, config.numLayers - 1);
+  if (top.boolean("use_sliding_window", false))
+    top.fail("use_sliding_window",
+             "true is not supported (its per-layer rule is not part of "
+             "moec's semantics); set it to false");
+  top.ignore({"sliding_window", "qkv_bias", "attention_bias"});
+  // Reading on after an error would use unchecked values (a zero step).
+  bool anyDense = false;
+  for (int64_t l = 0; !error && l < config.numLayers; ++l)
+    anyDense |= !config.isSparseLayer(l);
+  config.denseIntermediateSize =
+      top.integer("intermediate_size", 1,
+                  anyDense ? std::nullopt : std::optional<int64_t>(0));
+}
+
 /// A factor of a weight count and the config key it comes from.
 struct SizeFactor {
   StringRef key;
@@ -374,8 +413,9 @@ struct SizeTerm {
 };
 
 /// The weights of a model as terms whose sum bounds the element count from
-/// above (every layer is counted with both a MoE block and a dense MLP, the
-/// routed experts with their full width and the schedule's largest E_l).
+/// above (every layer is counted with both a MoE block and a dense MLP and
+/// every optional vector, the routed experts with their full width and the
+/// schedule's largest E_l).
 std::vector<SizeTerm> sizeTerms(const ModelConfig &c) {
   bool qwen = c.modelType == ModelType::Qwen2Moe;
   SizeFactor d{"hidden_size", c.hiddenSize}, dh{"head_dim", c.headDim};
@@ -385,12 +425,19 @@ std::vector<SizeTerm> sizeTerms(const ModelConfig &c) {
                c.expertSchedule->maxExperts};
   SizeFactor f{qwen ? "moe_intermediate_size" : "intermediate_size",
                c.expertIntermediateSize};
+  SizeFactor heads{"num_attention_heads", c.numHeads},
+      kvHeads{"num_key_value_heads", c.numKVHeads};
   std::vector<SizeTerm> terms{
       {c.tieWordEmbeddings ? 1 : 2, {{"vocab_size", c.vocabSize}, d}, false},
-      {2, {{"num_attention_heads", c.numHeads}, d, dh}},
-      {2, {{"num_key_value_heads", c.numKVHeads}, d, dh}},
+      {1, {d}, false}, // the final norm
+      {2, {heads, d, dh}},
+      {2, {kvHeads, d, dh}},
+      {1, {heads, dh}}, // q/k/v biases (qwen2_moe)
+      {2, {kvHeads, dh}},
       {3, {experts, f, d}},
-      {1, {experts, d}}};
+      {1, {experts, d}},
+      // Norms, MH-MoE biases, gates: at most 8 vectors of D per layer.
+      {8, {d}}};
   if (qwen) {
     terms.push_back(
         {3,
@@ -447,26 +494,38 @@ std::optional<std::string> checkSizes(const ModelConfig &config,
             "machine can address them)")
         .str();
   };
-  int64_t layer = 0, model = 0;
-  for (const SizeTerm &term : sizeTerms(config)) {
+  auto largestFactor = [](const SizeTerm &term) -> const SizeFactor & {
+    return *llvm::max_element(term.factors,
+                              [](const SizeFactor &a, const SizeFactor &b) {
+                                return a.value < b.value;
+                              });
+  };
+  int64_t layer = 0, model = 0, largestModelTerm = 0;
+  const SizeTerm *modelCulprit = nullptr;
+  std::vector<SizeTerm> terms = sizeTerms(config);
+  for (const SizeTerm &term : terms) {
     std::optional<int64_t> n = termElements(term);
+    if (n && !term.perLayer && *n >= largestModelTerm) {
+      largestModelTerm = *n;
+      modelCulprit = &term;
+    }
     if (n)
       n = boundedAdd(term.perLayer ? layer : model, *n);
     if (!n) {
-      const SizeFactor &largest = *llvm::max_element(
-          term.factors, [](const SizeFactor &a, const SizeFactor &b) {
-            return a.value < b.value;
-          });
+      const SizeFactor &largest = largestFactor(term);
       return tooLarge(largest.key, largest.value, "makes the weights");
     }
     (term.perLayer ? layer : model) = *n;
   }
-  std::optional<int64_t> total = boundedMul(layer, config.numLayers);
-  if (total)
-    total = boundedAdd(*total, model);
-  if (!total)
+  std::optional<int64_t> layers = boundedMul(layer, config.numLayers);
+  if (!layers)
     return tooLarge("num_hidden_layers", config.numLayers,
                     "layers of up to " + Twine(layer) + " weights each are");
+  // The layers fit; the embedding (or head) on top of them does not.
+  if (!boundedAdd(*layers, model)) {
+    const SizeFactor &largest = largestFactor(*modelCulprit);
+    return tooLarge(largest.key, largest.value, "makes the weights");
+  }
   return std::nullopt;
 }
 
@@ -542,38 +601,10 @@ moec::parseModelConfig(StringRef text, StringRef fileName,
   if (top.has("rope_scaling"))
     top.fail("rope_scaling", "is not supported (plain RoPE only)");
 
-  if (!qwen) {
-    config.numExperts = top.integer("num_local_experts", 1);
-    config.expertsPerToken = top.integer("num_experts_per_tok", 1);
-    config.expertIntermediateSize = top.integer("intermediate_size", 1);
-    config.normalizeTopK = true;
-    if (top.has("sliding_window")) {
-      config.attention.kind = AttentionKind::Sliding;
-      config.attention.window = top.integer("sliding_window", 1);
-    }
-  } else {
-    config.numExperts = top.integer("num_experts", 1);
-    config.expertsPerToken = top.integer("num_experts_per_tok", 1);
-    config.expertIntermediateSize = top.integer("moe_intermediate_size", 1);
-    config.sharedExpertIntermediateSize =
-        top.integer("shared_expert_intermediate_size", 1);
-    config.normalizeTopK = top.boolean("norm_topk_prob", false);
-    config.decoderSparseStep = top.integer("decoder_sparse_step", 1, 1);
-    config.mlpOnlyLayers =
-        top.integerList("mlp_only_layers", 0, config.numLayers - 1);
-    if (top.boolean("use_sliding_window", false))
-      top.fail("use_sliding_window",
-               "true is not supported (its per-layer rule is not part of "
-               "moec's semantics); set it to false");
-    top.ignore({"sliding_window", "qkv_bias", "attention_bias"});
-    // Reading on after an error would use unchecked values (a zero step).
-    bool anyDense = false;
-    for (int64_t l = 0; !error && l < config.numLayers; ++l)
-      anyDense |= !config.isSparseLayer(l);
-    config.denseIntermediateSize =
-        top.integer("intermediate_size", 1,
-                    anyDense ? std::nullopt : std::optional<int64_t>(0));
-  }
+  if (qwen)
+    parseQwen2MoeKeys(top, config, error);
+  else
+    parseMixtralKeys(top, config);
   // k > E is no error: docs/semantics.md §4 routes min(k, E_l) experts in each
   // layer, and a schedule may give a layer more experts than num_local_experts.
 

@@ -98,8 +98,9 @@ struct ModelConfig {
   /// Whether layer `l` has a MoE block (else a dense SwiGLU MLP, qwen2_moe).
   bool isSparseLayer(int64_t layer) const;
 
-  /// An upper bound on the number of weight elements, which parsing has
-  /// checked to be at most kMaxWeightElements.
+  /// An upper bound on the number of weight elements (every matrix and
+  /// vector a layer may have), which parsing has checked to be at most
+  /// kMaxWeightElements.
   int64_t weightElementBound() const;
 
   /// The MoE block's part of a layer's weight names: "block_sparse_moe"

@@ -51,7 +51,10 @@ struct LayerKind {
   }
   bool operator<(const LayerKind &other) const { return key() < other.key(); }
 
-  /// The layer function's name, e.g. `layer_moe_e8`, `layer_mlp`.
+  /// The layer function's name, e.g. `layer_moe_e8`, `layer_mlp`. It tells
+  /// apart every two kinds a config can produce (attention and MH-MoE are
+  /// the same for every layer today); a field that can differ between
+  /// layers must show in it, or the module fails to verify.
   std::string name() const {
     return sparse ? "layer_moe_e" + std::to_string(numExperts) : "layer_mlp";
   }
@@ -423,8 +426,9 @@ LayerKind Importer::describeLayer(int64_t layer) {
 /// One decoder layer as its own function:
 ///
 ///   func.func private @layer_moe_e8(%x: memref<?xDxf32>, %B: index,
-///       %T: index, %table: !llvm.ptr, %base: index[, %counts, %load,
-///       %level: memref<?xi32>, %countsAt, %loadAt, %levelAt: index])
+///       %T: index, %table: !llvm.ptr, %base: index[, %counts: memref<?xi32>,
+///       %load: memref<sum of E_l x i32>, %level: memref<?xi32>, %countsAt,
+///       %loadAt, %levelAt: index])
 ///
 /// `x` is the buffer of the residual stream's B·T rows, which the layer
 /// reads and updates in place; a MoE layer also writes its statistics into
@@ -442,11 +446,8 @@ func::FuncOp Importer::buildLayerFunction(const LayerKind &kind,
   Location callerLoc = loc;
   // Before @forward, in the order of first use.
   b.setInsertionPoint(forward);
-  // Kinds that differ beyond what the name shows get a numbered name.
-  std::string name = kind.name();
-  for (int n = 2; module.lookupSymbol(name); ++n)
-    name = kind.name() + "_" + std::to_string(n);
-  auto func = func::FuncOp::create(b, fileLoc, name, b.getFunctionType({}, {}));
+  auto func =
+      func::FuncOp::create(b, fileLoc, kind.name(), b.getFunctionType({}, {}));
   func.setPrivate();
   int64_t d = config.hiddenSize;
   fn.body = func.addEntryBlock();
@@ -542,6 +543,9 @@ void Importer::callLayer(int64_t layer, const LayerKind &kind) {
   call.setNoInline(true);
 }
 
+static_assert(moec::abi::kNumStatsResults == 3,
+              "moe.moe_block reports three statistics");
+
 /// The buffers of the packed statistics that the MoE layers fill, layer
 /// after layer: experts per (sub-)token ([B·T·sum of h_l]), rows per expert
 /// ([sum of E_l]) and the ADR level ([B·T·MoE layers]). Three vectors
@@ -579,8 +583,10 @@ Value Importer::asTensor(Value buffer, bool writable) {
 }
 
 void Importer::storeInto(Value value, Value buffer) {
+  // Not `restrict`: that would promise no `to_tensor restrict` of the same
+  // buffer, and the residual stream's buffer has one.
   bufferization::MaterializeInDestinationOp::create(
-      b, loc, TypeRange(), value, buffer, /*restrict=*/true,
+      b, loc, TypeRange(), value, buffer, /*restrict=*/false,
       /*writable=*/true);
 }
 
@@ -668,9 +674,12 @@ void Importer::setForwardAttributes() {
     experts.push_back(s.experts);
     heads.push_back(s.heads);
   }
-  forward->setAttr("moe.stats_layers", b.getDenseI64ArrayAttr(layers));
-  forward->setAttr("moe.stats_experts", b.getDenseI64ArrayAttr(experts));
-  forward->setAttr("moe.stats_heads", b.getDenseI64ArrayAttr(heads));
+  dialect->getStatsLayersAttrHelper().setAttr(forward,
+                                              b.getDenseI64ArrayAttr(layers));
+  dialect->getStatsExpertsAttrHelper().setAttr(
+      forward, b.getDenseI64ArrayAttr(experts));
+  dialect->getStatsHeadsAttrHelper().setAttr(forward,
+                                             b.getDenseI64ArrayAttr(heads));
   for (auto &entry : layerFunctions)
     dialect->getLayersAttrHelper().setAttr(
         entry.second.func, b.getDenseI64ArrayAttr(entry.second.layers));
@@ -687,11 +696,9 @@ OwningOpRef<ModuleOp> moec::importModel(MLIRContext &context,
 
 std::string moec::modelManifest(ModuleOp module, const ModelConfig &config) {
   auto forward = module.lookupSymbol<func::FuncOp>(moec::abi::kEntry);
+  auto *dialect = module.getContext()->getLoadedDialect<MoeDialect>();
   llvm::json::Array params;
-  ArrayAttr weights = module.getContext()
-                          ->getLoadedDialect<MoeDialect>()
-                          ->getWeightsAttrHelper()
-                          .getAttr(forward);
+  ArrayAttr weights = dialect->getWeightsAttrHelper().getAttr(forward);
   for (auto weight : weights.getAsRange<DictionaryAttr>()) {
     auto type = cast<RankedTensorType>(
         weight.getAs<TypeAttr>(kWeightTypeKey).getValue());
@@ -704,9 +711,9 @@ std::string moec::modelManifest(ModuleOp module, const ModelConfig &config) {
         {"shape", std::move(shape)}});
   }
   llvm::json::Array stats;
-  auto layers = forward->getAttrOfType<DenseI64ArrayAttr>("moe.stats_layers");
-  auto experts = forward->getAttrOfType<DenseI64ArrayAttr>("moe.stats_experts");
-  auto heads = forward->getAttrOfType<DenseI64ArrayAttr>("moe.stats_heads");
+  auto layers = dialect->getStatsLayersAttrHelper().getAttr(forward);
+  auto experts = dialect->getStatsExpertsAttrHelper().getAttr(forward);
+  auto heads = dialect->getStatsHeadsAttrHelper().getAttr(forward);
   for (auto [layer, e, h] : llvm::zip_equal(
            layers.asArrayRef(), experts.asArrayRef(), heads.asArrayRef()))
     stats.push_back(

@@ -3,7 +3,7 @@
 // Builds the forward pass of a ModelConfig:
 //
 //   func.func @forward(%tokens: tensor<?x?xi32>, %weights: !llvm.ptr)
-//       -> (tensor<?x?xVxf32>, stats...)
+//       -> (tensor<?x?xVxf32>, tensor<?xi32>, tensor<SxI32>, tensor<?xi32>)
 //
 // `tokens` is [B, T] (both dynamic); `weights` is the runtime's table of
 // weight addresses, which moe.weight ops read at their slots. The entry
@@ -11,7 +11,8 @@
 // each weight's Hugging Face tensor name and static type. Stacked expert
 // weights ([E, F, D]) name their per-expert tensors with an `{e}`
 // placeholder, which the runtime expands for e = 0 .. E-1. Activations are
-// f32; weights are f32 or bf16.
+// f32; weights are f32 or bf16. The three i32 vectors are the packed
+// routing statistics of all MoE layers (runtime/model/ModelAbi.h).
 //
 // Each distinct kind of decoder layer (dense or MoE, its expert count E_l,
 // attention, MH-MoE) is one private function, `@layer_moe_e8`, `@layer_mlp`,

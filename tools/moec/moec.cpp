@@ -177,6 +177,56 @@ int link(StringRef object, StringRef output, bool sharedLibrary,
   return 0;
 }
 
+/// Lowers the imported model for the CPU, translates it to LLVM IR with the
+/// runtime's entry point and `manifest`, and optimises it.
+Expected<std::unique_ptr<llvm::Module>>
+compileToLLVM(mlir::ModuleOp module, StringRef manifest,
+              llvm::LLVMContext &llvmContext) {
+  {
+    Stage stage("lower");
+    mlir::PassManager pm(module.getContext());
+    mlir::moe::CpuPipelineOptions options;
+    // The model runtime serves the buffers from its arena.
+    options.runtimeAlloc = true;
+    mlir::moe::buildMoeToCpuPipeline(pm, options);
+    if (failed(pm.run(module)))
+      return createStringError("lowering the model for the CPU failed (a "
+                               "moec bug; the diagnostics above say where)");
+  }
+  std::unique_ptr<llvm::Module> llvmModule;
+  {
+    Stage stage("translate");
+    auto translated = mlir::moe::translateForHost(module, llvmContext,
+                                                  moec::abi::kEntry, manifest);
+    if (!translated)
+      return translated.takeError();
+    llvmModule = std::move(*translated);
+  }
+  Stage stage("optimize");
+  if (Error err = mlir::moe::optimizeForHost(*llvmModule))
+    return std::move(err);
+  return std::move(llvmModule);
+}
+
+/// Writes `llvmModule` as the executable or shared library `outputPath`:
+/// its object, in a temporary file, linked with the runtime in `libDir`.
+int emitLinked(llvm::Module &llvmModule, StringRef libDir) {
+  SmallString<128> objectPath;
+  int fd;
+  if (std::error_code ec =
+          sys::fs::createTemporaryFile("moec-model", "o", fd, objectPath))
+    return fail("cannot create a temporary object file: " + ec.message());
+  FileRemover removeObject(objectPath);
+  {
+    Stage stage("codegen");
+    raw_fd_ostream object(fd, /*shouldClose=*/true);
+    if (Error err = mlir::moe::emitHostObject(llvmModule, object))
+      return fail(toString(std::move(err)));
+  }
+  Stage stage("link");
+  return link(objectPath, outputPath, emit == Emit::Lib, libDir);
+}
+
 int compile() {
   std::vector<std::string> warnings;
   Expected<moec::ModelConfig> config = [&] {
@@ -225,33 +275,12 @@ int compile() {
     return 0;
   }
 
-  std::string manifest = moec::modelManifest(*module, *config);
-  {
-    Stage stage("lower");
-    mlir::PassManager pm(&context);
-    mlir::moe::CpuPipelineOptions options;
-    // The model runtime serves the buffers from its arena.
-    options.runtimeAlloc = true;
-    mlir::moe::buildMoeToCpuPipeline(pm, options);
-    if (failed(pm.run(*module)))
-      return fail("lowering the model for the CPU failed (a moec bug; the "
-                  "diagnostics above say where)");
-  }
   llvm::LLVMContext llvmContext;
-  std::unique_ptr<llvm::Module> llvmModule;
-  {
-    Stage stage("translate");
-    auto translated = mlir::moe::translateForHost(*module, llvmContext,
-                                                  moec::abi::kEntry, manifest);
-    if (!translated)
-      return fail(toString(translated.takeError()));
-    llvmModule = std::move(*translated);
-  }
-  {
-    Stage stage("optimize");
-    if (Error err = mlir::moe::optimizeForHost(*llvmModule))
-      return fail(toString(std::move(err)));
-  }
+  Expected<std::unique_ptr<llvm::Module>> compiled = compileToLLVM(
+      *module, moec::modelManifest(*module, *config), llvmContext);
+  if (!compiled)
+    return fail(toString(compiled.takeError()));
+  std::unique_ptr<llvm::Module> llvmModule = std::move(*compiled);
   if (emit == Emit::Llvm) {
     llvmModule->print(output->os(), nullptr);
     output->keep();
@@ -265,23 +294,8 @@ int compile() {
     return 0;
   }
 
-  // An executable or a shared library: the object, in a temporary file,
-  // linked with the runtime.
-  SmallString<128> objectPath;
-  int fd;
-  if (std::error_code ec =
-          sys::fs::createTemporaryFile("moec-model", "o", fd, objectPath))
-    return fail("cannot create a temporary object file: " + ec.message());
-  FileRemover removeObject(objectPath);
-  {
-    Stage stage("codegen");
-    raw_fd_ostream object(fd, /*shouldClose=*/true);
-    if (Error err = mlir::moe::emitHostObject(*llvmModule, object))
-      return fail(toString(std::move(err)));
-  }
   output.reset(); // the linker writes the output itself
-  Stage stage("link");
-  return link(objectPath, outputPath, emit == Emit::Lib, libDir);
+  return emitLinked(*llvmModule, libDir);
 }
 
 } // namespace
