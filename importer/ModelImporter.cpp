@@ -51,6 +51,9 @@ struct LayerKind {
   }
   bool operator<(const LayerKind &other) const { return key() < other.key(); }
 
+  /// Sub-tokens per token: the MH-MoE heads, 1 without MH-MoE.
+  int64_t subTokens() const { return std::max<int64_t>(multiHeadHeads, 1); }
+
   /// The layer function's name, e.g. `layer_moe_e8`, `layer_mlp`. It tells
   /// apart every two kinds a config can produce (attention and MH-MoE are
   /// the same for every layer today); a field that can differ between
@@ -158,8 +161,11 @@ private:
   Value residual;
   SmallVector<Value> packedStats;
   Value statsRows;
+  /// A MoE layer's statistics segment: its layer, E_l and sub-tokens, and
+  /// the sums of the E_l and sub-tokens of the layers before it.
   struct StatsLayer {
     int64_t layer, experts, heads;
+    int64_t expertsBefore, headsBefore;
   };
   std::vector<StatsLayer> statsLayers;
 };
@@ -339,7 +345,7 @@ MoeBlockOp Importer::moeBlock(const LayerKind &kind, Value h) {
   std::string prefix = config.moeBlockName() + ".";
   bool mixtral = config.modelType == ModelType::Mixtral;
   int64_t numExperts = kind.numExperts;
-  int64_t heads = std::max<int64_t>(kind.multiHeadHeads, 1);
+  int64_t heads = kind.subTokens();
   int64_t dr = d / heads, f = config.expertIntermediateSize;
 
   StringRef w1Name = mixtral ? "w1" : "gate_proj";
@@ -522,11 +528,13 @@ void Importer::callLayer(int64_t layer, const LayerKind &kind) {
   for (const Weight &w : callee.weights)
     fn.weights.push_back({prefix + "." + w.name, w.type});
   if (kind.sparse) {
-    // The segments of the layers so far: counts and levels per row B·T.
+    // This layer's segments follow those of the MoE layers before it;
+    // counts and levels have B·T entries per sub-token or layer.
     int64_t heads = 0, experts = 0;
-    for (const StatsLayer &s : statsLayers) {
-      heads += s.heads;
-      experts += s.experts;
+    if (!statsLayers.empty()) {
+      const StatsLayer &last = statsLayers.back();
+      heads = last.headsBefore + last.heads;
+      experts = last.expertsBefore + last.experts;
     }
     auto times = [&](int64_t n) -> Value {
       return arith::MulIOp::create(b, loc, statsRows,
@@ -536,7 +544,7 @@ void Importer::callLayer(int64_t layer, const LayerKind &kind) {
     args.append({times(heads), arith::ConstantIndexOp::create(b, loc, experts),
                  times(statsLayers.size())});
     statsLayers.push_back(
-        {layer, kind.numExperts, std::max<int64_t>(kind.multiHeadHeads, 1)});
+        {layer, kind.numExperts, kind.subTokens(), experts, heads});
   }
   auto call = func::CallOp::create(b, loc, callee.func, args);
   // One body per kind of layer: MLIR's inliner must not undo that.
@@ -555,7 +563,7 @@ SmallVector<Value> Importer::allocateStatistics(ArrayRef<LayerKind> kinds) {
   for (const LayerKind &kind : kinds) {
     if (!kind.sparse)
       continue;
-    heads += std::max<int64_t>(kind.multiHeadHeads, 1);
+    heads += kind.subTokens();
     experts += kind.numExperts;
     ++moeLayers;
   }
@@ -585,9 +593,9 @@ Value Importer::asTensor(Value buffer, bool writable) {
 void Importer::storeInto(Value value, Value buffer) {
   // Not `restrict`: that would promise no `to_tensor restrict` of the same
   // buffer, and the residual stream's buffer has one.
-  bufferization::MaterializeInDestinationOp::create(
-      b, loc, TypeRange(), value, buffer, /*restrict=*/false,
-      /*writable=*/true);
+  bufferization::MaterializeInDestinationOp::create(b, loc, TypeRange(), value,
+                                                    buffer, /*restrict=*/false,
+                                                    /*writable=*/true);
 }
 
 /// @forward(%tokens: tensor<?x?xi32>, %weights: !llvm.ptr): the embedding,
@@ -628,9 +636,9 @@ OwningOpRef<ModuleOp> Importer::run() {
   for (int64_t l = 0; l < config.numLayers; ++l)
     kinds.push_back(describeLayer(l));
   packedStats = allocateStatistics(kinds);
-  residual = allocate(residualType(),
-                      getValueOrCreateConstantIndexOp(
-                          b, loc, tensor::getMixedSize(b, loc, x, 0)));
+  residual =
+      allocate(residualType(), getValueOrCreateConstantIndexOp(
+                                   b, loc, tensor::getMixedSize(b, loc, x, 0)));
   storeInto(x, residual);
   for (auto [l, kind] : llvm::enumerate(kinds))
     callLayer(l, kind);
@@ -676,8 +684,8 @@ void Importer::setForwardAttributes() {
   }
   dialect->getStatsLayersAttrHelper().setAttr(forward,
                                               b.getDenseI64ArrayAttr(layers));
-  dialect->getStatsExpertsAttrHelper().setAttr(
-      forward, b.getDenseI64ArrayAttr(experts));
+  dialect->getStatsExpertsAttrHelper().setAttr(forward,
+                                               b.getDenseI64ArrayAttr(experts));
   dialect->getStatsHeadsAttrHelper().setAttr(forward,
                                              b.getDenseI64ArrayAttr(heads));
   for (auto &entry : layerFunctions)
