@@ -71,9 +71,12 @@ Value indexConstant(OpBuilder &b, Location loc, int64_t value) {
 /// [B, T, H, Dh], [B, T, KVH, Dh], [B, T, KVH, Dh].
 class AttentionBuilder {
 public:
+  /// `headsPerStep` heads of a GQA group per iteration; it divides
+  /// H / KVH.
   AttentionBuilder(OpBuilder &b, Location loc, Value query, Value key,
-                   Value value, KeyRange range)
-      : b(b), loc(loc), query(query), key(key), value(value), range(range) {
+                   Value value, KeyRange range, int64_t headsPerStep)
+      : b(b), loc(loc), query(query), key(key), value(value), range(range),
+        step(headsPerStep) {
     auto qType = cast<RankedTensorType>(query.getType());
     heads = qType.getDimSize(2);
     headDim = qType.getDimSize(3);
@@ -89,7 +92,6 @@ public:
     // Each iteration serves `step` consecutive heads of one GQA group, so
     // every key and value row it loads feeds `step` queries, and their
     // independent softmax chains overlap.
-    int64_t step = headsPerStep();
     SmallVector<OpFoldResult> outSizes = tensor::getMixedSizes(b, loc, query);
     Value init = filledTensor(b, loc, outSizes, b.getF32FloatAttr(0));
     SmallVector<OpFoldResult> ubs{outSizes[0], outSizes[1],
@@ -276,18 +278,6 @@ private:
     return extendToF32(rb, rl, row);
   }
 
-  /// How many heads of a GQA group one iteration serves: the largest
-  /// divisor of H / KVH whose f32 accumulators and query rows fit in the 32
-  /// vector registers of AVX-512 at Dh = 64 (4 heads), i.e. step * Dh <= 256.
-  int64_t headsPerStep() const {
-    constexpr int64_t kMaxLanes = 256;
-    int64_t group = heads / kvHeads;
-    for (int64_t step = group; step > 1; --step)
-      if (group % step == 0 && step * headDim <= kMaxLanes)
-        return step;
-    return 1;
-  }
-
   /// `state` after one more key, of `score` and f32 value row `v`.
   static SoftmaxState foldKey(OpBuilder &kb, Location kl, SoftmaxState state,
                               Value score, Value v) {
@@ -364,8 +354,20 @@ private:
   Location loc;
   Value query, key, value;
   KeyRange range;
+  int64_t step;
   int64_t heads, kvHeads, headDim;
 };
+
+/// Heads per iteration without a `moe.kernel` (moe-select-cpu-kernels
+/// chooses per target): the largest divisor of H / KVH with step * Dh <=
+/// 256, whose accumulators and query rows fit AVX-512's 32 registers at
+/// Dh = 64.
+int64_t defaultHeadsPerStep(int64_t group, int64_t headDim) {
+  for (int64_t step = group; step > 1; --step)
+    if (group % step == 0 && step * headDim <= 256)
+      return step;
+  return 1;
+}
 
 /// The f32 attention result as `type`: converted elementwise when the
 /// element type differs, then cast to the op's (possibly static) shape.
@@ -406,9 +408,22 @@ template <typename OpTy> struct AttentionLowering : OpRewritePattern<OpTy> {
 
   LogicalResult matchAndRewrite(OpTy op,
                                 PatternRewriter &rewriter) const override {
-    Value result = AttentionBuilder(rewriter, op.getLoc(), op.getQuery(),
-                                    op.getKey(), op.getValue(), keyRangeOf(op))
-                       .build();
+    auto qType = cast<RankedTensorType>(op.getQuery().getType());
+    int64_t group = qType.getDimSize(2) /
+                    cast<RankedTensorType>(op.getKey().getType()).getDimSize(2);
+    int64_t step = defaultHeadsPerStep(group, qType.getDimSize(3));
+    if (auto kernel = dyn_cast_if_present<AttentionKernelAttr>(
+            MoeDialect::KernelAttrHelper(op->getContext()).getAttr(op))) {
+      step = kernel.getHeadsPerStep();
+      if (group % step)
+        return op.emitOpError()
+               << "kernel heads_per_step " << step
+               << " does not divide the heads per kv-head (" << group << ")";
+    }
+    Value result =
+        AttentionBuilder(rewriter, op.getLoc(), op.getQuery(), op.getKey(),
+                         op.getValue(), keyRangeOf(op), step)
+            .build();
     rewriter.replaceOp(
         op, toResultType(rewriter, op.getLoc(), result, op.getType()));
     return success();

@@ -13,10 +13,8 @@
 #include "llvm/IR/LegacyPassManager.h"
 #include "llvm/MC/TargetRegistry.h"
 #include "llvm/Passes/PassBuilder.h"
-#include "llvm/Support/TargetSelect.h"
 #include "llvm/Target/TargetMachine.h"
 #include "llvm/TargetParser/Host.h"
-#include "llvm/TargetParser/SubtargetFeature.h"
 #include "llvm/Transforms/Utils/Cloning.h"
 
 using namespace mlir;
@@ -50,14 +48,10 @@ llvm::Error inlineEntry(llvm::Module &module, llvm::StringRef entry,
   return llvm::Error::success();
 }
 
-/// The host target machine, created once per call (cheap next to codegen).
-llvm::Expected<std::unique_ptr<llvm::TargetMachine>> hostTargetMachine() {
-  static bool initialized = [] {
-    llvm::InitializeNativeTarget();
-    llvm::InitializeNativeTargetAsmPrinter();
-    return true;
-  }();
-  (void)initialized;
+/// The target machine of `target`, created once per call (cheap next to
+/// codegen), with `module` given its triple and data layout.
+llvm::Expected<std::unique_ptr<llvm::TargetMachine>>
+targetModuleFor(llvm::Module &module, const moe::CpuTarget &cpu) {
   llvm::Triple triple(llvm::sys::getProcessTriple());
   std::string error;
   const llvm::Target *target =
@@ -65,29 +59,16 @@ llvm::Expected<std::unique_ptr<llvm::TargetMachine>> hostTargetMachine() {
   if (!target)
     return llvm::createStringError("no LLVM target for the host (" +
                                    triple.str() + "): " + error);
-  llvm::SubtargetFeatures features;
-  for (const auto &feature : llvm::sys::getHostCPUFeatures())
-    features.AddFeature(feature.getKey(), feature.getValue());
   llvm::TargetOptions options;
   std::unique_ptr<llvm::TargetMachine> machine(target->createTargetMachine(
-      triple, llvm::sys::getHostCPUName(), features.getString(), options,
-      llvm::Reloc::PIC_, std::nullopt, llvm::CodeGenOptLevel::Aggressive));
+      triple, cpu.cpu, cpu.features, options, llvm::Reloc::PIC_, std::nullopt,
+      llvm::CodeGenOptLevel::Aggressive));
   if (!machine)
     return llvm::createStringError("cannot create a target machine for " +
-                                   triple.str());
+                                   triple.str() + " (" + cpu.cpu + ")");
+  module.setDataLayout(machine->createDataLayout());
+  module.setTargetTriple(machine->getTargetTriple());
   return std::move(machine);
-}
-
-/// The host target machine, with `module` given its triple and data layout.
-llvm::Expected<std::unique_ptr<llvm::TargetMachine>>
-targetModuleForHost(llvm::Module &module) {
-  llvm::Expected<std::unique_ptr<llvm::TargetMachine>> machine =
-      hostTargetMachine();
-  if (machine) {
-    module.setDataLayout((*machine)->createDataLayout());
-    module.setTargetTriple((*machine)->getTargetTriple());
-  }
-  return machine;
 }
 
 } // namespace
@@ -147,9 +128,10 @@ moe::translateForHost(ModuleOp module, llvm::LLVMContext &context,
   return llvmModule;
 }
 
-llvm::Error moe::optimizeForHost(llvm::Module &module) {
+llvm::Error moe::optimizeForCpu(llvm::Module &module,
+                                const moe::CpuTarget &target) {
   llvm::Expected<std::unique_ptr<llvm::TargetMachine>> machine =
-      targetModuleForHost(module);
+      targetModuleFor(module, target);
   if (!machine)
     return machine.takeError();
 
@@ -169,16 +151,17 @@ llvm::Error moe::optimizeForHost(llvm::Module &module) {
   return llvm::Error::success();
 }
 
-llvm::Error moe::emitHostObject(llvm::Module &module,
-                                llvm::raw_pwrite_stream &os) {
+llvm::Error moe::emitCpuObject(llvm::Module &module,
+                               const moe::CpuTarget &target,
+                               llvm::raw_pwrite_stream &os) {
   llvm::Expected<std::unique_ptr<llvm::TargetMachine>> machine =
-      targetModuleForHost(module);
+      targetModuleFor(module, target);
   if (!machine)
     return machine.takeError();
   llvm::legacy::PassManager passes;
   if ((*machine)->addPassesToEmitFile(passes, os, nullptr,
                                       llvm::CodeGenFileType::ObjectFile))
-    return llvm::createStringError("the host target cannot emit objects");
+    return llvm::createStringError(target.cpu + " cannot emit objects");
   passes.run(module);
   return llvm::Error::success();
 }

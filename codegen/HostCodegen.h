@@ -3,12 +3,15 @@
 // The ahead-of-time half of the CPU target: the LLVM dialect module that
 // moe-to-cpu-pipeline produces is translated to LLVM IR, given an entry
 // point the runtime can call without knowing the parameter list, optimised
-// at -O3 for the host CPU, and written as an object file.
+// at -O3 for the target CPU (by default the host), and written as an object
+// file.
 //
 //===----------------------------------------------------------------------===//
 
 #ifndef MOEC_CODEGEN_HOSTCODEGEN_H
 #define MOEC_CODEGEN_HOSTCODEGEN_H
+
+#include "codegen/cpu/CpuTarget.h"
 
 #include "mlir/IR/BuiltinOps.h"
 
@@ -33,11 +36,12 @@ llvm::Expected<std::unique_ptr<llvm::Module>>
 translateForHost(ModuleOp module, llvm::LLVMContext &context,
                  llvm::StringRef entry, llvm::StringRef manifest);
 
-/// Optimises `module` at -O3 for the host CPU (its name and features).
-llvm::Error optimizeForHost(llvm::Module &module);
+/// Optimises `module` at -O3 for `target` (its name and features).
+llvm::Error optimizeForCpu(llvm::Module &module, const CpuTarget &target);
 
-/// Writes `module` as a host object file.
-llvm::Error emitHostObject(llvm::Module &module, llvm::raw_pwrite_stream &os);
+/// Writes `module` as an object file for `target`.
+llvm::Error emitCpuObject(llvm::Module &module, const CpuTarget &target,
+                          llvm::raw_pwrite_stream &os);
 
 } // namespace mlir::moe
 

@@ -97,6 +97,82 @@ def LowerExpandShape : Pass<"moe-lower-expand-shape"> {
                            "::mlir::memref::MemRefDialect"];
 }
 
+def SelectCpuKernels : Pass<"moe-select-cpu-kernels"> {
+  let summary = "Choose each kernel op's shape for the target CPU";
+  let description = [{
+    The one place where CPU kernel shapes are decided (as IREE's
+    `KernelDispatch` does for its lowering configs). From the target CPU
+    (`cpu` and `cpu-features`, the host by default: its vector width,
+    vector registers, FMA and AVX-512 BF16) it attaches a `moe.kernel`
+    attribute to
+
+    * every `moe.grouped_matmul` with a static weight shape: a
+      `#moe.cpu_matmul_kernel`, which `moe-tile-grouped-matmul` follows;
+    * every `moe.attention` / `moe.grouped_attention`: a
+      `#moe.attention_kernel` (heads of a GQA group per iteration), which
+      `convert-moe-to-linalg` follows.
+
+    The choices, for `L` f32 lanes per register:
+
+    * 32 registers (AVX-512: L = 16): the `dot` kernel, blocks of 4 x 4
+      accumulators of L lanes (16 registers), 64 x 64 work tiles, K in
+      chunks of 1024: the measured best on Zen 4.
+    * 16 registers (AVX2, SSE): the `outer` kernel, blocks of 6 rows by
+      2 L columns (12 accumulators, 2 panel vectors and a broadcast:
+      15 registers), 96 x 64 work tiles (96 is 16 blocks of 6), K in chunks
+      of 256 (a block's panel, 256 x 2L floats, stays in L1).
+    * Attention: the largest number of heads of a GQA group (at most 4)
+      whose f32 accumulators and query rows fit half the register file
+      (heads x Dh <= registers x L / 2).
+
+    Every option other than `cpu` and `cpu-features` overrides the chosen
+    value when set (non-zero, non-empty), for experiments and for tests that
+    run each kernel shape on any machine (the shape, not the instruction
+    set, is what they force). `bf16-dot` needs a target with avx512bf16.
+
+    Before:
+    ```mlir
+    %y = moe.grouped_matmul %x, %w offsets(%off)
+        : (tensor<?x64xf32>, tensor<8x32x64xf32>, tensor<9xi32>) -> tensor<?x32xf32>
+    ```
+    After, with `cpu=znver3`:
+    ```mlir
+    %y = moe.grouped_matmul %x, %w offsets(%off)
+        {moe.kernel = #moe.cpu_matmul_kernel<outer, tile_rows = 96,
+             tile_cols = 64, tile_k = 256, micro_rows = 6, micro_cols = 16,
+             vector_width = 8>}
+        : (tensor<?x64xf32>, tensor<8x32x64xf32>, tensor<9xi32>) -> tensor<?x32xf32>
+    ```
+  }];
+  let options = [
+    Option<"cpu", "cpu", "std::string", /*default=*/"\"\"",
+           "LLVM name of the target CPU (znver3, x86-64-v3, ...); empty or "
+           "host: the machine the compiler runs on">,
+    Option<"cpuFeatures", "cpu-features", "std::string", /*default=*/"\"\"",
+           "LLVM features on top of the CPU's, e.g. +avx2,-avx512f">,
+    Option<"kernel", "kernel", "std::string", /*default=*/"\"\"",
+           "Grouped GEMM micro-kernel, dot or outer (default: the target's)">,
+    Option<"tileRows", "tile-rows", "int64_t", /*default=*/"0",
+           "Grouped GEMM: rows of a group per work tile (0: the target's)">,
+    Option<"tileCols", "tile-cols", "int64_t", /*default=*/"0",
+           "Grouped GEMM: output columns per work tile (0: the target's)">,
+    Option<"tileK", "tile-k", "int64_t", /*default=*/"0",
+           "Grouped GEMM: K elements per chunk (0: the target's)">,
+    Option<"microRows", "micro-rows", "int64_t", /*default=*/"0",
+           "Grouped GEMM: rows of a register block (0: the target's)">,
+    Option<"microCols", "micro-cols", "int64_t", /*default=*/"0",
+           "Grouped GEMM: columns of a register block (0: the target's)">,
+    Option<"vectorWidth", "vector-width", "int64_t", /*default=*/"0",
+           "Grouped GEMM: f32 lanes per vector (0: the target's register)">,
+    Option<"bf16Dot", "bf16-dot", "bool", /*default=*/"false",
+           "Grouped GEMM: bf16 rows times bf16 weights with the AVX-512 BF16 "
+           "dot product (dot kernel; needs avx512bf16)">,
+    Option<"headsPerStep", "heads-per-step", "int64_t", /*default=*/"0",
+           "Attention: heads of a GQA group per iteration (0: the target's; "
+           "must divide the heads per kv-head)">,
+  ];
+}
+
 def TileGroupedMatmul : Pass<"moe-tile-grouped-matmul"> {
   let summary = "Lower moe.grouped_matmul to a parallel, register-blocked "
                 "vector kernel over a tile schedule (CPU)";
@@ -113,22 +189,35 @@ def TileGroupedMatmul : Pass<"moe-tile-grouped-matmul"> {
     from memory about once; the rows, which are smaller, are re-read). The
     moe-to-cpu-pipeline turns the loop into an OpenMP parallel loop.
 
-    Each (column tile, row tile) runs a micro-kernel over blocks of
-    `micro-rows` rows by `micro-cols` columns: it keeps one
-    `vector<vector-width x f32>` accumulator per (row, column) in registers,
-    reads `vector-width` elements along K of each row and of each weight row
-    (both are K-contiguous: `[R, K]` and `[G, N, K]`), multiplies them with
-    `vector.fma`, and after the last K step reduces all the block's
-    accumulators at once with a tree of `vector.shuffle`s and adds (one
-    vector of sums, about 3 operations per accumulator). K steps past K read zeros through masks; rows past the tile and
-    columns past `N` read a clamped, valid row and are never stored. The
-    epilogue runs on the reduced row of sums in registers before its one
-    (masked) store: SwiGLU takes the gate and up accumulators computed in the
-    same pass over K (each then gets `micro-cols / 2` columns, so the register
-    count stays that of the plain kernel), then the row scale, then the cast
-    to the result type. The SwiGLU `exp` is expanded into MLIR's vector
-    polynomial approximation (within a few ulp of libm's `expf`), since LLVM
-    would otherwise call `expf` once per output element.
+    The sizes and the micro-kernel come from the op's `moe.kernel`
+    (`#moe.cpu_matmul_kernel`, set by `moe-select-cpu-kernels`), or else
+    from this pass's options. Each (column tile, row tile) runs register
+    blocks of `micro-rows` rows by `micro-cols` columns, of one of two kinds:
+
+    * `dot`: one `vector<vector-width x f32>` accumulator per (row, column),
+      reading `vector-width` elements along K of each row and of each weight
+      row (both are K-contiguous: `[R, K]` and `[G, N, K]`), multiplied with
+      `vector.fma`; after the last K step all the block's accumulators are
+      reduced at once with a tree of `vector.shuffle`s and adds (one vector
+      of sums, about 3 operations per accumulator). K steps past K read
+      zeros through masks.
+    * `outer`: each K chunk first packs the work tile's weight rows into an
+      f32 panel `[weights, K chunk, tile-cols]` (squares of vector-width
+      rows read along K, transposed with `vector.shuffle`s); a block keeps
+      `micro-cols / vector-width` accumulators per row, and every K step
+      broadcasts one element of each of its rows and multiplies it with the
+      panel's row (`vector.fma`): a register holds vector-width outputs,
+      which is what 16 registers need.
+
+    Rows past the tile and columns past `N` read a clamped, valid row and
+    are never stored. The epilogue runs on the block's sums in registers
+    before one (masked) store per row: SwiGLU takes the gate and up
+    accumulators computed in the same pass over K (each then gets half of
+    the block's columns, so the register count stays that of the plain
+    kernel), then the row scale, then the cast to the result type. The
+    SwiGLU `exp` is expanded into MLIR's vector polynomial approximation
+    (within a few ulp of libm's `expf`), since LLVM would otherwise call
+    `expf` once per output element.
 
     K longer than `tile-k` is summed in chunks, each a pass over all the
     work item's register blocks, so that the tile's rows and a block's
@@ -136,14 +225,15 @@ def TileGroupedMatmul : Pass<"moe-tile-grouped-matmul"> {
     blocks' sums to an f32 scratch tile, the middle ones add to it, and the
     last adds it to its own sums before the epilogue.
 
-    With `bf16-dot` and bf16 rows and weights, each K step reads twice
-    `vector-width` bf16 elements and multiplies them with
+    With `bf16-dot` (dot kernel) and bf16 rows and weights, each K step
+    reads twice `vector-width` bf16 elements and multiplies them with
     `x86vector.avx512.dot` (vdpbf16ps): each f32 lane accumulates the
     products of a pair of elements, twice the work of an f32 `vector.fma`
     per instruction, without widening. The instruction flushes denormals and
     rounds its products its own way, so results may differ from the widened
     f32 ones in the last bits; it needs a CPU with avx512_bf16. Otherwise
-    bf16 operands are widened to f32 after each load.
+    bf16 operands are widened to f32 after each load (a shift of the 16
+    bits into the high half).
 
     Ops with a dynamic weight shape are left to `convert-moe-to-linalg`.
 
@@ -152,7 +242,7 @@ def TileGroupedMatmul : Pass<"moe-tile-grouped-matmul"> {
     %y = moe.grouped_matmul %x, %w offsets(%off)
         : (tensor<?x64xf32>, tensor<8x32x64xf32>, tensor<9xi32>) -> tensor<?x32xf32>
     ```
-    After (abridged):
+    After, `dot` kernel (abridged):
     ```mlir
     %tiles = moe.tile_schedule %off tile_rows(64) : tensor<9xi32> -> tensor<?x3xi32>
     %y = scf.forall (%c, %t) in (1, %num_tiles) shared_outs(%o = %init) {
@@ -176,8 +266,20 @@ def TileGroupedMatmul : Pass<"moe-tile-grouped-matmul"> {
       }
     }
     ```
+    The `outer` kernel's K loop instead (abridged):
+    ```mlir
+    %acc = scf.for %k = %c0 to %c64 step %c1 iter_args(12 x vector<8xf32>) {
+      %p0 = vector.transfer_read %panel[%c0, %k, %col] ... : tensor<1x64x64xf32>, vector<8xf32>
+      %x0 = tensor.extract %x[%row0, %kk] : tensor<?x64xf32>
+      %a0 = vector.broadcast %x0 : f32 to vector<8xf32>
+      %f = vector.fma %a0, %p0, %acc_00 : vector<8xf32>
+      ...
+    }
+    ```
   }];
   let options = [
+    Option<"kernel", "kernel", "std::string", /*default=*/"\"dot\"",
+           "Micro-kernel of ops without a moe.kernel: dot or outer">,
     Option<"tileRows", "tile-rows", "int64_t", /*default=*/"64",
            "Rows of a group per work tile (moe.tile_schedule)">,
     Option<"tileCols", "tile-cols", "int64_t", /*default=*/"64",
@@ -191,8 +293,7 @@ def TileGroupedMatmul : Pass<"moe-tile-grouped-matmul"> {
            "Columns of a register block (split between gate and up under "
            "SwiGLU)">,
     Option<"vectorWidth", "vector-width", "int64_t", /*default=*/"16",
-           "f32 lanes of an accumulator along K (16 fills an AVX-512 "
-           "register)">,
+           "f32 lanes per vector (16 fills an AVX-512 register)">,
     Option<"bf16Dot", "bf16-dot", "bool", /*default=*/"false",
            "With bf16 rows and weights, multiply with the AVX-512 BF16 dot "
            "product (x86vector.avx512.dot, vdpbf16ps: a pair of products per "

@@ -66,18 +66,27 @@ static void buildTensorToParallelLoops(
   pm.addPass(createCanonicalizerPass());
 }
 
+moe::SelectCpuKernelsOptions moe::CpuPipelineOptions::kernelSelection() const {
+  SelectCpuKernelsOptions select;
+  select.cpu = cpu;
+  select.cpuFeatures = cpuFeatures;
+  select.kernel = kernel;
+  select.tileRows = tileRows;
+  select.tileCols = tileCols;
+  select.tileK = tileK;
+  select.microRows = microRows;
+  select.microCols = microCols;
+  select.vectorWidth = vectorWidth;
+  select.bf16Dot = bf16Dot;
+  select.headsPerStep = headsPerStep;
+  return select;
+}
+
 void moe::buildMoeToCpuPipeline(OpPassManager &pm,
                                 const CpuPipelineOptions &options) {
   buildTensorToParallelLoops(pm, [&](OpPassManager &kernels) {
-    moe::TileGroupedMatmulOptions tiling;
-    tiling.tileRows = options.tileRows;
-    tiling.tileCols = options.tileCols;
-    tiling.tileK = options.tileK;
-    tiling.microRows = options.microRows;
-    tiling.microCols = options.microCols;
-    tiling.vectorWidth = options.vectorWidth;
-    tiling.bf16Dot = options.bf16Dot;
-    kernels.addPass(moe::createTileGroupedMatmul(tiling));
+    kernels.addPass(moe::createSelectCpuKernels(options.kernelSelection()));
+    kernels.addPass(moe::createTileGroupedMatmul());
   });
   if (options.openmp) {
     pm.addPass(createConvertSCFToOpenMPPass());

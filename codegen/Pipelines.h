@@ -3,6 +3,8 @@
 #ifndef MOEC_CODEGEN_PIPELINES_H
 #define MOEC_CODEGEN_PIPELINES_H
 
+#include "codegen/Passes.h"
+
 #include "mlir/Pass/PassOptions.h"
 
 #include <string>
@@ -23,40 +25,59 @@ struct CpuPipelineOptions : PassPipelineOptions<CpuPipelineOptions> {
                       llvm::cl::desc("Run parallel loops on every core "
                                      "through OpenMP (link libomp)"),
                       llvm::cl::init(true)};
-  // Sizes of the grouped-GEMM kernel (moe-tile-grouped-matmul's options).
+  // The target and the kernel shapes (moe-select-cpu-kernels' options: a
+  // size of 0 or an empty kernel is the target's choice).
+  Option<std::string> cpu{
+      *this, "cpu",
+      llvm::cl::desc("LLVM name of the target CPU (default: the host)"),
+      llvm::cl::init("")};
+  Option<std::string> cpuFeatures{
+      *this, "cpu-features",
+      llvm::cl::desc("LLVM CPU features on top of the CPU's (+avx2,-avx512f)"),
+      llvm::cl::init("")};
+  Option<std::string> kernel{
+      *this, "kernel",
+      llvm::cl::desc("Grouped GEMM micro-kernel: dot or outer"),
+      llvm::cl::init("")};
   Option<int64_t> tileRows{*this, "tile-rows",
                            llvm::cl::desc("Grouped GEMM: rows per work tile"),
-                           llvm::cl::init(64)};
+                           llvm::cl::init(0)};
   Option<int64_t> tileCols{
       *this, "tile-cols", llvm::cl::desc("Grouped GEMM: columns per work tile"),
-      llvm::cl::init(64)};
+      llvm::cl::init(0)};
   Option<int64_t> tileK{
       *this, "tile-k",
       llvm::cl::desc("Grouped GEMM: K elements per pass over a work tile"),
-      llvm::cl::init(1024)};
+      llvm::cl::init(0)};
   Option<int64_t> microRows{
       *this, "micro-rows",
       llvm::cl::desc("Grouped GEMM: rows of a register block"),
-      llvm::cl::init(4)};
+      llvm::cl::init(0)};
   Option<int64_t> microCols{
       *this, "micro-cols",
       llvm::cl::desc("Grouped GEMM: columns of a register block"),
-      llvm::cl::init(4)};
+      llvm::cl::init(0)};
+  Option<int64_t> vectorWidth{
+      *this, "vector-width",
+      llvm::cl::desc("Grouped GEMM: f32 lanes per vector"), llvm::cl::init(0)};
   Option<bool> bf16Dot{
       *this, "bf16-dot",
       llvm::cl::desc("Grouped GEMM: bf16 operands through the AVX-512 BF16 "
-                     "dot product (needs avx512_bf16)"),
+                     "dot product (needs avx512bf16)"),
       llvm::cl::init(false)};
-  Option<int64_t> vectorWidth{
-      *this, "vector-width",
-      llvm::cl::desc("Grouped GEMM: f32 lanes of an accumulator along K"),
-      llvm::cl::init(16)};
+  Option<int64_t> headsPerStep{
+      *this, "heads-per-step",
+      llvm::cl::desc("Attention: heads of a GQA group per iteration"),
+      llvm::cl::init(0)};
   Option<bool> runtimeAlloc{
       *this, "runtime-alloc",
       llvm::cl::desc("Allocate buffers with _mlir_memref_to_llvm_alloc / "
                      "_free, which the model runtime implements as a caching "
                      "arena, instead of malloc / free"),
       llvm::cl::init(false)};
+
+  /// The options of moe-select-cpu-kernels, the pipeline's first CPU pass.
+  SelectCpuKernelsOptions kernelSelection() const;
 };
 
 struct CudaPipelineOptions : PassPipelineOptions<CudaPipelineOptions> {

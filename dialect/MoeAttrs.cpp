@@ -242,6 +242,50 @@ int64_t ExpertScheduleAttr::getNumExperts(int64_t layer,
   llvm_unreachable("unknown expert schedule kind");
 }
 
+//===----------------------------------------------------------------------===//
+// Kernel shapes
+//===----------------------------------------------------------------------===//
+
+LogicalResult CpuMatmulKernelAttr::verify(
+    function_ref<InFlightDiagnostic()> emitError, MatmulMicroKernel kind,
+    int64_t tileRows, int64_t tileCols, int64_t tileK, int64_t microRows,
+    int64_t microCols, int64_t vectorWidth, bool bf16Dot) {
+  std::pair<StringRef, int64_t> sizes[] = {
+      {"tile_rows", tileRows},   {"tile_cols", tileCols},
+      {"tile_k", tileK},         {"micro_rows", microRows},
+      {"micro_cols", microCols}, {"vector_width", vectorWidth}};
+  for (auto [name, size] : sizes)
+    if (size < 1)
+      return emitError() << "cpu_matmul_kernel needs " << name << " >= 1, got "
+                         << size;
+  if (kind != MatmulMicroKernel::outer)
+    return success();
+  if (microCols % vectorWidth)
+    return emitError() << "an outer cpu_matmul_kernel needs micro_cols ("
+                       << microCols << ") to be a multiple of vector_width ("
+                       << vectorWidth << ")";
+  if (!llvm::isPowerOf2_64(vectorWidth))
+    return emitError() << "an outer cpu_matmul_kernel needs a power-of-two "
+                          "vector_width, got "
+                       << vectorWidth;
+  if (tileCols % microCols)
+    return emitError() << "an outer cpu_matmul_kernel needs tile_cols ("
+                       << tileCols << ") to be a multiple of micro_cols ("
+                       << microCols << ")";
+  if (bf16Dot)
+    return emitError() << "bf16_dot applies to dot cpu_matmul_kernels only";
+  return success();
+}
+
+LogicalResult
+AttentionKernelAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                            int64_t headsPerStep) {
+  if (headsPerStep < 1)
+    return emitError() << "attention_kernel needs heads_per_step >= 1, got "
+                       << headsPerStep;
+  return success();
+}
+
 #include "dialect/MoeEnums.cpp.inc"
 #include "dialect/MoeInterfaces.cpp.inc"
 

@@ -155,4 +155,80 @@ def Moe_Epilogue : I32EnumAttr<"Epilogue",
 
 def Moe_EpilogueAttr : EnumAttr<Moe_Dialect, Moe_Epilogue, "epilogue">;
 
+//===----------------------------------------------------------------------===//
+// Kernel shapes chosen for a target (moe-select-cpu-kernels)
+//===----------------------------------------------------------------------===//
+
+def Moe_MatmulMicroKernel : I32EnumAttr<"MatmulMicroKernel",
+    "how a CPU grouped-GEMM register block multiplies", [
+      I32EnumAttrCase<"dot", 0>,
+      I32EnumAttrCase<"outer", 1>]> {
+  let cppNamespace = "::mlir::moe";
+  let genSpecializedAttr = 0;
+}
+
+def Moe_CpuMatmulKernelAttr : Moe_Attr<"CpuMatmulKernel", "cpu_matmul_kernel"> {
+  let summary = "The CPU grouped-GEMM kernel shape chosen for a target";
+  let description = [{
+    How `moe-tile-grouped-matmul` lowers the `moe.grouped_matmul` that
+    carries it (as `moe.kernel`): work tiles of `tile_rows` rows of one group
+    by `tile_cols` columns, K summed in chunks of `tile_k`, and register
+    blocks of `micro_rows` x `micro_cols` outputs with `vector_width` f32
+    lanes per vector register.
+
+    * `dot`: one accumulator per output, its lanes along K (both operands
+      are read where they are, K-contiguous), reduced once per block. A
+      block holds `micro_rows * micro_cols` outputs, so it suits targets
+      with many registers (AVX-512's 32).
+    * `outer`: each K chunk of the work tile's weight rows is first packed
+      into a panel whose rows run along N; a block holds `micro_rows`
+      rows of `micro_cols` outputs (`micro_cols / vector_width` vectors
+      each), and every K step broadcasts one input element per row and
+      multiplies it with the panel's vectors (an outer product). A register
+      then holds `vector_width` outputs, which is what 16 registers need.
+      `micro_cols` must be a multiple of `vector_width`, and `tile_cols` of
+      `micro_cols`.
+
+    `bf16_dot` multiplies bf16 rows by bf16 weights with the AVX-512 BF16
+    dot product (`dot` kernels only).
+
+    ```mlir
+    #moe.cpu_matmul_kernel<dot, tile_rows = 64, tile_cols = 64, tile_k = 1024,
+        micro_rows = 4, micro_cols = 4, vector_width = 16>
+    #moe.cpu_matmul_kernel<outer, tile_rows = 96, tile_cols = 64, tile_k = 256,
+        micro_rows = 6, micro_cols = 16, vector_width = 8>
+    ```
+  }];
+  let parameters = (ins
+      EnumParameter<Moe_MatmulMicroKernel>:$kind,
+      "int64_t":$tile_rows,
+      "int64_t":$tile_cols,
+      "int64_t":$tile_k,
+      "int64_t":$micro_rows,
+      "int64_t":$micro_cols,
+      "int64_t":$vector_width,
+      Moe_BoolParameter<"use the AVX-512 BF16 dot product", "false">:$bf16_dot);
+  let assemblyFormat = "`<` $kind `,` struct($tile_rows, $tile_cols, $tile_k, "
+                       "$micro_rows, $micro_cols, $vector_width, $bf16_dot) `>`";
+  let genVerifyDecl = 1;
+}
+
+def Moe_AttentionKernelAttr : Moe_Attr<"AttentionKernel", "attention_kernel"> {
+  let summary = "The attention kernel shape chosen for a target";
+  let description = [{
+    How the lowering of `moe.attention` / `moe.grouped_attention` that
+    carries it (as `moe.kernel`) walks the heads: each iteration serves
+    `heads_per_step` consecutive heads of one GQA group, so that every key
+    and value row it loads feeds that many queries. It must divide the
+    heads per kv-head.
+
+    ```mlir
+    #moe.attention_kernel<heads_per_step = 2>
+    ```
+  }];
+  let parameters = (ins "int64_t":$heads_per_step);
+  let assemblyFormat = "`<` struct(params) `>`";
+  let genVerifyDecl = 1;
+}
+
 #endif // MOEC_DIALECT_MOEATTRS_TD

@@ -41,7 +41,12 @@ def Moe_Dialect : Dialect {
   // count and MH-MoE heads of each MoE layer's segment of the packed
   // statistics. The manifest the runtime binds weights and reads
   // statistics by is written from them.
-  let discardableAttrs = (ins "::mlir::DenseI64ArrayAttr":$layers,
+  // `moe.kernel` on a kernel op (`moe.grouped_matmul`, the attention ops):
+  // the kernel shape moe-select-cpu-kernels chose for the target
+  // (`#moe.cpu_matmul_kernel`, `#moe.attention_kernel`), which the
+  // lowerings follow.
+  let discardableAttrs = (ins "::mlir::Attribute":$kernel,
+                              "::mlir::DenseI64ArrayAttr":$layers,
                               "::mlir::ArrayAttr":$weights,
                               "::mlir::DenseI64ArrayAttr":$stats_layers,
                               "::mlir::DenseI64ArrayAttr":$stats_experts,

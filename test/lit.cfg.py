@@ -97,6 +97,9 @@ def host_cpu_flags():
 # bf16-dot, run by the JIT of mlir-runner on this host.
 if "avx512_bf16" in host_cpu_flags():
     config.available_features.add("avx512bf16")
+# Code compiled for AVX2 CPUs (moec compile --cpu znver3) runs here.
+if {"avx2", "fma"} <= host_cpu_flags():
+    config.available_features.add("avx2")
 
 def count_cuda_devices():
     """Asks the moec CUDA runtime; 0 when the driver or a GPU is missing."""

@@ -104,6 +104,21 @@ func.func @wide_group(%q: tensor<?x?x8x64xf32>, %k: tensor<?x?x1x64xf32>,
 
 // -----
 
+// A moe.kernel (moe-select-cpu-kernels, per target) sets the heads per
+// iteration: one here, so each of the eight heads is its own iteration.
+// CHECK-LABEL: func @one_head_per_step
+// CHECK: scf.forall (%{{.*}}, %{{.*}}, %{{.*}}) in (%{{.*}}, %{{.*}}, 8)
+// CHECK: tensor.extract_slice %{{.*}} [1, 1, 1, 64] [1, 1, 1, 1] : tensor<?x?x8x64xf32> to tensor<1x64xf32>
+// CHECK: scf.for {{.*}} -> (f32, f32, vector<64xf32>)
+func.func @one_head_per_step(%q: tensor<?x?x8x64xf32>, %k: tensor<?x?x1x64xf32>,
+                             %v: tensor<?x?x1x64xf32>) -> tensor<?x?x8x64xf32> {
+  %o = moe.attention %q, %k, %v {moe.kernel = #moe.attention_kernel<heads_per_step = 1>}
+      : (tensor<?x?x8x64xf32>, tensor<?x?x1x64xf32>, tensor<?x?x1x64xf32>) -> tensor<?x?x8x64xf32>
+  return %o : tensor<?x?x8x64xf32>
+}
+
+// -----
+
 // A sliding window starts the key loop at max(0, i - W + 1); bf16 operands
 // are widened inside the loops and the f32 result is narrowed at the end.
 // CHECK-LABEL: func @sliding_bf16

@@ -836,3 +836,33 @@ func.func @moe_block_stats_subtokens(%h: tensor<5x64xf32>, %gate: tensor<8x16xf3
       : tensor<5x64xf32> -> tensor<5x64xf32>, tensor<5xi32>, tensor<8xi32>, tensor<5xi32>
   return
 }
+
+// -----
+
+// expected-error @+1 {{an outer cpu_matmul_kernel needs micro_cols (12) to be a multiple of vector_width (8)}}
+func.func private @outer_columns() attributes {moe.kernel = #moe.cpu_matmul_kernel<outer, tile_rows = 96, tile_cols = 48, tile_k = 256, micro_rows = 6, micro_cols = 12, vector_width = 8>}
+
+// -----
+
+// expected-error @+1 {{an outer cpu_matmul_kernel needs tile_cols (40) to be a multiple of micro_cols (16)}}
+func.func private @outer_tile() attributes {moe.kernel = #moe.cpu_matmul_kernel<outer, tile_rows = 96, tile_cols = 40, tile_k = 256, micro_rows = 6, micro_cols = 16, vector_width = 8>}
+
+// -----
+
+// expected-error @+1 {{an outer cpu_matmul_kernel needs a power-of-two vector_width, got 6}}
+func.func private @outer_width() attributes {moe.kernel = #moe.cpu_matmul_kernel<outer, tile_rows = 96, tile_cols = 48, tile_k = 256, micro_rows = 6, micro_cols = 12, vector_width = 6>}
+
+// -----
+
+// expected-error @+1 {{bf16_dot applies to dot cpu_matmul_kernels only}}
+func.func private @outer_bf16_dot() attributes {moe.kernel = #moe.cpu_matmul_kernel<outer, tile_rows = 96, tile_cols = 64, tile_k = 256, micro_rows = 6, micro_cols = 16, vector_width = 8, bf16_dot = true>}
+
+// -----
+
+// expected-error @+1 {{cpu_matmul_kernel needs tile_k >= 1, got 0}}
+func.func private @zero_k() attributes {moe.kernel = #moe.cpu_matmul_kernel<dot, tile_rows = 64, tile_cols = 64, tile_k = 0, micro_rows = 4, micro_cols = 4, vector_width = 16>}
+
+// -----
+
+// expected-error @+1 {{attention_kernel needs heads_per_step >= 1, got 0}}
+func.func private @no_heads() attributes {moe.kernel = #moe.attention_kernel<heads_per_step = 0>}

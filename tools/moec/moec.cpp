@@ -2,6 +2,8 @@
 //
 //   moec compile CONFIG.json -o OUT [--target cpu|cuda] [--dtype f32|bf16]
 //                                    [--emit mlir|llvm|obj|exe|lib] [-v]
+//                                    [--cpu NAME] [--cpu-features LIST]
+//                                    [--kernel-options OPTIONS]
 //
 // Reads a model description, imports it into the moe dialect and compiles
 // it. Every error is one line naming the file, key or stage, with exit
@@ -20,6 +22,7 @@
 
 #include "mlir/Pass/PassManager.h"
 
+#include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/IR/Verifier.h"
 #include "mlir/InitAllDialects.h"
@@ -74,6 +77,23 @@ cl::opt<Emit> emit(
     cl::cat(category));
 cl::opt<bool> verbose("v", cl::desc("Print each stage and its time"),
                       cl::cat(category));
+cl::opt<std::string> cpuName(
+    "cpu",
+    cl::desc("CPU to compile for, by LLVM's name (znver3, x86-64-v3, "
+             "skylake-avx512, ...; default: this machine). The kernels are "
+             "shaped for it and the code may not run on another kind"),
+    cl::value_desc("name"), cl::init("host"), cl::cat(category));
+cl::opt<std::string>
+    cpuFeatures("cpu-features",
+                cl::desc("LLVM CPU features to add or remove, e.g. -avx512f or "
+                         "+avx2,+fma"),
+                cl::value_desc("list"), cl::init(""), cl::cat(category));
+cl::opt<std::string> kernelOptions(
+    "kernel-options",
+    cl::desc("Override the kernel shapes chosen for the CPU, as "
+             "moe-to-cpu-pipeline options, e.g. \"kernel=outer micro-rows=4 "
+             "tile-k=512 heads-per-step=1\" (for experiments)"),
+    cl::value_desc("options"), cl::init(""), cl::cat(category));
 
 /// Prints `message` as moec's one-line error and returns exit status 1.
 int fail(const Twine &message) {
@@ -177,18 +197,59 @@ int link(StringRef object, StringRef output, bool sharedLibrary,
   return 0;
 }
 
-/// Lowers the imported model for the CPU, translates it to LLVM IR with the
-/// runtime's entry point and `manifest`, and optimises it.
+/// The pipeline options of --kernel-options for `target`.
+Expected<std::unique_ptr<mlir::moe::CpuPipelineOptions>>
+cpuPipelineOptions(const mlir::moe::CpuTarget &target) {
+  std::string parseErrors;
+  raw_string_ostream errorStream(parseErrors);
+  auto options = std::make_unique<mlir::moe::CpuPipelineOptions>();
+  if (failed(options->parseFromString(kernelOptions, errorStream)))
+    return createStringError(
+        "--kernel-options: cannot parse '" + kernelOptions + "'" +
+        (parseErrors.empty() ? "" : ": " + StringRef(parseErrors).trim()));
+  options->cpu = target.cpu;
+  options->cpuFeatures = cpuFeatures;
+  // The model runtime serves the buffers from its arena.
+  options->runtimeAlloc = true;
+  return std::move(options);
+}
+
+/// Chooses the kernel shapes of `module` with `options` (what the pipeline's
+/// first CPU pass does), so that a shape --kernel-options makes invalid is
+/// reported as the option's error rather than as a failed lowering.
+Error checkKernelOptions(mlir::ModuleOp module,
+                         const mlir::moe::CpuPipelineOptions &options) {
+  std::string message;
+  mlir::ScopedDiagnosticHandler handler(module.getContext(),
+                                        [&](mlir::Diagnostic &diagnostic) {
+                                          if (message.empty())
+                                            message = diagnostic.str();
+                                          return mlir::success();
+                                        });
+  mlir::PassManager pm(module.getContext());
+  pm.addPass(mlir::moe::createSelectCpuKernels(options.kernelSelection()));
+  if (succeeded(pm.run(module)))
+    return Error::success();
+  return createStringError("--kernel-options '" + kernelOptions +
+                           "': " + message);
+}
+
+/// Lowers the imported model for `target`, translates it to LLVM IR with
+/// the runtime's entry point and `manifest`, and optimises it.
 Expected<std::unique_ptr<llvm::Module>>
 compileToLLVM(mlir::ModuleOp module, StringRef manifest,
+              const mlir::moe::CpuTarget &target,
               llvm::LLVMContext &llvmContext) {
   {
+    auto options = cpuPipelineOptions(target);
+    if (!options)
+      return options.takeError();
+    if (!kernelOptions.empty())
+      if (Error err = checkKernelOptions(module, **options))
+        return std::move(err);
     Stage stage("lower");
     mlir::PassManager pm(module.getContext());
-    mlir::moe::CpuPipelineOptions options;
-    // The model runtime serves the buffers from its arena.
-    options.runtimeAlloc = true;
-    mlir::moe::buildMoeToCpuPipeline(pm, options);
+    mlir::moe::buildMoeToCpuPipeline(pm, **options);
     if (failed(pm.run(module)))
       return createStringError("lowering the model for the CPU failed (a "
                                "moec bug; the diagnostics above say where)");
@@ -203,14 +264,15 @@ compileToLLVM(mlir::ModuleOp module, StringRef manifest,
     llvmModule = std::move(*translated);
   }
   Stage stage("optimize");
-  if (Error err = mlir::moe::optimizeForHost(*llvmModule))
+  if (Error err = mlir::moe::optimizeForCpu(*llvmModule, target))
     return std::move(err);
   return std::move(llvmModule);
 }
 
 /// Writes `llvmModule` as the executable or shared library `outputPath`:
 /// its object, in a temporary file, linked with the runtime in `libDir`.
-int emitLinked(llvm::Module &llvmModule, StringRef libDir) {
+int emitLinked(llvm::Module &llvmModule, const mlir::moe::CpuTarget &target,
+               StringRef libDir) {
   SmallString<128> objectPath;
   int fd;
   if (std::error_code ec =
@@ -220,7 +282,7 @@ int emitLinked(llvm::Module &llvmModule, StringRef libDir) {
   {
     Stage stage("codegen");
     raw_fd_ostream object(fd, /*shouldClose=*/true);
-    if (Error err = mlir::moe::emitHostObject(llvmModule, object))
+    if (Error err = mlir::moe::emitCpuObject(llvmModule, target, object))
       return fail(toString(std::move(err)));
   }
   Stage stage("link");
@@ -239,6 +301,17 @@ int compile() {
     return fail(toString(config.takeError()));
   if (target == Target::Cuda)
     return fail("--target cuda is not implemented yet (the CPU is)");
+  Expected<mlir::moe::CpuTarget> cpu =
+      mlir::moe::resolveCpuTarget(cpuName, cpuFeatures);
+  if (!cpu)
+    return fail("--cpu " + cpuName +
+                (cpuFeatures.empty() ? "" : " --cpu-features " + cpuFeatures) +
+                ": " + toString(cpu.takeError()));
+  if (verbose)
+    errs() << "moec: cpu " << cpu->cpu << ": " << cpu->vectorBits
+           << "-bit vectors, " << cpu->vectorRegisters << " registers"
+           << (cpu->fma ? ", FMA" : "")
+           << (cpu->avx512bf16 ? ", AVX-512 BF16" : "") << "\n";
 
   // Every dialect and interface the lowering reaches (bufferization and
   // LLVM conversion interfaces live in extensions).
@@ -277,7 +350,7 @@ int compile() {
 
   llvm::LLVMContext llvmContext;
   Expected<std::unique_ptr<llvm::Module>> compiled = compileToLLVM(
-      *module, moec::modelManifest(*module, *config), llvmContext);
+      *module, moec::modelManifest(*module, *config), *cpu, llvmContext);
   if (!compiled)
     return fail(toString(compiled.takeError()));
   std::unique_ptr<llvm::Module> llvmModule = std::move(*compiled);
@@ -288,14 +361,14 @@ int compile() {
   }
   if (emit == Emit::Obj) {
     Stage stage("codegen");
-    if (Error err = mlir::moe::emitHostObject(*llvmModule, output->os()))
+    if (Error err = mlir::moe::emitCpuObject(*llvmModule, *cpu, output->os()))
       return fail(toString(std::move(err)));
     output->keep();
     return 0;
   }
 
   output.reset(); // the linker writes the output itself
-  return emitLinked(*llvmModule, libDir);
+  return emitLinked(*llvmModule, *cpu, libDir);
 }
 
 } // namespace

@@ -1,24 +1,57 @@
-// The CPU kernel of moe.grouped_matmul (moe-tile-grouped-matmul) executed
+// The CPU kernels of moe.grouped_matmul (moe-tile-grouped-matmul) executed
 // against NumPy: SwiGLU with a row scale, and the plain product, on 13 rows
 // in 4 groups (group 1 empty) with K = 37 (two vector steps and a masked
-// tail) and N = 11. The first RUN line uses tiny tiles and blocks so that
-// every edge shows up: several row tiles per group, a short last tile, a
-// short last column tile, register blocks past the tile's rows and past N.
-// The next two sum K in chunks (first, middle and last chunks, a last chunk
-// that is only the masked tail), the last RUN line uses the defaults.
+// tail) and N = 11. Both micro-kernels run whatever the host: the kernel
+// shape is forced through the options (moe-select-cpu-kernels), the
+// instructions are the host's.
+// * dot: tiny tiles and blocks so that every edge shows up (several row
+//   tiles per group, a short last tile, a short last column tile, register
+//   blocks past the tile's rows and past N); K summed in chunks (first,
+//   middle and last chunks, a last chunk that is only the masked tail);
+//   8-lane vectors.
+// * outer: the same edges with 4-lane and 8-lane vectors, K chunks whose
+//   packed panel ends in a masked square, SwiGLU splitting a block's
+//   columns between gate and up.
+// * the shapes chosen for an AVX2 CPU (znver3: outer), an AVX-512 one
+//   (znver4: dot) and baseline x86-64 (SSE: outer, 4 lanes), and the
+//   host's.
 // Inputs and expected outputs: test/utils/grouped_gemm_reference.py
 // (NumPy, written from the op semantics), compared here with a relative
 // tolerance of 1e-5.
 // REQUIRES: openmp
-// RUN: moec-opt %s -moe-to-cpu-pipeline="tile-rows=4 tile-cols=8 micro-rows=3 micro-cols=4 vector-width=16" \
+// RUN: moec-opt %s -moe-to-cpu-pipeline="kernel=dot tile-rows=4 tile-cols=8 micro-rows=3 micro-cols=4 vector-width=16" \
 // RUN: | mlir-runner -e main -entry-point-result=void \
 // RUN:     -shared-libs=%mlir_runner_utils,%mlir_c_runner_utils,%libomp \
 // RUN: | FileCheck %s
-// RUN: moec-opt %s -moe-to-cpu-pipeline="tile-rows=4 tile-cols=8 tile-k=16 micro-rows=3 micro-cols=4 vector-width=16" \
+// RUN: moec-opt %s -moe-to-cpu-pipeline="kernel=dot tile-rows=4 tile-cols=8 tile-k=16 micro-rows=3 micro-cols=4 vector-width=16" \
 // RUN: | mlir-runner -e main -entry-point-result=void \
 // RUN:     -shared-libs=%mlir_runner_utils,%mlir_c_runner_utils,%libomp \
 // RUN: | FileCheck %s
-// RUN: moec-opt %s -moe-to-cpu-pipeline="tile-k=8 vector-width=8 micro-rows=2 micro-cols=2" \
+// RUN: moec-opt %s -moe-to-cpu-pipeline="kernel=dot tile-k=8 vector-width=8 micro-rows=2 micro-cols=2" \
+// RUN: | mlir-runner -e main -entry-point-result=void \
+// RUN:     -shared-libs=%mlir_runner_utils,%mlir_c_runner_utils,%libomp \
+// RUN: | FileCheck %s
+// RUN: moec-opt %s -moe-to-cpu-pipeline="kernel=outer tile-rows=4 tile-cols=8 tile-k=16 micro-rows=3 micro-cols=8 vector-width=4" \
+// RUN: | mlir-runner -e main -entry-point-result=void \
+// RUN:     -shared-libs=%mlir_runner_utils,%mlir_c_runner_utils,%libomp \
+// RUN: | FileCheck %s
+// RUN: moec-opt %s -moe-to-cpu-pipeline="kernel=outer tile-rows=5 tile-cols=16 tile-k=8 micro-rows=2 micro-cols=16 vector-width=8" \
+// RUN: | mlir-runner -e main -entry-point-result=void \
+// RUN:     -shared-libs=%mlir_runner_utils,%mlir_c_runner_utils,%libomp \
+// RUN: | FileCheck %s
+// RUN: moec-opt %s -moe-to-cpu-pipeline="kernel=outer tile-rows=64 tile-cols=32 micro-rows=6 micro-cols=16 vector-width=8" \
+// RUN: | mlir-runner -e main -entry-point-result=void \
+// RUN:     -shared-libs=%mlir_runner_utils,%mlir_c_runner_utils,%libomp \
+// RUN: | FileCheck %s
+// RUN: moec-opt %s -moe-to-cpu-pipeline="cpu=znver3" \
+// RUN: | mlir-runner -e main -entry-point-result=void \
+// RUN:     -shared-libs=%mlir_runner_utils,%mlir_c_runner_utils,%libomp \
+// RUN: | FileCheck %s
+// RUN: moec-opt %s -moe-to-cpu-pipeline="cpu=znver4" \
+// RUN: | mlir-runner -e main -entry-point-result=void \
+// RUN:     -shared-libs=%mlir_runner_utils,%mlir_c_runner_utils,%libomp \
+// RUN: | FileCheck %s
+// RUN: moec-opt %s -moe-to-cpu-pipeline="cpu=x86-64" \
 // RUN: | mlir-runner -e main -entry-point-result=void \
 // RUN:     -shared-libs=%mlir_runner_utils,%mlir_c_runner_utils,%libomp \
 // RUN: | FileCheck %s

@@ -1,9 +1,44 @@
 // RUN: moec-opt %s -moe-tile-grouped-matmul="tile-rows=32 tile-cols=8 micro-rows=2 micro-cols=2 vector-width=8" -split-input-file | FileCheck %s
 // RUN: moec-opt %s -moe-tile-grouped-matmul="tile-rows=32 tile-cols=8 tile-k=8 micro-rows=2 micro-cols=2 vector-width=8" -split-input-file | FileCheck %s --check-prefix=CHUNK
 // RUN: moec-opt %s -moe-tile-grouped-matmul="micro-rows=2 micro-cols=2 vector-width=8 bf16-dot=true" -split-input-file | FileCheck %s --check-prefix=DOT
+// RUN: moec-opt %s -moe-tile-grouped-matmul="kernel=outer tile-rows=32 tile-cols=8 micro-rows=2 micro-cols=8 vector-width=4" -split-input-file | FileCheck %s --check-prefix=OUTER
 // RUN: not moec-opt %s -moe-tile-grouped-matmul="micro-rows=0" -split-input-file 2>&1 | FileCheck %s --check-prefix=BAD
+// RUN: not moec-opt %s -moe-tile-grouped-matmul="kernel=inner" -split-input-file 2>&1 | FileCheck %s --check-prefix=BAD-KIND
 
-// BAD: moe-tile-grouped-matmul: tile, block and vector sizes must be positive, got 0
+// BAD: error: cpu_matmul_kernel needs micro_rows >= 1, got 0
+// BAD-KIND: error: moe-tile-grouped-matmul: kernel must be dot or outer, got 'inner'
+
+// The outer kernel packs the K chunk (here all of K = 20) of the tile's 8
+// weight rows into a [1, 20, 8] panel along N: squares of 4 rows x 4 along
+// K, transposed by two levels of shuffles; then each K step broadcasts one
+// element of each of the block's 2 rows and multiplies it with the panel
+// row's 2 vectors (2 x 2 accumulators of 4 lanes: a block of 2 x 8).
+// OUTER-LABEL: func @plain
+// OUTER: scf.forall
+// OUTER: %[[PANEL:.*]] = tensor.empty() : tensor<1x20x8xf32>
+// OUTER: scf.for %{{.*}} = %c0{{.*}} to %{{.*}} step %c4{{.*}} iter_args(%{{.*}} = %[[PANEL]])
+// OUTER: scf.for %{{.*}} = %c0{{.*}} to %c20{{.*}} step %c4
+// OUTER-COUNT-4: vector.transfer_read {{.*}} {in_bounds = [true]} : tensor<3x12x20xf32>, vector<4xf32>
+// OUTER: vector.shuffle %{{.*}}, %{{.*}} [0, 1, 4, 5] : vector<4xf32>, vector<4xf32>
+// OUTER: vector.shuffle %{{.*}}, %{{.*}} [2, 3, 6, 7] : vector<4xf32>, vector<4xf32>
+// OUTER: vector.shuffle %{{.*}}, %{{.*}} [0, 4, 2, 6] : vector<4xf32>, vector<4xf32>
+// OUTER: vector.shuffle %{{.*}}, %{{.*}} [1, 5, 3, 7] : vector<4xf32>, vector<4xf32>
+// OUTER-COUNT-4: vector.transfer_write {{.*}} : vector<4xf32>, tensor<1x20x8xf32>
+// OUTER: scf.for %{{.*}} step %c8{{.*}} iter_args
+// OUTER: scf.for %{{.*}} step %c2{{.*}} iter_args
+// OUTER: scf.for %[[K:.*]] = %c0{{.*}} to %c20{{.*}} step %c1{{.*}} iter_args({{.*}}) -> (vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>)
+// OUTER-COUNT-2: vector.transfer_read %{{.*}}[%{{.*}}, %[[K]], %{{.*}}]{{.*}} : tensor<1x20x8xf32>, vector<4xf32>
+// OUTER: tensor.extract %{{.*}} : tensor<?x20xf32>
+// OUTER: vector.broadcast %{{.*}} : f32 to vector<4xf32>
+// OUTER-COUNT-2: vector.fma
+// OUTER: tensor.extract %{{.*}} : tensor<?x20xf32>
+// OUTER: vector.broadcast %{{.*}} : f32 to vector<4xf32>
+// OUTER-COUNT-2: vector.fma
+// OUTER: scf.yield
+// The block's sums, row by row, then one store of 8 columns per row.
+// OUTER-COUNT-4: vector.insert_strided_slice {{.*}} : vector<4xf32> into vector<16xf32>
+// OUTER: vector.transfer_write {{.*}} : vector<8xf32>, tensor<?x?xf32>
+// OUTER: scf.forall.in_parallel
 
 // K = 20 in chunks of 8: the first chunk writes the blocks' partial sums to
 // an f32 scratch tile, a loop over the middle chunks adds to it, and the

@@ -1,0 +1,150 @@
+//===- SelectCpuKernels.cpp - kernel shapes from the target CPU -----------===//
+//
+// Every decision about the shape of a CPU kernel is taken here, from the
+// CpuTarget, and recorded on the op as `moe.kernel`; the lowerings only
+// follow it. The rules and the measurements behind them are in the pass
+// description (codegen/Passes.td) and docs/performance.md.
+//
+//===----------------------------------------------------------------------===//
+
+#include "codegen/Passes.h"
+#include "codegen/cpu/CpuTarget.h"
+#include "dialect/MoeDialect.h"
+#include "dialect/MoeOps.h"
+
+namespace mlir::moe {
+#define GEN_PASS_DEF_SELECTCPUKERNELS
+#include "codegen/Passes.h.inc"
+} // namespace mlir::moe
+
+using namespace mlir;
+using namespace mlir::moe;
+
+namespace {
+
+/// The grouped-GEMM micro-kernel for `target`: dot products where the
+/// register file holds a block big enough to run from cache (32 registers:
+/// 4 x 4 accumulators), outer products on packed panels otherwise.
+MatmulMicroKernel kernelKindFor(const CpuTarget &target) {
+  return target.vectorRegisters >= 32 ? MatmulMicroKernel::dot
+                                      : MatmulMicroKernel::outer;
+}
+
+/// The sizes of a `kind` kernel on `target`, before the overrides.
+CpuMatmulKernelAttr kernelShapeFor(MLIRContext *ctx, MatmulMicroKernel kind,
+                                   const CpuTarget &target) {
+  auto lanes = static_cast<int64_t>(target.f32Lanes());
+  bool wide = target.vectorRegisters >= 32;
+  if (kind == MatmulMicroKernel::dot)
+    // Accumulators in half the registers: 4 x 4, or 4 x 3 of 16.
+    return CpuMatmulKernelAttr::get(ctx, kind, /*tileRows=*/64,
+                                    /*tileCols=*/64, /*tileK=*/1024,
+                                    /*microRows=*/4,
+                                    /*microCols=*/wide ? 4 : 3, lanes, false);
+  // 6 rows of 2 vectors (4 with 32 registers): 12 (24) accumulators, the
+  // panel vectors and a broadcast. 96 rows are 16 blocks.
+  return CpuMatmulKernelAttr::get(ctx, kind, /*tileRows=*/96,
+                                  /*tileCols=*/64, /*tileK=*/256,
+                                  /*microRows=*/6,
+                                  /*microCols=*/(wide ? 4 : 2) * lanes, lanes,
+                                  false);
+}
+
+/// Heads of a GQA group of `group` heads per attention iteration: the most
+/// (up to 4) whose accumulators and query rows, 2 * step * headDim f32
+/// lanes, fit the register file.
+int64_t headsPerStepFor(const CpuTarget &target, int64_t group,
+                        int64_t headDim) {
+  int64_t budget = int64_t(target.vectorRegisters) * target.f32Lanes() / 2;
+  for (int64_t step = std::min<int64_t>(group, 4); step > 1; --step)
+    if (group % step == 0 && step * headDim <= budget)
+      return step;
+  return 1;
+}
+
+struct SelectCpuKernelsPass
+    : moe::impl::SelectCpuKernelsBase<SelectCpuKernelsPass> {
+  using SelectCpuKernelsBase::SelectCpuKernelsBase;
+
+  void runOnOperation() override {
+    Operation *root = getOperation();
+    llvm::Expected<CpuTarget> target = resolveCpuTarget(cpu, cpuFeatures);
+    if (!target) {
+      root->emitError() << "moe-select-cpu-kernels: "
+                        << llvm::toString(target.takeError());
+      return signalPassFailure();
+    }
+    if (bf16Dot && !target->avx512bf16) {
+      InFlightDiagnostic diag = root->emitError();
+      diag << "moe-select-cpu-kernels: bf16-dot needs a CPU with avx512bf16, "
+              "and "
+           << target->cpu;
+      if (!cpuFeatures.empty())
+        diag << " with " << cpuFeatures;
+      diag << " has none";
+      return signalPassFailure();
+    }
+    CpuMatmulKernelAttr matmul = withOverrides(*target);
+    if (!matmul)
+      return signalPassFailure();
+
+    MoeDialect::KernelAttrHelper kernelAttr(&getContext());
+    WalkResult walk = root->walk([&](Operation *op) {
+      if (auto gemm = dyn_cast<GroupedMatmulOp>(op)) {
+        if (gemm.getWeight().getType().hasStaticShape())
+          kernelAttr.setAttr(op, matmul);
+        return WalkResult::advance();
+      }
+      if (!isa<AttentionOp, GroupedAttentionOp>(op))
+        return WalkResult::advance();
+      auto query = cast<RankedTensorType>(op->getOperand(0).getType());
+      auto key = cast<RankedTensorType>(op->getOperand(1).getType());
+      int64_t group = query.getDimSize(2) / key.getDimSize(2);
+      int64_t step = headsPerStepFor(*target, group, query.getDimSize(3));
+      if (headsPerStep) {
+        step = headsPerStep;
+        if (group % step) {
+          op->emitOpError()
+              << "heads-per-step " << step
+              << " does not divide the heads per kv-head (" << group << ")";
+          return WalkResult::interrupt();
+        }
+      }
+      kernelAttr.setAttr(op, AttentionKernelAttr::get(&getContext(), step));
+      return WalkResult::advance();
+    });
+    if (walk.wasInterrupted())
+      signalPassFailure();
+  }
+
+  /// The target's grouped-GEMM kernel with the options that are set in place
+  /// of its fields; null (after an error) when the result is invalid.
+  CpuMatmulKernelAttr withOverrides(const CpuTarget &target) {
+    MatmulMicroKernel kind = kernelKindFor(target);
+    if (!kernel.empty()) {
+      std::optional<MatmulMicroKernel> parsed =
+          symbolizeMatmulMicroKernel(kernel);
+      if (!parsed) {
+        getOperation()->emitError()
+            << "moe-select-cpu-kernels: kernel must be dot or outer, got '"
+            << kernel << "'";
+        return {};
+      }
+      kind = *parsed;
+    }
+    CpuMatmulKernelAttr chosen = kernelShapeFor(&getContext(), kind, target);
+    auto pick = [](int64_t option, int64_t value) {
+      return option ? option : value;
+    };
+    auto emitErrorOnRoot = [&] { return getOperation()->emitError(); };
+    function_ref<InFlightDiagnostic()> emitError = emitErrorOnRoot;
+    return CpuMatmulKernelAttr::getChecked(
+        emitError, &getContext(), kind, pick(tileRows, chosen.getTileRows()),
+        pick(tileCols, chosen.getTileCols()), pick(tileK, chosen.getTileK()),
+        pick(microRows, chosen.getMicroRows()),
+        pick(microCols, chosen.getMicroCols()),
+        pick(vectorWidth, chosen.getVectorWidth()), bool(bf16Dot));
+  }
+};
+
+} // namespace
