@@ -398,11 +398,20 @@ struct TileScheduleLowering : OpRewritePattern<TileScheduleOp> {
           auto inner = scf::ForOp::create(
               gb, gl, c0, tiles, c1, ValueRange{state[1]},
               [&](OpBuilder &tb, Location tl, Value j, ValueRange out) {
-                Value skip = arith::MulIOp::create(tb, tl, j, tileRows);
-                Value start = arith::AddIOp::create(tb, tl, first, skip);
-                Value size = arith::MinSIOp::create(
-                    tb, tl, tileRows,
-                    arith::SubIOp::create(tb, tl, rows, skip));
+                // Tile j of t: rows / t rows, one more for the first
+                // rows % t tiles.
+                Value base = arith::DivUIOp::create(tb, tl, rows, tiles);
+                Value extra = arith::RemUIOp::create(tb, tl, rows, tiles);
+                Value start = arith::AddIOp::create(
+                    tb, tl, first,
+                    arith::AddIOp::create(
+                        tb, tl, arith::MulIOp::create(tb, tl, j, base),
+                        arith::MinUIOp::create(tb, tl, j, extra)));
+                Value longer = arith::CmpIOp::create(
+                    tb, tl, arith::CmpIPredicate::ult, j, extra);
+                Value size = arith::SelectOp::create(
+                    tb, tl, longer, arith::AddIOp::create(tb, tl, base, c1),
+                    base);
                 Value tile = arith::AddIOp::create(tb, tl, state[0], j);
                 Value result = out[0];
                 int64_t column = 0;
@@ -611,8 +620,8 @@ struct WeightLowering : OpRewritePattern<WeightOp> {
       return failure();
     Value buffer = WeightOp::create(
         rewriter, op.getLoc(),
-        MemRefType::get(type.getShape(), type.getElementType()),
-        op.getTable(), op.getSlot(), op.getName());
+        MemRefType::get(type.getShape(), type.getElementType()), op.getTable(),
+        op.getSlot(), op.getName());
     rewriter.replaceOpWithNewOp<bufferization::ToTensorOp>(
         op, type, buffer, /*restrict=*/true, /*writable=*/false);
     return success();

@@ -112,16 +112,19 @@ def SelectCpuKernels : Pass<"moe-select-cpu-kernels"> {
       `#moe.attention_kernel` (heads of a GQA group per iteration), which
       `convert-moe-to-linalg` follows.
 
-    The choices, for `L` f32 lanes per register:
+    The choices, for `L` f32 lanes per register (16 with AVX-512, 8 with
+    AVX2, 4 with SSE):
 
-    * 32 registers (AVX-512: L = 16): the `dot` kernel, blocks of 4 x 4
-      accumulators of L lanes (16 registers), 64 x 64 work tiles, K in
-      chunks of 1024: the measured best on Zen 4.
-    * 16 registers (AVX2, SSE): the `outer` kernel, blocks of 6 rows by
-      2 L columns (12 accumulators, 2 panel vectors and a broadcast:
-      15 registers), 96 x 64 work tiles (96 is 16 blocks of 6), K in chunks
-      of 256 (a block's panel, 256 x 2L floats, stays in L1).
-    * Attention: the largest number of heads of a GQA group (at most 4)
+    * the `outer` kernel, blocks of 6 rows by 2 L columns with 16 registers
+      (12 accumulators, 2 panel vectors and a broadcast: 15 registers) and
+      by 4 L columns with 32 (24 + 4 + 1), 192 x 64 work tiles (192 rows
+      are 32 blocks over which a panel is packed once), K in chunks of 512;
+      the `dot` kernel measured 0.45-0.7x of it on AVX2 and 0.6-0.75x on
+      AVX-512 (docs/performance.md);
+    * with `bf16-dot`, the `dot` kernel (AVX-512 BF16 multiplies along K):
+      4 x 4 accumulators with 32 registers, 4 x 3 with 16, 64 x 64 tiles,
+      K in chunks of 1024;
+    * attention: the largest number of heads of a GQA group (at most 4)
       whose f32 accumulators and query rows fit half the register file
       (heads x Dh <= registers x L / 2).
 
@@ -138,8 +141,8 @@ def SelectCpuKernels : Pass<"moe-select-cpu-kernels"> {
     After, with `cpu=znver3`:
     ```mlir
     %y = moe.grouped_matmul %x, %w offsets(%off)
-        {moe.kernel = #moe.cpu_matmul_kernel<outer, tile_rows = 96,
-             tile_cols = 64, tile_k = 256, micro_rows = 6, micro_cols = 16,
+        {moe.kernel = #moe.cpu_matmul_kernel<outer, tile_rows = 192,
+             tile_cols = 64, tile_k = 512, micro_rows = 6, micro_cols = 16,
              vector_width = 8>}
         : (tensor<?x64xf32>, tensor<8x32x64xf32>, tensor<9xi32>) -> tensor<?x32xf32>
     ```

@@ -178,8 +178,8 @@ def Moe_CpuMatmulKernelAttr : Moe_Attr<"CpuMatmulKernel", "cpu_matmul_kernel"> {
 
     * `dot`: one accumulator per output, its lanes along K (both operands
       are read where they are, K-contiguous), reduced once per block. A
-      block holds `micro_rows * micro_cols` outputs, so it suits targets
-      with many registers (AVX-512's 32).
+      block holds `micro_rows * micro_cols` outputs; the AVX-512 BF16 dot
+      product needs this form.
     * `outer`: each K chunk of the work tile's weight rows is first packed
       into a panel whose rows run along N; a block holds `micro_rows`
       rows of `micro_cols` outputs (`micro_cols / vector_width` vectors
@@ -195,7 +195,7 @@ def Moe_CpuMatmulKernelAttr : Moe_Attr<"CpuMatmulKernel", "cpu_matmul_kernel"> {
     ```mlir
     #moe.cpu_matmul_kernel<dot, tile_rows = 64, tile_cols = 64, tile_k = 1024,
         micro_rows = 4, micro_cols = 4, vector_width = 16>
-    #moe.cpu_matmul_kernel<outer, tile_rows = 96, tile_cols = 64, tile_k = 256,
+    #moe.cpu_matmul_kernel<outer, tile_rows = 192, tile_cols = 64, tile_k = 512,
         micro_rows = 6, micro_cols = 16, vector_width = 8>
     ```
   }];

@@ -148,16 +148,19 @@ def Moe_TileScheduleOp : Moe_Op<"tile_schedule", [Pure]> {
     `tile_rows` rows, groups in order. Row `i` of `tiles : [?, 3] i32` is
     `(group, first_row, rows)` with `1 <= rows <= tile_rows`.
 
-    Group `g` gets `ceil(rows_g / tile_rows)` tiles, an empty group none, so
-    `R` rows in `G` groups make at most `ceil(R / tile_rows) + G` tiles
-    whatever the routing skew. Only a group's last tile may be short: a tile
-    never crosses a group boundary, so there is no padding at all. A parallel
-    loop over the tiles (times tiles of the output columns) spreads one big
-    group over every worker, and an empty group costs nothing.
+    Group `g` gets `t = ceil(rows_g / tile_rows)` tiles, an empty group
+    none, so `R` rows in `G` groups make at most `ceil(R / tile_rows) + G`
+    tiles whatever the routing skew. The tiles of a group are as equal as
+    possible: `rows_g / t` rows each, one more for the first `rows_g % t`
+    (a kernel that pays per tile, such as packing a weight panel, never
+    pays it for a sliver). A tile never crosses a group boundary, so there
+    is no padding at all. A parallel loop over the tiles (times tiles of the
+    output columns) spreads one big group over every worker, and an empty
+    group costs nothing.
 
     ```mlir
     // Offsets [0, 100, 100, 130] with tile_rows(64):
-    // tiles = [[0, 0, 64], [0, 64, 36], [2, 100, 30]].
+    // tiles = [[0, 0, 50], [0, 50, 50], [2, 100, 30]].
     %tiles = moe.tile_schedule %offsets tile_rows(64)
         : tensor<4xi32> -> tensor<?x3xi32>
     ```

@@ -22,12 +22,13 @@ using namespace mlir::moe;
 
 namespace {
 
-/// The grouped-GEMM micro-kernel for `target`: dot products where the
-/// register file holds a block big enough to run from cache (32 registers:
-/// 4 x 4 accumulators), outer products on packed panels otherwise.
-MatmulMicroKernel kernelKindFor(const CpuTarget &target) {
-  return target.vectorRegisters >= 32 ? MatmulMicroKernel::dot
-                                      : MatmulMicroKernel::outer;
+/// The grouped-GEMM micro-kernel: outer products on packed panels, whose
+/// registers each hold vector-width outputs. The dot kernel (one output per
+/// register) measured 0.45-0.7x of it on AVX2 and 0.6-0.75x on AVX-512
+/// (docs/performance.md); it stays for the AVX-512 BF16 dot product, which
+/// multiplies along K.
+MatmulMicroKernel kernelKindFor(bool bf16Dot) {
+  return bf16Dot ? MatmulMicroKernel::dot : MatmulMicroKernel::outer;
 }
 
 /// The sizes of a `kind` kernel on `target`, before the overrides.
@@ -42,9 +43,10 @@ CpuMatmulKernelAttr kernelShapeFor(MLIRContext *ctx, MatmulMicroKernel kind,
                                     /*microRows=*/4,
                                     /*microCols=*/wide ? 4 : 3, lanes, false);
   // 6 rows of 2 vectors (4 with 32 registers): 12 (24) accumulators, the
-  // panel vectors and a broadcast. 96 rows are 16 blocks.
-  return CpuMatmulKernelAttr::get(ctx, kind, /*tileRows=*/96,
-                                  /*tileCols=*/64, /*tileK=*/256,
+  // panel vectors and a broadcast. 192 rows are 32 blocks, over which the
+  // panel of a K chunk of 512 is packed once.
+  return CpuMatmulKernelAttr::get(ctx, kind, /*tileRows=*/192,
+                                  /*tileCols=*/64, /*tileK=*/512,
                                   /*microRows=*/6,
                                   /*microCols=*/(wide ? 4 : 2) * lanes, lanes,
                                   false);
@@ -120,7 +122,7 @@ struct SelectCpuKernelsPass
   /// The target's grouped-GEMM kernel with the options that are set in place
   /// of its fields; null (after an error) when the result is invalid.
   CpuMatmulKernelAttr withOverrides(const CpuTarget &target) {
-    MatmulMicroKernel kind = kernelKindFor(target);
+    MatmulMicroKernel kind = kernelKindFor(bf16Dot);
     if (!kernel.empty()) {
       std::optional<MatmulMicroKernel> parsed =
           symbolizeMatmulMicroKernel(kernel);

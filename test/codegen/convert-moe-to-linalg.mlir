@@ -135,10 +135,16 @@ func.func @tile_schedule(%off: tensor<5xi32>) -> tensor<?x3xi32> {
   // CHECK: arith.maxsi
   // CHECK: arith.divui
   // CHECK: %[[INIT:.*]] = tensor.empty(%[[COUNT]]) : tensor<?x3xi32>
-  // ...a second writes (group, first row, rows) for each, groups in order.
+  // ...a second writes (group, first row, rows) for each, groups in order,
+  // the group's t tiles rows / t long, the first rows % t one row longer.
   // CHECK: %[[FILL:.*]]:2 = scf.for %{{.*}} = %[[C0]] to %[[C4]] step %[[C1]] iter_args(%{{.*}} = %[[C0]], %{{.*}} = %[[INIT]])
-  // CHECK: scf.for
-  // CHECK: arith.minsi
+  // CHECK: %[[T:.*]] = arith.divui
+  // CHECK: scf.for %[[J:.*]] = %[[C0]] to %[[T]]
+  // CHECK: %[[BASE:.*]] = arith.divui %{{.*}}, %[[T]]
+  // CHECK: %[[EXTRA:.*]] = arith.remui %{{.*}}, %[[T]]
+  // CHECK: arith.minui %[[J]], %[[EXTRA]]
+  // CHECK: %[[LONGER:.*]] = arith.cmpi ult, %[[J]], %[[EXTRA]]
+  // CHECK: arith.select %[[LONGER]]
   // CHECK: tensor.insert
   // CHECK: tensor.insert
   // CHECK: tensor.insert

@@ -12,12 +12,17 @@ import numpy as np
 
 
 def tile_schedule(offsets, tile_rows):
-    """moe.tile_schedule: (group, first_row, rows) per tile, groups in order."""
+    """moe.tile_schedule: (group, first_row, rows) per tile, groups in order;
+    ceil(rows / tile_rows) tiles per group, as equal as possible (the first
+    rows % count tiles one row longer)."""
     tiles = []
     for g in range(len(offsets) - 1):
-        start, rows = offsets[g], max(offsets[g + 1] - offsets[g], 0)
-        for first in range(start, start + rows, tile_rows):
-            tiles.append((g, first, min(tile_rows, start + rows - first)))
+        first, rows = offsets[g], max(offsets[g + 1] - offsets[g], 0)
+        count = -(-rows // tile_rows)
+        for j in range(count):
+            size = rows // count + (1 if j < rows % count else 0)
+            tiles.append((g, first, size))
+            first += size
     return tiles
 
 
@@ -46,6 +51,7 @@ def main():
     print("// tile_schedule")
     for offsets, tile_rows in [([0, 8, 16, 24, 32], 8),
                                ([0, 90, 94, 94, 100], 16),
+                               ([0, 100, 100, 100, 100], 16),
                                ([0, 1, 1, 3, 3], 16),
                                ([0, 0, 0, 0, 0], 16)]:
         print(offsets, tile_rows, tile_schedule(offsets, tile_rows))

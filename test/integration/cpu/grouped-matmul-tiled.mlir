@@ -12,9 +12,9 @@
 // * outer: the same edges with 4-lane and 8-lane vectors, K chunks whose
 //   packed panel ends in a masked square, SwiGLU splitting a block's
 //   columns between gate and up.
-// * the shapes chosen for an AVX2 CPU (znver3: outer), an AVX-512 one
-//   (znver4: dot) and baseline x86-64 (SSE: outer, 4 lanes), and the
-//   host's.
+// * the shapes chosen for an AVX2 CPU (znver3: 8 lanes), an AVX-512 one
+//   (znver4: 16 lanes, 6 x 64 blocks) and baseline x86-64 (SSE: 4 lanes),
+//   and the host's.
 // Inputs and expected outputs: test/utils/grouped_gemm_reference.py
 // (NumPy, written from the op semantics), compared here with a relative
 // tolerance of 1e-5.

@@ -1,5 +1,6 @@
 // moe.tile_schedule executed on the CPU: balanced routing, 90% of the rows
-// to one expert, empty experts, fewer rows than a tile, and no row at all.
+// to one expert (its tiles as equal as possible, also when they cannot all
+// be equal), empty experts, fewer rows than a tile, and no row at all.
 // Expected tiles: tile_schedule() in test/utils/grouped_gemm_reference.py,
 // written from the op semantics. The tile count stays within
 // ceil(R / tile_rows) + G.
@@ -39,18 +40,31 @@ func.func @main() {
   // CHECK-NEXT: [2, 16, 8]
   // CHECK-NEXT: [3, 24, 8]
 
-  // 90 of 100 rows to expert 0 (six tiles, the last short), expert 2 empty.
+  // 90 of 100 rows to expert 0 (six tiles of 15), expert 2 empty.
   %skewed = arith.constant dense<[0, 90, 94, 94, 100]> : tensor<5xi32>
   call @schedule16(%skewed) : (tensor<5xi32>) -> ()
   // CHECK: sizes = [8, 3]
-  // CHECK-NEXT: [0, 0, 16]
-  // CHECK-NEXT: [0, 16, 16]
-  // CHECK-NEXT: [0, 32, 16]
-  // CHECK-NEXT: [0, 48, 16]
-  // CHECK-NEXT: [0, 64, 16]
-  // CHECK-NEXT: [0, 80, 10]
+  // CHECK-NEXT: [0, 0, 15]
+  // CHECK-NEXT: [0, 15, 15]
+  // CHECK-NEXT: [0, 30, 15]
+  // CHECK-NEXT: [0, 45, 15]
+  // CHECK-NEXT: [0, 60, 15]
+  // CHECK-NEXT: [0, 75, 15]
   // CHECK-NEXT: [1, 90, 4]
   // CHECK-NEXT: [3, 94, 6]
+
+  // 100 rows in tiles of at most 16: seven tiles, the first two of 15 and
+  // five of 14.
+  %uneven = arith.constant dense<[0, 100, 100, 100, 100]> : tensor<5xi32>
+  call @schedule16(%uneven) : (tensor<5xi32>) -> ()
+  // CHECK: sizes = [7, 3]
+  // CHECK-NEXT: [0, 0, 15]
+  // CHECK-NEXT: [0, 15, 15]
+  // CHECK-NEXT: [0, 30, 14]
+  // CHECK-NEXT: [0, 44, 14]
+  // CHECK-NEXT: [0, 58, 14]
+  // CHECK-NEXT: [0, 72, 14]
+  // CHECK-NEXT: [0, 86, 14]
 
   // Three rows, fewer than a tile: one short tile per non-empty expert.
   %small = arith.constant dense<[0, 1, 1, 3, 3]> : tensor<5xi32>
