@@ -13,6 +13,8 @@ for GMHA, the group means), which is what grows with T.
                              [--window 64] [--group-size 128] [--heads 8]
                              [--kv-heads 2] [--head-dim 64] [--repeat 3]
                              [--build build]
+                             [--pipeline-options "cpu=znver3 heads-per-step=1"]
+                             [--mattr=-avx512f]
 
 GMHA's work is O(T * (W + T / G)): at these sizes the T / G summaries are
 comparable to the window, so the time per token grows slowly with T while
@@ -112,8 +114,11 @@ def run(args, kind, T):
         llvm = os.path.join(tmp, "attention.ll.mlir")
         with open(src, "w") as f:
             f.write(text)
+        pipeline = "-moe-to-cpu-pipeline"
+        if args.pipeline_options:
+            pipeline += "=" + args.pipeline_options
         subprocess.run([os.path.join(args.build, "bin", "moec-opt"), src,
-                        "-moe-to-cpu-pipeline", "-o", llvm], check=True)
+                        pipeline, "-o", llvm], check=True)
         libs = ",".join(os.path.join(LLVM, "lib", "lib%s.so" % name)
                         for name in ("mlir_runner_utils", "mlir_c_runner_utils",
                                      "omp"))
@@ -122,7 +127,8 @@ def run(args, kind, T):
             # Waited for with wait4 for this child's own peak RSS.
             proc = subprocess.Popen(
                 [os.path.join(LLVM, "bin", "mlir-runner"), llvm, "-e", "main",
-                 "-entry-point-result=void", "-O3", "-shared-libs=" + libs],
+                 "-entry-point-result=void", "-O3", "-shared-libs=" + libs]
+                + (["--mattr=" + args.mattr] if args.mattr else []),
                 stdout=sink, stderr=subprocess.STDOUT)
             _, status, usage = os.wait4(proc.pid, 0)
         with open(log) as f:
@@ -164,6 +170,12 @@ def main():
     p.add_argument("--head-dim", type=int, default=64)
     p.add_argument("--repeat", type=int, default=3,
                    help="runs per T; the fastest is reported")
+    p.add_argument("--pipeline-options", default="",
+                   help="moe-to-cpu-pipeline options, e.g. 'cpu=znver3 "
+                   "heads-per-step=1'")
+    p.add_argument("--mattr", default="",
+                   help="CPU features of mlir-runner's JIT, e.g. -avx512f to "
+                   "run AVX2 code on an AVX-512 machine")
     p.add_argument("--build", default=os.path.join(
         os.path.dirname(os.path.abspath(__file__)), "..", "build"))
     args = p.parse_args()

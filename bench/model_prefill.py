@@ -3,6 +3,8 @@
 
     bench/model_prefill.py [--layers L] [--tokens 512,4096] [--runs N]
                            [--repeat R] [--threads 2] [--workdir DIR]
+                           [--moec-flags "--cpu znver3"] [--no-llama-cpp]
+                           [--dtype f32|bf16]
 
 Builds a Mixtral-shaped config (the design brief's shape: D = 1024,
 F = 3584, E = 8, top-2, 16 heads, 8 kv-heads, V = 32000; L layers), writes
@@ -17,14 +19,24 @@ random weights with examples/make_weights.py, compiles it with
   same number of threads (torch.set_num_threads), timed over N passes after
   a warm-up, in its own process for its own peak RSS.
 
-The two are timed R times, alternating (moec, PyTorch, moec, ...), each
-time in a fresh process, so that load on a shared machine hits both alike;
-the table gives the median tokens/s of each, the ratio of the medians with
-the range of the per-round ratios, and the largest peak RSS.
+* llama.cpp (when bench/llama_cpp.py finds a build; see its docstring):
+  the same weights converted to an f32 GGUF, one batch of T tokens with
+  logits at every position, llama.cpp's default attention (flash attention,
+  which rounds K and V to f16), the same number of threads.
 
-Both processes load the weights from the same file. Before timing, the
-logits of both are compared on a short prefix (relative error printed), so
-the two programs are known to compute the same function.
+They are timed R times, alternating (moec, PyTorch, llama.cpp, moec, ...),
+each time in a fresh process, so that load on a shared machine hits all
+alike; the table gives the median tokens/s of each, the ratio of the medians
+with the range of the per-round ratios, and the largest peak RSS.
+`--moec-flags` are added to `moec compile` (e.g. `--cpu znver3` to time
+the AVX2 code on an AVX-512 machine). `--dtype bf16` writes bf16 weights
+and compiles moec for them; PyTorch and llama.cpp read the same values
+widened to f32.
+
+All load the weights from the same file. Before timing, the logits of
+moec and llama.cpp are compared with PyTorch's on a short prefix (max
+|diff| / max |logit|, printed), so the programs are known to compute the
+same function.
 
 Prints one table; docs/performance.md records the results with the command.
 Needs Debian's /usr/bin/python3 (numpy, torch) and a built moec
@@ -186,6 +198,12 @@ def main():
                     help="alternating rounds of (moec, PyTorch) processes")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--workdir")
+    ap.add_argument("--moec-flags", default="",
+                    help="extra moec compile flags, e.g. '--cpu znver3'")
+    ap.add_argument("--dtype", choices=["f32", "bf16"], default="f32",
+                    help="weight type of the file and of moec's model")
+    ap.add_argument("--no-llama-cpp", action="store_true",
+                    help="leave out llama.cpp even when it is built")
     ap.add_argument("--attention", choices=["full", "grouped"], default="full",
                     help="grouped: GMHA (docs/semantics.md §7, W = 64, G = 128), timed "
                     "without the PyTorch baseline (its eager model is full "
@@ -212,17 +230,26 @@ def main():
     with_torch = args.attention == "full"
     weights = os.path.join(work, "w.safetensors")
     subprocess.run([sys.executable, os.path.join(ROOT, "examples/make_weights.py"),
-                    cfg_path, weights, "--seed", "1"], check=True,
-                   stdout=subprocess.DEVNULL)
+                    cfg_path, weights, "--seed", "1", "--dtype", args.dtype],
+                   check=True, stdout=subprocess.DEVNULL)
     model = os.path.join(work, "model")
     t0 = time.perf_counter()
     subprocess.run([os.path.join(build, "bin/moec"), "compile", cfg_path, "-o",
-                    model], check=True)
+                    model, "--dtype", args.dtype] + args.moec_flags.split(),
+                   check=True)
     compile_s = time.perf_counter() - t0
     weight_mb = os.path.getsize(weights) / 2**20
     print("config: %d layers, D=1024, F=3584, E=8 top-2, H=16, KVH=8, V=32000, "
-          "%s attention; weights %.0f MB (f32); moec compile %.1f s; %d threads"
-          % (args.layers, args.attention, weight_mb, compile_s, args.threads))
+          "%s attention; weights %.0f MB (%s); moec compile %s%.1f s; %d threads"
+          % (args.layers, args.attention, weight_mb, args.dtype,
+             args.moec_flags + " " if args.moec_flags else "", compile_s,
+             args.threads))
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import llama_cpp
+    gguf = None
+    if with_torch and not args.no_llama_cpp and llama_cpp.available():
+        gguf = llama_cpp.convert(work, os.path.join(work, "model-f32.gguf"),
+                                 weights)
 
     me = os.path.abspath(__file__)
     rows = []
@@ -240,7 +267,8 @@ def main():
             moec = [moec_round() for _ in range(args.repeat)]
             rows.append((T, [m for m, _ in moec], None,
                          max(r for _, r in moec), float("nan"),
-                         weight_mb + 2 * largest, float("nan")))
+                         weight_mb + 2 * largest, float("nan"), [],
+                         float("nan"), float("nan")))
             continue
         # Same function: logits of the first tokens from both.
         check = min(T, 64)
@@ -256,8 +284,13 @@ def main():
         a = np.load(os.path.join(work, "moec-logits.npy")).reshape(check, -1)
         b = np.load(os.path.join(work, "torch-logits.npy")).reshape(check, -1)
         err = np.abs(a - b).max() / np.abs(b).max()
+        llama_err = float("nan")
+        if gguf:
+            c = llama_cpp.run_prefill(gguf, np.load(tokens)[:check], args.threads,
+                                      0, 1, logits=True)["logits"]
+            llama_err = np.abs(c - b).max() / np.abs(b).max()
 
-        moec, torch = [], []
+        moec, torch, llama = [], [], []
         for _ in range(args.repeat):
             moec.append(moec_round())
             out, rss = run([sys.executable, me, "--torch", "--config", cfg_path,
@@ -266,22 +299,33 @@ def main():
                             str(args.threads)], env)
             torch.append((float(re.search(r"([\d.]+) tokens/s", out).group(1)),
                           rss))
+            if gguf:
+                r = llama_cpp.run_prefill(gguf, np.load(tokens), args.threads,
+                                          args.runs, 1)
+                llama.append((r["tokens_per_s"], r["peak_rss_mb"]))
         rows.append((T, [m for m, _ in moec], [t for t, _ in torch],
                      max(r for _, r in moec), max(r for _, r in torch),
-                     weight_mb + 2 * largest, err))
+                     weight_mb + 2 * largest, err,
+                     [l for l, _ in llama], max([r for _, r in llama] or [float("nan")]),
+                     llama_err))
 
-    print("%6s %12s %12s %8s %12s %14s %14s %18s %10s" % (
-        "T", "moec tok/s", "torch tok/s", "ratio", "ratio range",
-        "moec RSS MB", "torch RSS MB", "weights+2*act MB", "rel err"))
-    for T, m, t, mr, tr, budget, err in rows:
-        if t is None:
-            print("%6d %12.1f %12s %8s %12s %14.0f %14s %18.0f %10s" % (
-                T, np.median(m), "-", "-", "-", mr, "-", budget, "-"))
-            continue
-        ratios = [a / b for a, b in zip(m, t)]
-        print("%6d %12.1f %12.1f %8.2f %12s %14.0f %14.0f %18.0f %10.1e" % (
-            T, np.median(m), np.median(t), np.median(m) / np.median(t),
-            "%.2f-%.2f" % (min(ratios), max(ratios)), mr, tr, budget, err))
+    print("%6s %10s %10s %10s %7s %11s %7s %11s %8s %8s %8s %9s %8s %8s" % (
+        "T", "moec tok/s", "torch", "llama.cpp", "/torch", "range",
+        "/llama", "range", "moec MB", "torch MB", "llama MB",
+        "budget MB", "err", "llama err"))
+    def ratio(m, other):
+        if not other:
+            return "-", "-"
+        r = [a / b for a, b in zip(m, other)]
+        return ("%.2f" % (np.median(m) / np.median(other)),
+                "%.2f-%.2f" % (min(r), max(r)))
+    for T, m, t, mr, tr, budget, err, l, lr, lerr in rows:
+        vs_torch, vs_llama = ratio(m, t), ratio(m, l)
+        print("%6d %10.1f %10s %10s %7s %11s %7s %11s %8.0f %8.0f %8.0f %9.0f "
+              "%8.1e %8.1e" % (
+                  T, np.median(m), "%.1f" % np.median(t) if t else "-",
+                  "%.1f" % np.median(l) if l else "-", vs_torch[0], vs_torch[1],
+                  vs_llama[0], vs_llama[1], mr, tr, lr, budget, err, lerr))
 
 if __name__ == "__main__":
     main()

@@ -358,17 +358,6 @@ private:
   int64_t heads, kvHeads, headDim;
 };
 
-/// Heads per iteration without a `moe.kernel` (moe-select-cpu-kernels
-/// chooses per target): the largest divisor of H / KVH with step * Dh <=
-/// 256, whose accumulators and query rows fit AVX-512's 32 registers at
-/// Dh = 64.
-int64_t defaultHeadsPerStep(int64_t group, int64_t headDim) {
-  for (int64_t step = group; step > 1; --step)
-    if (group % step == 0 && step * headDim <= 256)
-      return step;
-  return 1;
-}
-
 /// The f32 attention result as `type`: converted elementwise when the
 /// element type differs, then cast to the op's (possibly static) shape.
 Value toResultType(OpBuilder &b, Location loc, Value result, Type type) {
@@ -411,7 +400,9 @@ template <typename OpTy> struct AttentionLowering : OpRewritePattern<OpTy> {
     auto qType = cast<RankedTensorType>(op.getQuery().getType());
     int64_t group = qType.getDimSize(2) /
                     cast<RankedTensorType>(op.getKey().getType()).getDimSize(2);
-    int64_t step = defaultHeadsPerStep(group, qType.getDimSize(3));
+    // One head per iteration unless a `moe.kernel` (chosen per target by
+    // moe-select-cpu-kernels) says otherwise.
+    int64_t step = 1;
     if (auto kernel = dyn_cast_if_present<AttentionKernelAttr>(
             MoeDialect::KernelAttrHelper(op->getContext()).getAttr(op))) {
       step = kernel.getHeadsPerStep();

@@ -124,9 +124,10 @@ def SelectCpuKernels : Pass<"moe-select-cpu-kernels"> {
     * with `bf16-dot`, the `dot` kernel (AVX-512 BF16 multiplies along K):
       4 x 4 accumulators with 32 registers, 4 x 3 with 16, 64 x 64 tiles,
       K in chunks of 1024;
-    * attention: the largest number of heads of a GQA group (at most 4)
-      whose f32 accumulators and query rows fit half the register file
-      (heads x Dh <= registers x L / 2).
+    * attention: the largest divisor of the heads per kv-head up to 8, on
+      every target: sharing each key and value row between more heads
+      saves more than the accumulators' spills cost (measured on AVX2 and
+      AVX-512, docs/performance.md).
 
     Every option other than `cpu` and `cpu-features` overrides the chosen
     value when set (non-zero, non-empty), for experiments and for tests that

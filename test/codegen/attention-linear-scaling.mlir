@@ -2,7 +2,8 @@
 // size G, read off the bufferized loops (the prefix of moe-to-cpu-pipeline up
 // to parallel loops): the only buffers are the output, [B, T, H, Dh], and for
 // GMHA the group means, [B, T / G, KVH, Dh]; each iteration of the parallel
-// loop (one query, the four heads of one kv-head) runs at most W local keys
+// loop (one query, the four heads of one kv-head, as the ops' moe.kernel
+// says) runs at most W local keys
 // (from max(g * G, i - W + 1) to i) and g = i / G summaries. Nothing is
 // [T, T]. Not a timing test: see bench/attention_scaling.py for times.
 // RUN: moec-opt %s -split-input-file -convert-moe-to-linalg -canonicalize \
@@ -33,7 +34,7 @@
 // CHECK: return %[[OUT]]
 func.func @gmha_4096(%q: tensor<1x4096x8x64xf32>, %k: tensor<1x4096x2x64xf32>,
                      %v: tensor<1x4096x2x64xf32>) -> tensor<1x4096x8x64xf32> {
-  %o = moe.grouped_attention %q, %k, %v group_size(128) window(64)
+  %o = moe.grouped_attention %q, %k, %v group_size(128) window(64) {moe.kernel = #moe.attention_kernel<heads_per_step = 4>}
       : (tensor<1x4096x8x64xf32>, tensor<1x4096x2x64xf32>, tensor<1x4096x2x64xf32>) -> tensor<1x4096x8x64xf32>
   return %o : tensor<1x4096x8x64xf32>
 }
@@ -60,7 +61,7 @@ func.func @gmha_4096(%q: tensor<1x4096x8x64xf32>, %k: tensor<1x4096x2x64xf32>,
 // CHECK: return
 func.func @gmha_16384(%q: tensor<1x16384x8x64xf32>, %k: tensor<1x16384x2x64xf32>,
                       %v: tensor<1x16384x2x64xf32>) -> tensor<1x16384x8x64xf32> {
-  %o = moe.grouped_attention %q, %k, %v group_size(128) window(64)
+  %o = moe.grouped_attention %q, %k, %v group_size(128) window(64) {moe.kernel = #moe.attention_kernel<heads_per_step = 4>}
       : (tensor<1x16384x8x64xf32>, tensor<1x16384x2x64xf32>, tensor<1x16384x2x64xf32>) -> tensor<1x16384x8x64xf32>
   return %o : tensor<1x16384x8x64xf32>
 }
@@ -83,7 +84,7 @@ func.func @gmha_16384(%q: tensor<1x16384x8x64xf32>, %k: tensor<1x16384x2x64xf32>
 // CHECK: return %[[OUT]]
 func.func @sliding_4096(%q: tensor<1x4096x8x64xf32>, %k: tensor<1x4096x2x64xf32>,
                         %v: tensor<1x4096x2x64xf32>) -> tensor<1x4096x8x64xf32> {
-  %o = moe.attention %q, %k, %v window(256)
+  %o = moe.attention %q, %k, %v window(256) {moe.kernel = #moe.attention_kernel<heads_per_step = 4>}
       : (tensor<1x4096x8x64xf32>, tensor<1x4096x2x64xf32>, tensor<1x4096x2x64xf32>) -> tensor<1x4096x8x64xf32>
   return %o : tensor<1x4096x8x64xf32>
 }

@@ -76,16 +76,15 @@
 // OMP-NOT: expf
 func.func @full(%q: tensor<?x?x4x8xf32>, %k: tensor<?x?x2x8xf32>,
                 %v: tensor<?x?x2x8xf32>) -> tensor<?x?x4x8xf32> {
-  %o = moe.attention %q, %k, %v
+  %o = moe.attention %q, %k, %v {moe.kernel = #moe.attention_kernel<heads_per_step = 2>}
       : (tensor<?x?x4x8xf32>, tensor<?x?x2x8xf32>, tensor<?x?x2x8xf32>) -> tensor<?x?x4x8xf32>
   return %o : tensor<?x?x4x8xf32>
 }
 
 // -----
 
-// Eight heads on one kv-head at Dh = 64: an iteration serves four of them
-// (their accumulators and query rows fill the vector registers), so each
-// kv-head takes two iterations.
+// Eight heads on one kv-head at Dh = 64, four per iteration (the op's
+// moe.kernel), so each kv-head takes two iterations.
 // CHECK-LABEL: func @wide_group
 // CHECK: scf.forall (%{{.*}}, %{{.*}}, %[[STEP:.*]]) in (%{{.*}}, %{{.*}}, 2)
 // CHECK: %[[H0:.*]] = arith.muli %[[STEP]], %c4
@@ -97,22 +96,22 @@ func.func @full(%q: tensor<?x?x4x8xf32>, %k: tensor<?x?x2x8xf32>,
 // CHECK: scf.yield
 func.func @wide_group(%q: tensor<?x?x8x64xf32>, %k: tensor<?x?x1x64xf32>,
                       %v: tensor<?x?x1x64xf32>) -> tensor<?x?x8x64xf32> {
-  %o = moe.attention %q, %k, %v
+  %o = moe.attention %q, %k, %v {moe.kernel = #moe.attention_kernel<heads_per_step = 4>}
       : (tensor<?x?x8x64xf32>, tensor<?x?x1x64xf32>, tensor<?x?x1x64xf32>) -> tensor<?x?x8x64xf32>
   return %o : tensor<?x?x8x64xf32>
 }
 
 // -----
 
-// A moe.kernel (moe-select-cpu-kernels, per target) sets the heads per
-// iteration: one here, so each of the eight heads is its own iteration.
+// Without a moe.kernel (moe-select-cpu-kernels chooses per target) each
+// of the eight heads is its own iteration.
 // CHECK-LABEL: func @one_head_per_step
 // CHECK: scf.forall (%{{.*}}, %{{.*}}, %{{.*}}) in (%{{.*}}, %{{.*}}, 8)
 // CHECK: tensor.extract_slice %{{.*}} [1, 1, 1, 64] [1, 1, 1, 1] : tensor<?x?x8x64xf32> to tensor<1x64xf32>
 // CHECK: scf.for {{.*}} -> (f32, f32, vector<64xf32>)
 func.func @one_head_per_step(%q: tensor<?x?x8x64xf32>, %k: tensor<?x?x1x64xf32>,
                              %v: tensor<?x?x1x64xf32>) -> tensor<?x?x8x64xf32> {
-  %o = moe.attention %q, %k, %v {moe.kernel = #moe.attention_kernel<heads_per_step = 1>}
+  %o = moe.attention %q, %k, %v
       : (tensor<?x?x8x64xf32>, tensor<?x?x1x64xf32>, tensor<?x?x1x64xf32>) -> tensor<?x?x8x64xf32>
   return %o : tensor<?x?x8x64xf32>
 }
@@ -186,7 +185,7 @@ func.func @sliding_bf16(%q: tensor<?x?x4x8xbf16>, %k: tensor<?x?x2x8xbf16>,
 // OMP-COUNT-2: omp.wsloop
 func.func @grouped(%q: tensor<?x?x4x8xf32>, %k: tensor<?x?x2x8xf32>,
                    %v: tensor<?x?x2x8xf32>) -> tensor<?x?x4x8xf32> {
-  %o = moe.grouped_attention %q, %k, %v group_size(4) window(3)
+  %o = moe.grouped_attention %q, %k, %v group_size(4) window(3) {moe.kernel = #moe.attention_kernel<heads_per_step = 2>}
       : (tensor<?x?x4x8xf32>, tensor<?x?x2x8xf32>, tensor<?x?x2x8xf32>) -> tensor<?x?x4x8xf32>
   return %o : tensor<?x?x4x8xf32>
 }

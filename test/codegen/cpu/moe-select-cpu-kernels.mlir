@@ -6,7 +6,7 @@
 // RUN: moec-opt %s -moe-select-cpu-kernels="cpu=znver4" | FileCheck %s --check-prefix=AVX512
 // RUN: moec-opt %s -moe-select-cpu-kernels="cpu=skylake-avx512" | FileCheck %s --check-prefix=AVX512
 // RUN: moec-opt %s -moe-select-cpu-kernels="cpu=x86-64" | FileCheck %s --check-prefix=SSE
-// RUN: moec-opt %s -moe-select-cpu-kernels="cpu=znver3 micro-rows=4 tile-k=1024 heads-per-step=2" | FileCheck %s --check-prefix=OVERRIDE
+// RUN: moec-opt %s -moe-select-cpu-kernels="cpu=znver3 micro-rows=4 tile-k=1024 heads-per-step=1" | FileCheck %s --check-prefix=OVERRIDE
 // RUN: moec-opt %s -moe-select-cpu-kernels="cpu=znver3 kernel=dot" | FileCheck %s --check-prefix=AVX2-DOT
 // RUN: moec-opt %s -moe-select-cpu-kernels="cpu=znver4 bf16-dot=true" | FileCheck %s --check-prefix=BF16
 // RUN: not moec-opt %s -moe-select-cpu-kernels="cpu=bogus" 2>&1 | FileCheck %s --check-prefix=BAD-CPU
@@ -18,32 +18,30 @@
 // RUN: not moec-opt %s -moe-select-cpu-kernels="cpu=znver3 heads-per-step=3" 2>&1 | FileCheck %s --check-prefix=BAD-HEADS
 
 // 16 registers of 8 lanes (AVX2): outer products on packed panels, 6 rows x
-// 2 vectors; attention at Dh = 64 fits one head's accumulators and query
-// row in half the registers (64 lanes), at Dh = 16 four heads'.
+// 2 vectors; attention serves a whole GQA group (2 heads, 4 heads) per step.
 // AVX2-LABEL: func @kernels
 // AVX2: moe.grouped_matmul {{.*}} {moe.kernel = #moe.cpu_matmul_kernel<outer, tile_rows = 192, tile_cols = 64, tile_k = 512, micro_rows = 6, micro_cols = 16, vector_width = 8>}
 // AVX2: moe.grouped_matmul {{.*}} {moe.kernel = #moe.cpu_matmul_kernel<outer, tile_rows = 192, tile_cols = 64, tile_k = 512, micro_rows = 6, micro_cols = 16, vector_width = 8>}
 // AVX2-NOT: moe.kernel
 // AVX2: moe.grouped_matmul
-// AVX2: moe.attention {{.*}} {moe.kernel = #moe.attention_kernel<heads_per_step = 1>}
+// AVX2: moe.attention {{.*}} {moe.kernel = #moe.attention_kernel<heads_per_step = 2>}
 // AVX2: moe.grouped_attention {{.*}} {moe.kernel = #moe.attention_kernel<heads_per_step = 4>}
 
-// 32 registers of 16 lanes (AVX-512): 6 rows x 4 vectors; two heads per
-// attention step at Dh = 64, four at Dh = 16.
+// 32 registers of 16 lanes (AVX-512): 6 rows x 4 vectors.
 // AVX512-LABEL: func @kernels
 // AVX512: moe.grouped_matmul {{.*}} {moe.kernel = #moe.cpu_matmul_kernel<outer, tile_rows = 192, tile_cols = 64, tile_k = 512, micro_rows = 6, micro_cols = 64, vector_width = 16>}
 // AVX512: moe.attention {{.*}} {moe.kernel = #moe.attention_kernel<heads_per_step = 2>}
 // AVX512: moe.grouped_attention {{.*}} {moe.kernel = #moe.attention_kernel<heads_per_step = 4>}
 
-// 16 registers of 4 lanes (baseline x86-64, SSE): 32 lanes for attention.
+// 16 registers of 4 lanes (baseline x86-64, SSE).
 // SSE-LABEL: func @kernels
 // SSE: moe.grouped_matmul {{.*}} {moe.kernel = #moe.cpu_matmul_kernel<outer, tile_rows = 192, tile_cols = 64, tile_k = 512, micro_rows = 6, micro_cols = 8, vector_width = 4>}
-// SSE: moe.attention {{.*}} {moe.kernel = #moe.attention_kernel<heads_per_step = 1>}
-// SSE: moe.grouped_attention {{.*}} {moe.kernel = #moe.attention_kernel<heads_per_step = 2>}
+// SSE: moe.attention {{.*}} {moe.kernel = #moe.attention_kernel<heads_per_step = 2>}
+// SSE: moe.grouped_attention {{.*}} {moe.kernel = #moe.attention_kernel<heads_per_step = 4>}
 
 // OVERRIDE-LABEL: func @kernels
 // OVERRIDE: #moe.cpu_matmul_kernel<outer, tile_rows = 192, tile_cols = 64, tile_k = 1024, micro_rows = 4, micro_cols = 16, vector_width = 8>
-// OVERRIDE: moe.attention {{.*}} {moe.kernel = #moe.attention_kernel<heads_per_step = 2>}
+// OVERRIDE: moe.attention {{.*}} {moe.kernel = #moe.attention_kernel<heads_per_step = 1>}
 
 // Asking for the other kernel starts from its own shape for the target.
 // AVX2-DOT: #moe.cpu_matmul_kernel<dot, tile_rows = 64, tile_cols = 64, tile_k = 1024, micro_rows = 4, micro_cols = 3, vector_width = 8>
