@@ -119,8 +119,9 @@ def SelectCpuKernels : Pass<"moe-select-cpu-kernels"> {
       (12 accumulators, 2 panel vectors and a broadcast: 15 registers) and
       by 4 L columns with 32 (24 + 4 + 1), 192 x 64 work tiles (192 rows
       are 32 blocks over which a panel is packed once), K in chunks of 512;
-      the `dot` kernel measured 0.45-0.7x of it on AVX2 and 0.6-0.75x on
-      AVX-512 (docs/performance.md);
+      the `dot` kernel measured 0.45-0.7x of it on AVX2 (0.6-0.75x on
+      AVX-512 in the GEMM benchmark, about equal in whole-model prefill;
+      docs/performance.md);
     * with `bf16-dot`, the `dot` kernel (AVX-512 BF16 multiplies along K):
       4 x 4 accumulators with 32 registers, 4 x 3 with 16, 64 x 64 tiles,
       K in chunks of 1024;

@@ -14,7 +14,8 @@
 //   (and K chunk). It reads the weights where they are and maps bf16
 //   operands onto the AVX-512 BF16 dot product, but a register holds one
 //   output, so a block is small and runs from cache at well below the FMA
-//   rate (0.45x of outer on AVX2, 0.6-0.75x on AVX-512).
+//   rate (0.45x of outer on AVX2, 0.6-0.75x on AVX-512 in the GEMM
+//   benchmark).
 // * outer: each K chunk of the work tile's weight rows is packed (8 x 8
 //   transposes in registers) into a panel whose rows run along N; a block
 //   broadcasts one input element per row and K step and multiplies it with
