@@ -301,7 +301,7 @@ private:
     Value sum = arith::AddFOp::create(
         kb, kl, arith::MulFOp::create(kb, kl, state.sum, rescale), weight);
     Type vecType = state.acc.getType();
-    Value acc = vector::FMAOp::create(
+    Value acc = multiplyAdd(
         kb, kl, vector::BroadcastOp::create(kb, kl, vecType, weight), v,
         arith::MulFOp::create(
             kb, kl, state.acc,

@@ -66,11 +66,17 @@ static Type withElementType(Type type, Type element) {
   return element;
 }
 
+Value moe::multiplyAdd(OpBuilder &b, Location loc, Value a, Value x, Value c) {
+  auto contract = arith::FastMathFlags::contract;
+  Value product = arith::MulFOp::create(b, loc, a, x, contract);
+  return arith::AddFOp::create(b, loc, product, c, contract);
+}
+
 Value moe::extendToF32(OpBuilder &b, Location loc, Value v) {
   if (getElementTypeOrSelf(v.getType()).isF32())
     return v;
-  return arith::ExtFOp::create(
-      b, loc, withElementType(v.getType(), b.getF32Type()), v);
+  return arith::ExtFOp::create(b, loc,
+                               withElementType(v.getType(), b.getF32Type()), v);
 }
 
 Value moe::truncateFromF32(OpBuilder &b, Location loc, Value v, Type to) {
@@ -88,7 +94,7 @@ Value moe::buildSwiglu(OpBuilder &b, Location loc, Value gate, Value up) {
                                              b.getF32FloatAttr(1.0f)))
           : TypedAttr(b.getF32FloatAttr(1.0f)));
   Value e = math::ExpOp::create(b, loc, arith::NegFOp::create(b, loc, gate));
-  Value silu =
-      arith::DivFOp::create(b, loc, gate, arith::AddFOp::create(b, loc, one, e));
+  Value silu = arith::DivFOp::create(b, loc, gate,
+                                     arith::AddFOp::create(b, loc, one, e));
   return arith::MulFOp::create(b, loc, silu, up);
 }

@@ -49,6 +49,12 @@ Value indexAsI32(OpBuilder &b, Location loc, unsigned dim);
 /// or `v` itself when it has that type already.
 Value castToType(OpBuilder &b, Location loc, Value v, Type type);
 
+/// `a * b + c` on float scalars or vectors, as a multiply and an add that
+/// may be contracted: LLVM fuses them into an FMA on targets that have one
+/// and keeps two instructions elsewhere, where `vector.fma` (llvm.fma)
+/// would become a libm `fmaf` call per lane.
+Value multiplyAdd(OpBuilder &b, Location loc, Value a, Value x, Value c);
+
 /// `v`, a float scalar or vector, widened to f32 elements (unchanged if it
 /// has them already): the moe kernels accumulate in f32.
 Value extendToF32(OpBuilder &b, Location loc, Value v);

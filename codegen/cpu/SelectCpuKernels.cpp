@@ -24,9 +24,8 @@ namespace {
 
 /// The grouped-GEMM micro-kernel: outer products on packed panels, whose
 /// registers each hold vector-width outputs. The dot kernel (one output per
-/// register) measured 0.45-0.7x of it on AVX2 and 0.6-0.75x on AVX-512 in
-/// bench/grouped_gemm.py (within noise of it in whole-model prefill on
-/// AVX-512)
+/// register) measured 0.45-0.7x of it on AVX2, and 0.6-0.75x on AVX-512 in
+/// bench/grouped_gemm.py though within noise of it in whole-model prefill
 /// (docs/performance.md); it stays for the AVX-512 BF16 dot product, which
 /// multiplies along K.
 MatmulMicroKernel kernelKindFor(bool bf16Dot) {

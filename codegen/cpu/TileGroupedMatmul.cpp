@@ -242,7 +242,7 @@ private:
             next[id] =
                 dot ? x86vector::DotBF16Op::create(kb, kl, accs[id], x, y)
                           .getResult()
-                    : vector::FMAOp::create(kb, kl, x, y, accs[id]).getResult();
+                    : multiplyAdd(kb, kl, x, y, accs[id]);
           }
       return next;
     };
@@ -467,8 +467,7 @@ private:
       for (int64_t w = 0; w < nw; ++w)
         for (int64_t v = 0; v < nv; ++v) {
           int64_t id = (w * mr + i) * nv + v;
-          next[id] =
-              vector::FMAOp::create(b, loc, a, panelRow[w * nv + v], accs[id]);
+          next[id] = multiplyAdd(b, loc, a, panelRow[w * nv + v], accs[id]);
         }
     }
     return next;

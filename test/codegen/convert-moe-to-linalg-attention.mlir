@@ -51,14 +51,15 @@
 // CHECK: %[[PV:.*]] = vector.broadcast %[[P]] : f32 to vector<8xf32>
 // CHECK: %[[RV:.*]] = vector.broadcast %[[RESCALE]] : f32 to vector<8xf32>
 // CHECK: %[[A_SCALED:.*]] = arith.mulf %[[A]], %[[RV]] : vector<8xf32>
-// CHECK: vector.fma %[[PV]], %[[VROW]], %[[A_SCALED]] : vector<8xf32>
+// CHECK: %[[PVV:.*]] = arith.mulf %[[PV]], %[[VROW]] fastmath<contract> : vector<8xf32>
+// CHECK: arith.addf %[[PVV]], %[[A_SCALED]] fastmath<contract> : vector<8xf32>
 // The second head reuses the same key and value rows.
 // CHECK-NOT: vector.transfer_read
 // CHECK: %[[QK1:.*]] = arith.mulf %[[Q1]], %[[KROW]] : vector<8xf32>
 // CHECK-NOT: vector.transfer_read
 // CHECK: arith.subf %{{.*}}, %[[M1]]
 // CHECK-NOT: vector.transfer_read
-// CHECK: vector.fma %{{.*}}, %[[VROW]], %{{.*}} : vector<8xf32>
+// CHECK: arith.mulf %{{.*}}, %[[VROW]] fastmath<contract> : vector<8xf32>
 // CHECK: scf.yield
 // CHECK: %[[INV:.*]] = arith.divf %{{.*}}, %[[SOFTMAX]]#1
 // CHECK: %[[INVV:.*]] = vector.broadcast %[[INV]]

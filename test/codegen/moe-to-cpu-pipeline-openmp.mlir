@@ -23,7 +23,7 @@ func.func @combine(%rows: tensor<?x8xf32>, %w: tensor<?x2xf32>,
 // CHECK: omp.parallel
 // CHECK: omp.wsloop
 // CHECK: omp.loop_nest (%{{.*}}, %{{.*}}) : i64 {{.*}} collapse(2)
-// CHECK: llvm.intr.fmuladd
+// CHECK: llvm.fmul {{.*}} {fastmathFlags = #llvm.fastmath<contract>}
 // CHECK: llvm.shufflevector
 // CHECK: llvm.intr.masked.store
 // SERIAL-LABEL: llvm.func @grouped_matmul

@@ -30,10 +30,10 @@
 // OUTER-COUNT-2: vector.transfer_read %{{.*}}[%{{.*}}, %[[K]], %{{.*}}]{{.*}} : tensor<1x20x8xf32>, vector<4xf32>
 // OUTER: tensor.extract %{{.*}} : tensor<?x20xf32>
 // OUTER: vector.broadcast %{{.*}} : f32 to vector<4xf32>
-// OUTER-COUNT-2: vector.fma
+// OUTER-COUNT-2: arith.mulf {{.*}} fastmath<contract> : vector<4xf32>
 // OUTER: tensor.extract %{{.*}} : tensor<?x20xf32>
 // OUTER: vector.broadcast %{{.*}} : f32 to vector<4xf32>
-// OUTER-COUNT-2: vector.fma
+// OUTER-COUNT-2: arith.mulf {{.*}} fastmath<contract> : vector<4xf32>
 // OUTER: scf.yield
 // The block's sums, row by row, then one store of 8 columns per row.
 // OUTER-COUNT-4: vector.insert_strided_slice {{.*}} : vector<4xf32> into vector<16xf32>
@@ -44,9 +44,9 @@
 // an f32 scratch tile, a loop over the middle chunks adds to it, and the
 // last chunk (here only the masked tail past K = 16) adds it to its own sums
 // before the epilogue and the store into the result.
-// bf16-dot leaves f32 operands to vector.fma.
+// bf16-dot leaves f32 operands to contractible multiply-adds.
 // DOT-LABEL: func @plain
-// DOT: vector.fma
+// DOT: arith.mulf {{.*}} fastmath<contract>
 // DOT-NOT: x86vector
 
 // CHUNK-LABEL: func @plain
@@ -86,11 +86,11 @@ func.func @plain(%x: tensor<?x20xf32>, %w: tensor<3x12x20xf32>,
   // CHECK: scf.for %{{.*}} = %c0{{.*}} to %c16{{.*}} step %c8{{.*}} iter_args({{.*}}) -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>)
   // CHECK-COUNT-2: vector.transfer_read %[[X]]{{.*}} {in_bounds = [true]} : tensor<?x20xf32>, vector<8xf32>
   // CHECK-COUNT-2: vector.transfer_read %[[W]][%[[G]], {{.*}} {in_bounds = [true]} : tensor<3x12x20xf32>, vector<8xf32>
-  // CHECK-COUNT-4: vector.fma
+  // CHECK-COUNT-4: arith.addf {{.*}} fastmath<contract> : vector<8xf32>
   // CHECK: scf.yield
   // ...then a masked step over the last 4 of K = 20.
   // CHECK: vector.transfer_read %[[X]][%{{.*}}, %c16{{.*}}], %{{.*}} : tensor<?x20xf32>, vector<8xf32>
-  // CHECK-COUNT-4: vector.fma
+  // CHECK-COUNT-4: arith.addf {{.*}} fastmath<contract> : vector<8xf32>
   // The block's 4 horizontal sums by a shuffle tree (8 lanes: 3 levels)...
   // CHECK: %[[L1:.*]] = vector.shuffle %{{.*}}, %{{.*}} [0, 1, 2, 3, 8, 9, 10, 11] : vector<8xf32>, vector<8xf32>
   // CHECK: vector.shuffle %{{.*}}, %{{.*}} [4, 5, 6, 7, 12, 13, 14, 15]
@@ -124,7 +124,7 @@ func.func @plain(%x: tensor<?x20xf32>, %w: tensor<3x12x20xf32>,
 // DOT: vector.transfer_read {{.*}} : tensor<?x16xbf16>, vector<16xbf16>
 // DOT: vector.transfer_read {{.*}} : tensor<3x12x16xbf16>, vector<16xbf16>
 // DOT-COUNT-4: x86vector.avx512.dot %{{.*}}, %{{.*}}, %{{.*}} : vector<16xbf16> -> vector<8xf32>
-// DOT-NOT: vector.fma
+// DOT-NOT: arith.mulf
 // DOT: scf.yield
 
 // CHECK-LABEL: func @swiglu_bf16
@@ -140,7 +140,7 @@ func.func @swiglu_bf16(%x: tensor<?x16xbf16>, %w: tensor<3x12x16xbf16>,
   // CHECK: arith.extf {{.*}} : vector<8xbf16> to vector<8xf32>
   // CHECK: vector.transfer_read %[[W]]
   // CHECK: vector.transfer_read %[[U]]
-  // CHECK-COUNT-4: vector.fma
+  // CHECK-COUNT-4: arith.addf {{.*}} fastmath<contract> : vector<8xf32>
   // K = 16 needs no masked step.
   // CHECK-NOT: vector.transfer_read
   // Epilogue in registers on the whole block (gate sums in lanes 0-1, up
