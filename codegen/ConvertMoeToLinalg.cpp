@@ -658,8 +658,10 @@ struct ConvertMoeToLinalgPass
       if (op->hasAttr(kApproximateAttrName))
         parents.insert(op->getParentOp());
     });
-    for (Operation *parent : parents)
+    for (Operation *parent : parents) {
       walkAndApplyPatterns(parent, frozen);
+      contractFmas(parent);
+    }
   }
 };
 

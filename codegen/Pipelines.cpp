@@ -2,7 +2,6 @@
 
 #include "codegen/Pipelines.h"
 #include "codegen/Passes.h"
-#include "codegen/cpu/CpuTarget.h"
 #include "passes/Passes.h"
 
 #include "mlir/Conversion/Passes.h"
@@ -11,7 +10,6 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/GPU/Transforms/Passes.h"
 #include "mlir/Dialect/Linalg/Passes.h"
-#include "mlir/Dialect/Math/Transforms/Passes.h"
 #include "mlir/Dialect/MemRef/Transforms/Passes.h"
 #include "mlir/Dialect/SCF/Transforms/Passes.h"
 #include "mlir/Pass/PassManager.h"
@@ -101,16 +99,6 @@ void moe::buildMoeToCpuPipeline(OpPassManager &pm,
   pm.addPass(memref::createExpandStridedMetadataPass());
   pm.addPass(createLowerAffinePass());
   pm.addPass(createSCFToControlFlowPass());
-  // Without FMA instructions LLVM lowers an fma (the polynomial exps'
-  // math.fma) to a libm call per lane: expand them to a multiply and an add
-  // (the kernels' own multiply-adds are contractible pairs already).
-  llvm::Expected<CpuTarget> target =
-      resolveCpuTarget(options.cpu, options.cpuFeatures);
-  if (!target)
-    llvm::consumeError(target.takeError()); // moe-select-cpu-kernels reports it
-  else if (!target->fma)
-    pm.addPass(
-        math::createMathExpandOpsPass(math::MathExpandOpsPassOptions{{"fma"}}));
   // The grouped-GEMM kernel's vector ops: masked transfers become masked
   // loads and stores, x86vector ops LLVM's x86 intrinsics.
   ConvertVectorToLLVMPassOptions vectorToLLVM;

@@ -72,6 +72,17 @@ Value moe::multiplyAdd(OpBuilder &b, Location loc, Value a, Value x, Value c) {
   return arith::AddFOp::create(b, loc, product, c, contract);
 }
 
+void moe::contractFmas(Operation *root) {
+  SmallVector<math::FmaOp> fmas;
+  root->walk([&](math::FmaOp fma) { fmas.push_back(fma); });
+  for (math::FmaOp fma : fmas) {
+    OpBuilder b(fma);
+    fma.replaceAllUsesWith(
+        multiplyAdd(b, fma.getLoc(), fma.getA(), fma.getB(), fma.getC()));
+    fma.erase();
+  }
+}
+
 Value moe::extendToF32(OpBuilder &b, Location loc, Value v) {
   if (getElementTypeOrSelf(v.getType()).isF32())
     return v;

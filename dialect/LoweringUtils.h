@@ -55,6 +55,10 @@ Value castToType(OpBuilder &b, Location loc, Value v, Type type);
 /// would become a libm `fmaf` call per lane.
 Value multiplyAdd(OpBuilder &b, Location loc, Value a, Value x, Value c);
 
+/// Rewrites every `math.fma` nested in `root` (MLIR's polynomial
+/// approximations emit them) into multiplyAdd, for the same reason.
+void contractFmas(Operation *root);
+
 /// `v`, a float scalar or vector, widened to f32 elements (unchanged if it
 /// has them already): the moe kernels accumulate in f32.
 Value extendToF32(OpBuilder &b, Location loc, Value v);

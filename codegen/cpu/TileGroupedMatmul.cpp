@@ -791,8 +791,10 @@ struct TileGroupedMatmulPass
         approximations,
         [](StringRef name) { return name == math::ExpOp::getOperationName(); });
     FrozenRewritePatternSet frozen(std::move(approximations));
-    for (Operation *kernel : kernels)
+    for (Operation *kernel : kernels) {
       walkAndApplyPatterns(kernel, frozen);
+      contractFmas(kernel);
+    }
   }
 };
 
