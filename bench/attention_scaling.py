@@ -14,7 +14,7 @@ for GMHA, the group means), which is what grows with T.
                              [--kv-heads 2] [--head-dim 64] [--repeat 3]
                              [--build build]
                              [--pipeline-options "cpu=znver3 heads-per-step=1"]
-                             [--mattr=-avx512f]
+                             [--generic] [--mattr=-avx512f]
 
 GMHA's work is O(T * (W + T / G)): at these sizes the T / G summaries are
 comparable to the window, so the time per token grows slowly with T while
@@ -114,11 +114,15 @@ def run(args, kind, T):
         llvm = os.path.join(tmp, "attention.ll.mlir")
         with open(src, "w") as f:
             f.write(text)
-        pipeline = "-moe-to-cpu-pipeline"
-        if args.pipeline_options:
-            pipeline += "=" + args.pipeline_options
-        subprocess.run([os.path.join(args.build, "bin", "moec-opt"), src,
-                        pipeline, "-o", llvm], check=True)
+        options = "=" + args.pipeline_options if args.pipeline_options else ""
+        passes = ["-moe-to-cpu-pipeline" + options]
+        if args.generic:
+            # The per-query lowering of convert-moe-to-linalg, following the
+            # heads per iteration that moe-select-cpu-kernels chooses.
+            passes = ["-moe-select-cpu-kernels" + options,
+                      "-convert-moe-to-linalg"] + passes
+        subprocess.run([os.path.join(args.build, "bin", "moec-opt"), src]
+                       + passes + ["-o", llvm], check=True)
         libs = ",".join(os.path.join(LLVM, "lib", "lib%s.so" % name)
                         for name in ("mlir_runner_utils", "mlir_c_runner_utils",
                                      "omp"))
@@ -173,6 +177,11 @@ def main():
     p.add_argument("--pipeline-options", default="",
                    help="moe-to-cpu-pipeline options, e.g. 'cpu=znver3 "
                    "heads-per-step=1'")
+    p.add_argument("--generic", action="store_true",
+                   help="time the generic lowering (convert-moe-to-linalg: "
+                   "one query per iteration, the GPU's) instead of "
+                   "moe-tile-attention; --pipeline-options must then be "
+                   "moe-select-cpu-kernels options")
     p.add_argument("--mattr", default="",
                    help="CPU features of mlir-runner's JIT, e.g. -avx512f to "
                    "run AVX2 code on an AVX-512 machine")

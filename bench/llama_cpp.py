@@ -48,6 +48,18 @@ llama.cpp is the copy vendored in the llama-cpp-python 0.3.36 sdist, ggml
     venv/bin/pip uninstall -y numpy
     /usr/bin/python3 bench/llama_cpp.py --build  # bin/llama-prefill
 
+An AVX2-only build (for AVX2 rows on an AVX-512 machine: GGML_NATIVE would
+pick AVX-512 kernels) goes in a second directory that shares the sources
+and the venv, selected with MOEC_LLAMA_CPP_DIR:
+
+    mkdir /work/llama-avx2 && cd /work/llama-avx2
+    ln -s /work/llama/llama.cpp llama.cpp; ln -s /work/llama/venv venv
+    nice -n 19 cmake -S llama.cpp -B build <the options above, with
+        -DGGML_NATIVE=OFF instead of ON> -DGGML_AVX=ON -DGGML_AVX2=ON \
+        -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX512=OFF
+    nice -n 19 cmake --build build -j2
+    MOEC_LLAMA_CPP_DIR=/work/llama-avx2 /usr/bin/python3 bench/llama_cpp.py --build
+
 Conversion: convert_hf_to_gguf.py --outtype f32 on a staging directory next
 to the output (config.json with "architectures": ["MixtralForCausalLM"],
 model.safetensors -> the weights, and a stand-in Llama-style tokenizer: a

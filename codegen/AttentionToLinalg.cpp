@@ -4,8 +4,9 @@
 // moe.grouped_attention (GMHA, docs/semantics.md §7) to scf/tensor/linalg/arith
 // on tensors.
 //
-// Every (batch, query, few heads of one GQA group) is one iteration of an
-// scf.forall, so the bufferized loop becomes an scf.parallel and then an
+// The generic lowering (the GPU's; on the CPU moe-tile-attention runs
+// first): every (batch, query, few heads of one GQA group) is one iteration
+// of an scf.forall, so the bufferized loop becomes an scf.parallel and then an
 // OpenMP worksharing loop. Each iteration walks its key range once, reading
 // each key and value row once for all its heads, with an online softmax per
 // head (a running max m, a running sum l and an f32 accumulator rescaled by
@@ -18,6 +19,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "codegen/AttentionUtils.h"
 #include "codegen/Passes.h"
 #include "dialect/LoweringUtils.h"
 #include "dialect/MoeOps.h"
@@ -42,16 +44,6 @@ namespace {
 auto kParallel = utils::IteratorType::parallel;
 auto kReduction = utils::IteratorType::reduction;
 
-/// Which keys a query sees, besides the causal bound j <= i.
-struct KeyRange {
-  /// Keep key j only when i - window < j (sliding window, and GMHA's local
-  /// keys).
-  std::optional<int64_t> window;
-  /// GMHA: local keys stay in the query's group, and every earlier complete
-  /// group contributes its mean key and value.
-  std::optional<int64_t> groupSize;
-};
-
 /// The running state of one query's online softmax.
 struct SoftmaxState {
   Value max; // f32, the largest score so far (-inf before the first key)
@@ -74,7 +66,7 @@ public:
   /// `headsPerStep` heads of a GQA group per iteration; it divides
   /// H / KVH.
   AttentionBuilder(OpBuilder &b, Location loc, Value query, Value key,
-                   Value value, KeyRange range, int64_t headsPerStep)
+                   Value value, AttentionKeyRange range, int64_t headsPerStep)
       : b(b), loc(loc), query(query), key(key), value(value), range(range),
         step(headsPerStep) {
     auto qType = cast<RankedTensorType>(query.getType());
@@ -87,7 +79,8 @@ public:
   Value build() {
     Value keyMeans, valueMeans;
     if (range.groupSize)
-      std::tie(keyMeans, valueMeans) = groupMeans();
+      std::tie(keyMeans, valueMeans) =
+          buildGroupMeans(b, loc, key, value, *range.groupSize);
 
     // Each iteration serves `step` consecutive heads of one GQA group, so
     // every key and value row it loads feeds `step` queries, and their
@@ -103,25 +96,9 @@ public:
     Value batch = forall.getInductionVar(0);
     Value firstHead = arith::MulIOp::create(b, loc, forall.getInductionVar(2),
                                             indexConstant(b, loc, step));
-    // Causal rows grow with the position, and OpenMP splits the iterations
-    // into contiguous chunks: iteration i takes position i / 2 when i is
-    // even and T - 1 - i / 2 when odd, so every chunk mixes short and long
-    // rows and the workers finish together.
-    Value pos;
-    {
-      Value i = forall.getInductionVar(1);
-      Value c2 = indexConstant(b, loc, 2);
-      Value half = arith::DivUIOp::create(b, loc, i, c2);
-      Value odd = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ne,
-                                        arith::RemUIOp::create(b, loc, i, c2),
-                                        indexConstant(b, loc, 0));
-      Value tokens = getValueOrCreateConstantIndexOp(b, loc, outSizes[1]);
-      Value mirrored = arith::SubIOp::create(
-          b, loc,
-          arith::SubIOp::create(b, loc, tokens, indexConstant(b, loc, 1)),
-          half);
-      pos = arith::SelectOp::create(b, loc, odd, mirrored, half);
-    }
+    Value pos = balancedCausalIndex(
+        b, loc, forall.getInductionVar(1),
+        getValueOrCreateConstantIndexOp(b, loc, outSizes[1]));
     Value shared = forall.getRegionIterArgs()[0];
 
     // The output rows of the iteration's heads are their accumulators.
@@ -197,69 +174,6 @@ public:
   }
 
 private:
-  /// The per-group means of `key` and `value` over the complete groups only,
-  /// [B, T / G, KVH, Dh] in f32: computed once, read by every later query.
-  std::pair<Value, Value> groupMeans() {
-    int64_t g = *range.groupSize;
-    OpFoldResult batches = tensor::getMixedSize(b, loc, key, 0);
-    Value tokens = getValueOrCreateConstantIndexOp(
-        b, loc, tensor::getMixedSize(b, loc, key, 1));
-    Value groupSize = indexConstant(b, loc, g);
-    Value numGroups = arith::DivUIOp::create(b, loc, tokens, groupSize);
-    Value covered = arith::MulIOp::create(b, loc, numGroups, groupSize);
-    // View the grouped prefix of the tokens as [B, T / G, G, KVH, Dh]; a
-    // partial last group is left out.
-    auto grouped = [&](Value x) -> Value {
-      auto type = cast<RankedTensorType>(x.getType());
-      SmallVector<OpFoldResult> offsets(4, b.getIndexAttr(0));
-      SmallVector<OpFoldResult> sizes{batches, covered, b.getIndexAttr(kvHeads),
-                                      b.getIndexAttr(headDim)};
-      SmallVector<OpFoldResult> strides(4, b.getIndexAttr(1));
-      Value prefix =
-          tensor::ExtractSliceOp::create(b, loc, x, offsets, sizes, strides);
-      auto expandedType = RankedTensorType::get(
-          {type.getDimSize(0), ShapedType::kDynamic, g, kvHeads, headDim},
-          type.getElementType());
-      SmallVector<ReassociationIndices> reassociation{{0}, {1, 2}, {3}, {4}};
-      SmallVector<OpFoldResult> shape{batches, numGroups, b.getIndexAttr(g),
-                                      b.getIndexAttr(kvHeads),
-                                      b.getIndexAttr(headDim)};
-      return tensor::ExpandShapeOp::create(b, loc, expandedType, prefix,
-                                           reassociation, shape);
-    };
-    Value keys = grouped(key), values = grouped(value);
-    SmallVector<OpFoldResult> meanSizes{batches, OpFoldResult(numGroups),
-                                        b.getIndexAttr(kvHeads),
-                                        b.getIndexAttr(headDim)};
-    Value keySums = filledTensor(b, loc, meanSizes, b.getF32FloatAttr(0));
-    Value valueSums = filledTensor(b, loc, meanSizes, b.getF32FloatAttr(0));
-
-    // Sums over (batch, group, kv-head, d, member), then the division.
-    GenericBuilder sums{
-        b, loc, {kParallel, kParallel, kParallel, kParallel, kReduction}};
-    ValueRange summed =
-        sums.build(ValueRange{keys, values}, {{0, 1, 4, 2, 3}, {0, 1, 4, 2, 3}},
-                   ValueRange{keySums, valueSums}, {{0, 1, 2, 3}, {0, 1, 2, 3}},
-                   [&](OpBuilder &nb, Location nl, ValueRange args) {
-                     Value k = arith::AddFOp::create(
-                         nb, nl, args[2], extendToF32(nb, nl, args[0]));
-                     Value v = arith::AddFOp::create(
-                         nb, nl, args[3], extendToF32(nb, nl, args[1]));
-                     linalg::YieldOp::create(nb, nl, ValueRange{k, v});
-                   });
-    GenericBuilder means{b, loc, {kParallel, kParallel, kParallel, kParallel}};
-    ValueRange result = means.build(
-        ValueRange{}, {}, summed, {{0, 1, 2, 3}, {0, 1, 2, 3}},
-        [&](OpBuilder &nb, Location nl, ValueRange args) {
-          Value inv = f32Constant(nb, nl, 1.0 / static_cast<double>(g));
-          linalg::YieldOp::create(
-              nb, nl,
-              ValueRange{arith::MulFOp::create(nb, nl, args[0], inv),
-                         arith::MulFOp::create(nb, nl, args[1], inv)});
-        });
-    return {result[0], result[1]};
-  }
-
   /// Row `[indices..., 0:Dh]` of a [B, T, heads, Dh] tensor as a
   /// vector<Dh x f32> (one read, widened to f32).
   Value readRow(Value tensor, ArrayRef<Value> indices) {
@@ -353,7 +267,7 @@ private:
   OpBuilder &b;
   Location loc;
   Value query, key, value;
-  KeyRange range;
+  AttentionKeyRange range;
   int64_t step;
   int64_t heads, kvHeads, headDim;
 };
@@ -379,19 +293,6 @@ Value toResultType(OpBuilder &b, Location loc, Value result, Type type) {
   return result;
 }
 
-/// The key range of each attention op.
-KeyRange keyRangeOf(AttentionOp op) {
-  KeyRange range;
-  if (std::optional<uint64_t> window = op.getWindow())
-    range.window = static_cast<int64_t>(*window);
-  return range;
-}
-
-KeyRange keyRangeOf(GroupedAttentionOp op) {
-  return {static_cast<int64_t>(op.getWindow()),
-          static_cast<int64_t>(op.getGroupSize())};
-}
-
 template <typename OpTy> struct AttentionLowering : OpRewritePattern<OpTy> {
   using OpRewritePattern<OpTy>::OpRewritePattern;
 
@@ -400,8 +301,9 @@ template <typename OpTy> struct AttentionLowering : OpRewritePattern<OpTy> {
     auto qType = cast<RankedTensorType>(op.getQuery().getType());
     int64_t group = qType.getDimSize(2) /
                     cast<RankedTensorType>(op.getKey().getType()).getDimSize(2);
-    // One head per iteration unless a `moe.kernel` (chosen per target by
-    // moe-select-cpu-kernels) says otherwise.
+    // One head per iteration unless a `moe.kernel` says otherwise (on the
+    // CPU, moe-tile-attention lowers the ops that carry one first; this
+    // lowering follows only its heads_per_step).
     int64_t step = 1;
     if (auto kernel = dyn_cast_if_present<AttentionKernelAttr>(
             MoeDialect::KernelAttrHelper(op->getContext()).getAttr(op))) {
@@ -413,7 +315,7 @@ template <typename OpTy> struct AttentionLowering : OpRewritePattern<OpTy> {
     }
     Value result =
         AttentionBuilder(rewriter, op.getLoc(), op.getQuery(), op.getKey(),
-                         op.getValue(), keyRangeOf(op), step)
+                         op.getValue(), AttentionKeyRange::of(op), step)
             .build();
     rewriter.replaceOp(
         op, toResultType(rewriter, op.getLoc(), result, op.getType()));
@@ -426,4 +328,93 @@ template <typename OpTy> struct AttentionLowering : OpRewritePattern<OpTy> {
 void mlir::moe::populateAttentionToLinalgPatterns(RewritePatternSet &patterns) {
   patterns.add<AttentionLowering<AttentionOp>,
                AttentionLowering<GroupedAttentionOp>>(patterns.getContext());
+}
+
+AttentionKeyRange mlir::moe::AttentionKeyRange::of(Operation *op) {
+  AttentionKeyRange range;
+  if (auto attention = dyn_cast<AttentionOp>(op)) {
+    if (std::optional<uint64_t> window = attention.getWindow())
+      range.window = static_cast<int64_t>(*window);
+  } else if (auto grouped = dyn_cast<GroupedAttentionOp>(op)) {
+    range.window = static_cast<int64_t>(grouped.getWindow());
+    range.groupSize = static_cast<int64_t>(grouped.getGroupSize());
+  }
+  return range;
+}
+
+Value mlir::moe::balancedCausalIndex(OpBuilder &b, Location loc, Value i,
+                                     Value n) {
+  Value c1 = arith::ConstantIndexOp::create(b, loc, 1);
+  Value c2 = arith::ConstantIndexOp::create(b, loc, 2);
+  Value half = arith::DivUIOp::create(b, loc, i, c2);
+  Value odd = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ne,
+                                    arith::RemUIOp::create(b, loc, i, c2),
+                                    arith::ConstantIndexOp::create(b, loc, 0));
+  Value mirrored =
+      arith::SubIOp::create(b, loc, arith::SubIOp::create(b, loc, n, c1), half);
+  return arith::SelectOp::create(b, loc, odd, mirrored, half);
+}
+
+std::pair<Value, Value> mlir::moe::buildGroupMeans(OpBuilder &b, Location loc,
+                                                   Value key, Value value,
+                                                   int64_t g) {
+  auto keyType = cast<RankedTensorType>(key.getType());
+  int64_t kvHeads = keyType.getDimSize(2), headDim = keyType.getDimSize(3);
+  OpFoldResult batches = tensor::getMixedSize(b, loc, key, 0);
+  Value tokens = getValueOrCreateConstantIndexOp(
+      b, loc, tensor::getMixedSize(b, loc, key, 1));
+  Value groupSize = indexConstant(b, loc, g);
+  Value numGroups = arith::DivUIOp::create(b, loc, tokens, groupSize);
+  Value covered = arith::MulIOp::create(b, loc, numGroups, groupSize);
+  // View the grouped prefix of the tokens as [B, T / G, G, KVH, Dh]; a
+  // partial last group is left out.
+  auto grouped = [&](Value x) -> Value {
+    auto type = cast<RankedTensorType>(x.getType());
+    SmallVector<OpFoldResult> offsets(4, b.getIndexAttr(0));
+    SmallVector<OpFoldResult> sizes{batches, covered, b.getIndexAttr(kvHeads),
+                                    b.getIndexAttr(headDim)};
+    SmallVector<OpFoldResult> strides(4, b.getIndexAttr(1));
+    Value prefix =
+        tensor::ExtractSliceOp::create(b, loc, x, offsets, sizes, strides);
+    auto expandedType = RankedTensorType::get(
+        {type.getDimSize(0), ShapedType::kDynamic, g, kvHeads, headDim},
+        type.getElementType());
+    SmallVector<ReassociationIndices> reassociation{{0}, {1, 2}, {3}, {4}};
+    SmallVector<OpFoldResult> shape{batches, numGroups, b.getIndexAttr(g),
+                                    b.getIndexAttr(kvHeads),
+                                    b.getIndexAttr(headDim)};
+    return tensor::ExpandShapeOp::create(b, loc, expandedType, prefix,
+                                         reassociation, shape);
+  };
+  Value keys = grouped(key), values = grouped(value);
+  SmallVector<OpFoldResult> meanSizes{batches, OpFoldResult(numGroups),
+                                      b.getIndexAttr(kvHeads),
+                                      b.getIndexAttr(headDim)};
+  Value keySums = filledTensor(b, loc, meanSizes, b.getF32FloatAttr(0));
+  Value valueSums = filledTensor(b, loc, meanSizes, b.getF32FloatAttr(0));
+
+  // Sums over (batch, group, kv-head, d, member), then the division.
+  GenericBuilder sums{
+      b, loc, {kParallel, kParallel, kParallel, kParallel, kReduction}};
+  ValueRange summed =
+      sums.build(ValueRange{keys, values}, {{0, 1, 4, 2, 3}, {0, 1, 4, 2, 3}},
+                 ValueRange{keySums, valueSums}, {{0, 1, 2, 3}, {0, 1, 2, 3}},
+                 [&](OpBuilder &nb, Location nl, ValueRange args) {
+                   Value k = arith::AddFOp::create(
+                       nb, nl, args[2], extendToF32(nb, nl, args[0]));
+                   Value v = arith::AddFOp::create(
+                       nb, nl, args[3], extendToF32(nb, nl, args[1]));
+                   linalg::YieldOp::create(nb, nl, ValueRange{k, v});
+                 });
+  GenericBuilder means{b, loc, {kParallel, kParallel, kParallel, kParallel}};
+  ValueRange result = means.build(
+      ValueRange{}, {}, summed, {{0, 1, 2, 3}, {0, 1, 2, 3}},
+      [&](OpBuilder &nb, Location nl, ValueRange args) {
+        Value inv = f32Constant(nb, nl, 1.0 / static_cast<double>(g));
+        linalg::YieldOp::create(
+            nb, nl,
+            ValueRange{arith::MulFOp::create(nb, nl, args[0], inv),
+                       arith::MulFOp::create(nb, nl, args[1], inv)});
+      });
+  return {result[0], result[1]};
 }

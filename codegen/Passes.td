@@ -109,8 +109,7 @@ def SelectCpuKernels : Pass<"moe-select-cpu-kernels"> {
     * every `moe.grouped_matmul` with a static weight shape: a
       `#moe.cpu_matmul_kernel`, which `moe-tile-grouped-matmul` follows;
     * every `moe.attention` / `moe.grouped_attention`: a
-      `#moe.attention_kernel` (heads of a GQA group per iteration), which
-      `convert-moe-to-linalg` follows.
+      `#moe.attention_kernel`, which `moe-tile-attention` follows.
 
     The choices, for `L` f32 lanes per register (16 with AVX-512, 8 with
     AVX2, 4 with SSE):
@@ -125,10 +124,12 @@ def SelectCpuKernels : Pass<"moe-select-cpu-kernels"> {
     * with `bf16-dot`, the `dot` kernel (AVX-512 BF16 multiplies along K):
       4 x 4 accumulators with 32 registers, 4 x 3 with 16, 64 x 64 tiles,
       K in chunks of 1024;
-    * attention: the largest divisor of the heads per kv-head up to 8, on
-      every target: sharing each key and value row between more heads
-      saves more than the accumulators' spills cost (measured on AVX2 and
-      AVX-512, docs/performance.md).
+    * attention: work items of 2 row vectors of query rows (as many heads
+      of the GQA group as divide them, times positions), key blocks of 64,
+      register blocks of 4 keys with 16 registers (8 accumulators, 2 row
+      vectors, a broadcast) and 8 with 32; 3 row vectors on AVX2 were
+      10-15% faster in the attention benchmark but made LLVM spill, and no
+      faster on AVX-512 (docs/performance.md).
 
     Every option other than `cpu` and `cpu-features` overrides the chosen
     value when set (non-zero, non-empty), for experiments and for tests that
@@ -168,13 +169,22 @@ def SelectCpuKernels : Pass<"moe-select-cpu-kernels"> {
     Option<"microCols", "micro-cols", "int64_t", /*default=*/"0",
            "Grouped GEMM: columns of a register block (0: the target's)">,
     Option<"vectorWidth", "vector-width", "int64_t", /*default=*/"0",
-           "Grouped GEMM: f32 lanes per vector (0: the target's register)">,
+           "Grouped GEMM and attention: f32 lanes per vector (0: the "
+           "target's register)">,
     Option<"bf16Dot", "bf16-dot", "bool", /*default=*/"false",
            "Grouped GEMM: bf16 rows times bf16 weights with the AVX-512 BF16 "
            "dot product (dot kernel; needs avx512bf16)">,
     Option<"headsPerStep", "heads-per-step", "int64_t", /*default=*/"0",
-           "Attention: heads of a GQA group per iteration (0: the target's; "
+           "Attention: heads of a GQA group per work item (0: the target's; "
            "must divide the heads per kv-head)">,
+    Option<"queryBlock", "query-block", "int64_t", /*default=*/"0",
+           "Attention: positions per work item (0: the target's)">,
+    Option<"keyBlock", "key-block", "int64_t", /*default=*/"0",
+           "Attention: keys per softmax step (0: the target's)">,
+    Option<"attentionMicroRows", "attention-micro-rows", "int64_t",
+           /*default=*/"0",
+           "Attention: keys or head dimensions per register block (0: the "
+           "target's)">,
   ];
 }
 
@@ -312,6 +322,79 @@ def TileGroupedMatmul : Pass<"moe-tile-grouped-matmul"> {
     "::mlir::tensor::TensorDialect",
     "::mlir::vector::VectorDialect",
     "::mlir::x86vector::X86VectorDialect",
+  ];
+}
+
+def TileAttention : Pass<"moe-tile-attention"> {
+  let summary = "Lower moe.attention / moe.grouped_attention to a blocked, "
+                "flash-style vector kernel (CPU)";
+  let description = [{
+    Rewrites each attention op into an `scf.forall` over (batch, block of
+    `query-block` positions, `heads-per-step` heads of one GQA group). The
+    work item's query rows (positions times heads) are the lanes of its
+    `vector<vector-width x f32>` values, so its online softmax runs on whole
+    vectors. It walks its keys in blocks of `key-block`:
+
+    1. scores `S[j, r] = K[j] . Q[r] / sqrt(Dh)`: a register block of
+       `micro-rows` keys by every row vector, each step broadcasting one key
+       element and multiplying it with a row vector of the transposed
+       queries (packed once per item);
+    2. keys outside a row's range score `-inf` (causal bound, sliding
+       window, GMHA's group), then the block's max, `P = exp(S - max)` in
+       place, the sums, and the rescale `exp(max_old - max_new)` per row;
+    3. `O[d, r] = O[d, r] * rescale[r] + sum_j V[j, d] P[j, r]`: register
+       blocks of `micro-rows` head dimensions, broadcasting value elements.
+
+    Every key and value element loaded serves all the item's rows, and no
+    horizontal reduction is needed. GMHA's summaries (the means of the
+    complete groups, computed once) are a second key range folded into the
+    same softmax. Rows past T repeat the last position and are not stored;
+    the block order alternates short and long causal rows so that a static
+    split of the loop balances the workers. The exps are expanded into
+    MLIR's vector polynomial.
+
+    The shape comes from the op's `moe.kernel` (`#moe.attention_kernel`, set
+    by `moe-select-cpu-kernels`), or else from this pass's options;
+    `heads-per-step` must divide the heads per kv-head and `micro-rows` the
+    head dimension.
+
+    Before:
+    ```mlir
+    %o = moe.attention %q, %k, %v
+        : tensor<1x?x16x64xf32>, tensor<1x?x8x64xf32>, tensor<1x?x8x64xf32>
+        -> tensor<1x?x16x64xf32>
+    ```
+    After (abridged):
+    ```mlir
+    %o = scf.forall (%b, %blk, %h) in (1, %blocks, 8) shared_outs(%out = %init) {
+      %qt = scf.for ... // the rows' queries, transposed: tensor<64x16xf32>
+      %state:6 = scf.for %j0 = %lo to %hi step %c64 iter_args(...) {
+        // scores: 4 keys x 2 row vectors of 8 lanes per register block
+        // P = exp(S - max), sums, rescale; O = O * rescale + V^T P
+      }
+      ...
+    }
+    ```
+  }];
+  let options = [
+    Option<"headsPerStep", "heads-per-step", "int64_t", /*default=*/"1",
+           "Heads of a GQA group per work item">,
+    Option<"queryBlock", "query-block", "int64_t", /*default=*/"16",
+           "Positions per work item">,
+    Option<"keyBlock", "key-block", "int64_t", /*default=*/"64",
+           "Keys per softmax step">,
+    Option<"microRows", "micro-rows", "int64_t", /*default=*/"4",
+           "Keys (scores) and head dimensions (values) per register block">,
+    Option<"vectorWidth", "vector-width", "int64_t", /*default=*/"8",
+           "f32 lanes per vector; the query rows (heads-per-step x "
+           "query-block) must be a multiple">,
+  ];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::math::MathDialect",
+    "::mlir::scf::SCFDialect",
+    "::mlir::tensor::TensorDialect",
+    "::mlir::vector::VectorDialect",
   ];
 }
 

@@ -79,6 +79,9 @@ moe::SelectCpuKernelsOptions moe::CpuPipelineOptions::kernelSelection() const {
   select.vectorWidth = vectorWidth;
   select.bf16Dot = bf16Dot;
   select.headsPerStep = headsPerStep;
+  select.queryBlock = queryBlock;
+  select.keyBlock = keyBlock;
+  select.attentionMicroRows = attentionMicroRows;
   return select;
 }
 
@@ -87,6 +90,7 @@ void moe::buildMoeToCpuPipeline(OpPassManager &pm,
   buildTensorToParallelLoops(pm, [&](OpPassManager &kernels) {
     kernels.addPass(moe::createSelectCpuKernels(options.kernelSelection()));
     kernels.addPass(moe::createTileGroupedMatmul());
+    kernels.addPass(moe::createTileAttention());
   });
   if (options.openmp) {
     pm.addPass(createConvertSCFToOpenMPPass());

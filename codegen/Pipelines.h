@@ -67,7 +67,17 @@ struct CpuPipelineOptions : PassPipelineOptions<CpuPipelineOptions> {
       llvm::cl::init(false)};
   Option<int64_t> headsPerStep{
       *this, "heads-per-step",
-      llvm::cl::desc("Attention: heads of a GQA group per iteration"),
+      llvm::cl::desc("Attention: heads of a GQA group per work item"),
+      llvm::cl::init(0)};
+  Option<int64_t> queryBlock{
+      *this, "query-block",
+      llvm::cl::desc("Attention: positions per work item"), llvm::cl::init(0)};
+  Option<int64_t> keyBlock{*this, "key-block",
+                           llvm::cl::desc("Attention: keys per softmax step"),
+                           llvm::cl::init(0)};
+  Option<int64_t> attentionMicroRows{
+      *this, "attention-micro-rows",
+      llvm::cl::desc("Attention: keys or head dimensions per register block"),
       llvm::cl::init(0)};
   Option<bool> runtimeAlloc{
       *this, "runtime-alloc",

@@ -5,7 +5,9 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/Math/Transforms/Passes.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Transforms/WalkPatternRewriteDriver.h"
 
 using namespace mlir;
 
@@ -80,6 +82,20 @@ void moe::contractFmas(Operation *root) {
     fma.replaceAllUsesWith(
         multiplyAdd(b, fma.getLoc(), fma.getA(), fma.getB(), fma.getC()));
     fma.erase();
+  }
+}
+
+void moe::approximateKernelMath(ArrayRef<Operation *> kernels) {
+  if (kernels.empty())
+    return;
+  RewritePatternSet approximations(kernels.front()->getContext());
+  populateMathPolynomialApproximationPatterns(
+      approximations,
+      [](StringRef name) { return name == math::ExpOp::getOperationName(); });
+  FrozenRewritePatternSet frozen(std::move(approximations));
+  for (Operation *kernel : kernels) {
+    walkAndApplyPatterns(kernel, frozen);
+    contractFmas(kernel);
   }
 }
 

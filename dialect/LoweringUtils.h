@@ -59,6 +59,11 @@ Value multiplyAdd(OpBuilder &b, Location loc, Value a, Value x, Value c);
 /// approximations emit them) into multiplyAdd, for the same reason.
 void contractFmas(Operation *root);
 
+/// Expands the `math.exp` ops nested in each of `kernels` into MLIR's vector
+/// polynomial (within a few ulp of libm's expf; LLVM would otherwise call
+/// expf once per lane), then contracts its fmas (contractFmas).
+void approximateKernelMath(ArrayRef<Operation *> kernels);
+
 /// `v`, a float scalar or vector, widened to f32 elements (unchanged if it
 /// has them already): the moe kernels accumulate in f32.
 Value extendToF32(OpBuilder &b, Location loc, Value v);

@@ -279,10 +279,28 @@ LogicalResult CpuMatmulKernelAttr::verify(
 
 LogicalResult
 AttentionKernelAttr::verify(function_ref<InFlightDiagnostic()> emitError,
-                            int64_t headsPerStep) {
-  if (headsPerStep < 1)
-    return emitError() << "attention_kernel needs heads_per_step >= 1, got "
-                       << headsPerStep;
+                            int64_t headsPerStep, int64_t queryBlock,
+                            int64_t keyBlock, int64_t microRows,
+                            int64_t vectorWidth) {
+  std::pair<StringRef, int64_t> sizes[] = {{"heads_per_step", headsPerStep},
+                                           {"query_block", queryBlock},
+                                           {"key_block", keyBlock},
+                                           {"micro_rows", microRows},
+                                           {"vector_width", vectorWidth}};
+  for (auto [name, size] : sizes)
+    if (size < 1)
+      return emitError() << "attention_kernel needs " << name << " >= 1, got "
+                         << size;
+  if ((headsPerStep * queryBlock) % vectorWidth)
+    return emitError() << "attention_kernel needs its query rows "
+                          "(heads_per_step x query_block = "
+                       << headsPerStep * queryBlock
+                       << ") to be a multiple of vector_width (" << vectorWidth
+                       << ")";
+  if (keyBlock % microRows)
+    return emitError() << "attention_kernel needs key_block (" << keyBlock
+                       << ") to be a multiple of micro_rows (" << microRows
+                       << ")";
   return success();
 }
 

@@ -214,21 +214,38 @@ def Moe_CpuMatmulKernelAttr : Moe_Attr<"CpuMatmulKernel", "cpu_matmul_kernel"> {
 }
 
 def Moe_AttentionKernelAttr : Moe_Attr<"AttentionKernel", "attention_kernel"> {
-  let summary = "The attention kernel shape chosen for a target";
+  let summary = "The CPU attention kernel shape chosen for a target";
   let description = [{
-    How the lowering of `moe.attention` / `moe.grouped_attention` that
-    carries it (as `moe.kernel`) walks the heads: each iteration serves
-    `heads_per_step` consecutive heads of one GQA group, so that every key
-    and value row it loads feeds that many queries. It must divide the
-    heads per kv-head.
+    How `moe-tile-attention` lowers the `moe.attention` /
+    `moe.grouped_attention` that carries it (as `moe.kernel`). A work item
+    is a block of `query_block` consecutive positions times
+    `heads_per_step` heads of one GQA group: its `query_block *
+    heads_per_step` query rows share every key and value row they load,
+    and are the lanes of the kernel's vectors (`vector_width` f32 lanes; the
+    rows must be a whole number of vectors). Keys go in blocks of
+    `key_block`: the block's scores are one small GEMM (keys times query
+    rows), its online-softmax update one vector pass, and its values another
+    small GEMM (head dimensions times query rows); both GEMMs use register
+    blocks of `micro_rows` keys or dimensions by every row vector.
+    `heads_per_step` must divide the heads per kv-head, `micro_rows` the
+    key block and the head dimension.
 
     ```mlir
-    #moe.attention_kernel<heads_per_step = 2>
+    #moe.attention_kernel<heads_per_step = 2, query_block = 8,
+        key_block = 64, micro_rows = 4, vector_width = 8>
     ```
   }];
-  let parameters = (ins "int64_t":$heads_per_step);
+  let parameters = (ins "int64_t":$heads_per_step, "int64_t":$query_block,
+                        "int64_t":$key_block, "int64_t":$micro_rows,
+                        "int64_t":$vector_width);
   let assemblyFormat = "`<` struct(params) `>`";
   let genVerifyDecl = 1;
+  let extraClassDeclaration = [{
+    /// Query rows per work item: positions times heads.
+    int64_t getQueryRows() const {
+      return getHeadsPerStep() * getQueryBlock();
+    }
+  }];
 }
 
 #endif // MOEC_DIALECT_MOEATTRS_TD

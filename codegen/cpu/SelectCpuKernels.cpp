@@ -12,6 +12,8 @@
 #include "dialect/MoeDialect.h"
 #include "dialect/MoeOps.h"
 
+#include <numeric>
+
 namespace mlir::moe {
 #define GEN_PASS_DEF_SELECTCPUKERNELS
 #include "codegen/Passes.h.inc"
@@ -53,19 +55,26 @@ CpuMatmulKernelAttr kernelShapeFor(MLIRContext *ctx, MatmulMicroKernel kind,
                                   false);
 }
 
-/// Heads of a GQA group of `group` heads per attention iteration: the
-/// largest divisor of `group` up to 8, whatever the target. Each key and
-/// value row an iteration loads feeds that many heads and their softmax
-/// chains overlap; past the register file the accumulators spill to L1,
-/// which costs less than the shared loads save. Measured at T = 4096,
-/// Dh = 64 (bench/attention_scaling.py, docs/performance.md): 16 heads on 8
-/// kv-heads, AVX2: 2.34 s at 1 head per step, 1.44 s at 2; 8 heads on one,
-/// AVX2: 0.63, 0.42, 0.32 s at 2, 4, 8; AVX-512: 0.46, 0.40, 0.29 s.
-int64_t headsPerStepFor(int64_t group) {
-  for (int64_t step = std::min<int64_t>(group, 8); step > 1; --step)
-    if (group % step == 0)
-      return step;
-  return 1;
+/// The attention kernel for `target` and an op with `group` heads per
+/// kv-head of `headDim` dimensions, before the overrides. A work item's query
+/// rows are 2 row vectors, as many heads of the group as divide them (they
+/// then share every key and value row) times positions; its register blocks
+/// are 4 keys or dimensions with 16 registers (8 accumulators, 2 row vectors
+/// and a broadcast) and 8 with 32 (16 + 2 + 1). 3 row vectors with 16
+/// registers (the whole file) were 10-15% faster in the attention
+/// benchmark on AVX2, but LLVM then spills in some loops; 3 with 32 were
+/// no faster. Key blocks of 64 (32 and 128 were no faster). Measured at
+/// T = 4096, 16/8 heads, Dh = 64 (bench/attention_scaling.py,
+/// docs/performance.md).
+AttentionKernelAttr attentionShapeFor(MLIRContext *ctx, const CpuTarget &target,
+                                      int64_t lanes, int64_t group,
+                                      int64_t headDim) {
+  int64_t rows = 2 * lanes;
+  int64_t heads = std::gcd(group, rows);
+  int64_t microRows =
+      std::gcd<int64_t>(target.vectorRegisters >= 32 ? 8 : 4, headDim);
+  return AttentionKernelAttr::get(ctx, heads, rows / heads, /*keyBlock=*/64,
+                                  microRows, lanes);
 }
 
 struct SelectCpuKernelsPass
@@ -103,24 +112,55 @@ struct SelectCpuKernelsPass
       }
       if (!isa<AttentionOp, GroupedAttentionOp>(op))
         return WalkResult::advance();
-      auto query = cast<RankedTensorType>(op->getOperand(0).getType());
-      auto key = cast<RankedTensorType>(op->getOperand(1).getType());
-      int64_t group = query.getDimSize(2) / key.getDimSize(2);
-      int64_t step = headsPerStepFor(group);
-      if (headsPerStep) {
-        step = headsPerStep;
-        if (group % step) {
-          op->emitOpError()
-              << "heads-per-step " << step
-              << " does not divide the heads per kv-head (" << group << ")";
-          return WalkResult::interrupt();
-        }
-      }
-      kernelAttr.setAttr(op, AttentionKernelAttr::get(&getContext(), step));
+      AttentionKernelAttr attention = attentionShape(op, *target);
+      if (!attention)
+        return WalkResult::interrupt();
+      kernelAttr.setAttr(op, attention);
       return WalkResult::advance();
     });
     if (walk.wasInterrupted())
       signalPassFailure();
+  }
+
+  /// The target's kernel for attention op `op` with the options that are set
+  /// in place of its fields; null (after an error) when it does not fit.
+  AttentionKernelAttr attentionShape(Operation *op, const CpuTarget &target) {
+    auto query = cast<RankedTensorType>(op->getOperand(0).getType());
+    auto key = cast<RankedTensorType>(op->getOperand(1).getType());
+    int64_t group = query.getDimSize(2) / key.getDimSize(2);
+    int64_t headDim = query.getDimSize(3);
+    int64_t lanes = vectorWidth ? int64_t(vectorWidth)
+                                : static_cast<int64_t>(target.f32Lanes());
+    AttentionKernelAttr chosen =
+        attentionShapeFor(&getContext(), target, lanes, group, headDim);
+    int64_t heads =
+        headsPerStep ? int64_t(headsPerStep) : chosen.getHeadsPerStep();
+    if (group % heads) {
+      op->emitOpError() << "heads-per-step " << heads
+                        << " does not divide the heads per kv-head (" << group
+                        << ")";
+      return {};
+    }
+    // A forced head count keeps about the target's rows: the fewest
+    // positions that reach them in whole vectors.
+    int64_t unit = lanes / std::gcd(heads, lanes);
+    int64_t positions =
+        queryBlock ? int64_t(queryBlock)
+                   : llvm::alignTo(
+                         llvm::divideCeil(chosen.getQueryRows(), heads), unit);
+    int64_t microRows = attentionMicroRows ? int64_t(attentionMicroRows)
+                                           : chosen.getMicroRows();
+    if (headDim % microRows) {
+      op->emitOpError() << "attention-micro-rows " << microRows
+                        << " does not divide the head dimension (" << headDim
+                        << ")";
+      return {};
+    }
+    auto emitErrorOnOp = [&] { return op->emitOpError(); };
+    function_ref<InFlightDiagnostic()> emitError = emitErrorOnOp;
+    return AttentionKernelAttr::getChecked(
+        emitError, &getContext(), heads, positions,
+        keyBlock ? int64_t(keyBlock) : chosen.getKeyBlock(), microRows, lanes);
   }
 
   /// The target's grouped-GEMM kernel with the options that are set in place

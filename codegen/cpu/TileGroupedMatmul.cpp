@@ -34,7 +34,6 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Arith/Utils/Utils.h"
-#include "mlir/Dialect/Math/Transforms/Passes.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
@@ -782,19 +781,9 @@ struct TileGroupedMatmulPass
                                       kernels);
     walkAndApplyPatterns(getOperation(), std::move(patterns));
 
-    // The SwiGLU epilogue's exp as a vector polynomial (MLIR's
-    // approximation, a few ulp from libm): LLVM would otherwise scalarise
-    // the vector exp into one expf call per output element, which costs
+    // The SwiGLU epilogue's exp as a vector polynomial: otherwise it costs
     // as much as a fifth of the kernel. Only the kernels' own exps change.
-    RewritePatternSet approximations(&getContext());
-    populateMathPolynomialApproximationPatterns(
-        approximations,
-        [](StringRef name) { return name == math::ExpOp::getOperationName(); });
-    FrozenRewritePatternSet frozen(std::move(approximations));
-    for (Operation *kernel : kernels) {
-      walkAndApplyPatterns(kernel, frozen);
-      contractFmas(kernel);
-    }
+    approximateKernelMath(kernels);
   }
 };
 

@@ -34,7 +34,7 @@
 // CHECK: return %[[OUT]]
 func.func @gmha_4096(%q: tensor<1x4096x8x64xf32>, %k: tensor<1x4096x2x64xf32>,
                      %v: tensor<1x4096x2x64xf32>) -> tensor<1x4096x8x64xf32> {
-  %o = moe.grouped_attention %q, %k, %v group_size(128) window(64) {moe.kernel = #moe.attention_kernel<heads_per_step = 4>}
+  %o = moe.grouped_attention %q, %k, %v group_size(128) window(64) {moe.kernel = #moe.attention_kernel<heads_per_step = 4, query_block = 2, key_block = 64, micro_rows = 4, vector_width = 8>}
       : (tensor<1x4096x8x64xf32>, tensor<1x4096x2x64xf32>, tensor<1x4096x2x64xf32>) -> tensor<1x4096x8x64xf32>
   return %o : tensor<1x4096x8x64xf32>
 }
@@ -61,7 +61,7 @@ func.func @gmha_4096(%q: tensor<1x4096x8x64xf32>, %k: tensor<1x4096x2x64xf32>,
 // CHECK: return
 func.func @gmha_16384(%q: tensor<1x16384x8x64xf32>, %k: tensor<1x16384x2x64xf32>,
                       %v: tensor<1x16384x2x64xf32>) -> tensor<1x16384x8x64xf32> {
-  %o = moe.grouped_attention %q, %k, %v group_size(128) window(64) {moe.kernel = #moe.attention_kernel<heads_per_step = 4>}
+  %o = moe.grouped_attention %q, %k, %v group_size(128) window(64) {moe.kernel = #moe.attention_kernel<heads_per_step = 4, query_block = 2, key_block = 64, micro_rows = 4, vector_width = 8>}
       : (tensor<1x16384x8x64xf32>, tensor<1x16384x2x64xf32>, tensor<1x16384x2x64xf32>) -> tensor<1x16384x8x64xf32>
   return %o : tensor<1x16384x8x64xf32>
 }
@@ -84,7 +84,7 @@ func.func @gmha_16384(%q: tensor<1x16384x8x64xf32>, %k: tensor<1x16384x2x64xf32>
 // CHECK: return %[[OUT]]
 func.func @sliding_4096(%q: tensor<1x4096x8x64xf32>, %k: tensor<1x4096x2x64xf32>,
                         %v: tensor<1x4096x2x64xf32>) -> tensor<1x4096x8x64xf32> {
-  %o = moe.attention %q, %k, %v window(256) {moe.kernel = #moe.attention_kernel<heads_per_step = 4>}
+  %o = moe.attention %q, %k, %v window(256) {moe.kernel = #moe.attention_kernel<heads_per_step = 4, query_block = 2, key_block = 64, micro_rows = 4, vector_width = 8>}
       : (tensor<1x4096x8x64xf32>, tensor<1x4096x2x64xf32>, tensor<1x4096x2x64xf32>) -> tensor<1x4096x8x64xf32>
   return %o : tensor<1x4096x8x64xf32>
 }

@@ -77,7 +77,7 @@
 // OMP-NOT: expf
 func.func @full(%q: tensor<?x?x4x8xf32>, %k: tensor<?x?x2x8xf32>,
                 %v: tensor<?x?x2x8xf32>) -> tensor<?x?x4x8xf32> {
-  %o = moe.attention %q, %k, %v {moe.kernel = #moe.attention_kernel<heads_per_step = 2>}
+  %o = moe.attention %q, %k, %v {moe.kernel = #moe.attention_kernel<heads_per_step = 2, query_block = 4, key_block = 64, micro_rows = 4, vector_width = 8>}
       : (tensor<?x?x4x8xf32>, tensor<?x?x2x8xf32>, tensor<?x?x2x8xf32>) -> tensor<?x?x4x8xf32>
   return %o : tensor<?x?x4x8xf32>
 }
@@ -97,7 +97,7 @@ func.func @full(%q: tensor<?x?x4x8xf32>, %k: tensor<?x?x2x8xf32>,
 // CHECK: scf.yield
 func.func @wide_group(%q: tensor<?x?x8x64xf32>, %k: tensor<?x?x1x64xf32>,
                       %v: tensor<?x?x1x64xf32>) -> tensor<?x?x8x64xf32> {
-  %o = moe.attention %q, %k, %v {moe.kernel = #moe.attention_kernel<heads_per_step = 4>}
+  %o = moe.attention %q, %k, %v {moe.kernel = #moe.attention_kernel<heads_per_step = 4, query_block = 2, key_block = 64, micro_rows = 4, vector_width = 8>}
       : (tensor<?x?x8x64xf32>, tensor<?x?x1x64xf32>, tensor<?x?x1x64xf32>) -> tensor<?x?x8x64xf32>
   return %o : tensor<?x?x8x64xf32>
 }
@@ -186,7 +186,7 @@ func.func @sliding_bf16(%q: tensor<?x?x4x8xbf16>, %k: tensor<?x?x2x8xbf16>,
 // OMP-COUNT-2: omp.wsloop
 func.func @grouped(%q: tensor<?x?x4x8xf32>, %k: tensor<?x?x2x8xf32>,
                    %v: tensor<?x?x2x8xf32>) -> tensor<?x?x4x8xf32> {
-  %o = moe.grouped_attention %q, %k, %v group_size(4) window(3) {moe.kernel = #moe.attention_kernel<heads_per_step = 2>}
+  %o = moe.grouped_attention %q, %k, %v group_size(4) window(3) {moe.kernel = #moe.attention_kernel<heads_per_step = 2, query_block = 4, key_block = 64, micro_rows = 4, vector_width = 8>}
       : (tensor<?x?x4x8xf32>, tensor<?x?x2x8xf32>, tensor<?x?x2x8xf32>) -> tensor<?x?x4x8xf32>
   return %o : tensor<?x?x4x8xf32>
 }

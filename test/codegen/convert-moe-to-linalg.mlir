@@ -203,7 +203,7 @@ func.func @router(%l: tensor<?x8xf32>) -> tensor<?xi32> {
 func.func @heads_per_step(%q: tensor<?x?x4x8xf32>, %k: tensor<?x?x1x8xf32>) -> tensor<?x?x4x8xf32> {
   // expected-error @+2 {{kernel heads_per_step 3 does not divide the heads per kv-head (4)}}
   // expected-error @+1 {{failed to legalize operation 'moe.attention'}}
-  %o = moe.attention %q, %k, %k {moe.kernel = #moe.attention_kernel<heads_per_step = 3>}
+  %o = moe.attention %q, %k, %k {moe.kernel = #moe.attention_kernel<heads_per_step = 3, query_block = 8, key_block = 64, micro_rows = 4, vector_width = 8>}
       : (tensor<?x?x4x8xf32>, tensor<?x?x1x8xf32>, tensor<?x?x1x8xf32>) -> tensor<?x?x4x8xf32>
   return %o : tensor<?x?x4x8xf32>
 }

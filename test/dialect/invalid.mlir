@@ -865,4 +865,14 @@ func.func private @zero_k() attributes {moe.kernel = #moe.cpu_matmul_kernel<dot,
 // -----
 
 // expected-error @+1 {{attention_kernel needs heads_per_step >= 1, got 0}}
-func.func private @no_heads() attributes {moe.kernel = #moe.attention_kernel<heads_per_step = 0>}
+func.func private @no_heads() attributes {moe.kernel = #moe.attention_kernel<heads_per_step = 0, query_block = 8, key_block = 64, micro_rows = 4, vector_width = 8>}
+
+// -----
+
+// expected-error @+1 {{attention_kernel needs its query rows (heads_per_step x query_block = 12) to be a multiple of vector_width (8)}}
+func.func private @ragged_rows() attributes {moe.kernel = #moe.attention_kernel<heads_per_step = 2, query_block = 6, key_block = 64, micro_rows = 4, vector_width = 8>}
+
+// -----
+
+// expected-error @+1 {{attention_kernel needs key_block (60) to be a multiple of micro_rows (8)}}
+func.func private @ragged_keys() attributes {moe.kernel = #moe.attention_kernel<heads_per_step = 2, query_block = 8, key_block = 60, micro_rows = 8, vector_width = 16>}

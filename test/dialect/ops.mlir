@@ -209,7 +209,7 @@ func.func @weights(%table: !llvm.ptr, %slot: index)
 // CHECK-LABEL: func @kernel_shapes
 // CHECK: moe.grouped_matmul {{.*}} {moe.kernel = #moe.cpu_matmul_kernel<outer, tile_rows = 96, tile_cols = 64, tile_k = 256, micro_rows = 6, micro_cols = 16, vector_width = 8>}
 // CHECK: moe.grouped_matmul {{.*}} {moe.kernel = #moe.cpu_matmul_kernel<dot, tile_rows = 64, tile_cols = 64, tile_k = 1024, micro_rows = 4, micro_cols = 4, vector_width = 16, bf16_dot = true>}
-// CHECK: moe.attention {{.*}} {moe.kernel = #moe.attention_kernel<heads_per_step = 2>}
+// CHECK: moe.attention {{.*}} {moe.kernel = #moe.attention_kernel<heads_per_step = 2, query_block = 4, key_block = 64, micro_rows = 4, vector_width = 8>}
 func.func @kernel_shapes(%x: tensor<?x64xf32>, %w: tensor<8x32x64xf32>, %off: tensor<9xi32>,
                          %q: tensor<?x?x4x8xf32>, %k: tensor<?x?x2x8xf32>)
     -> (tensor<?x32xf32>, tensor<?x32xf32>, tensor<?x?x4x8xf32>) {
@@ -219,7 +219,7 @@ func.func @kernel_shapes(%x: tensor<?x64xf32>, %w: tensor<8x32x64xf32>, %off: te
   %b = moe.grouped_matmul %x, %w offsets(%off)
       {moe.kernel = #moe.cpu_matmul_kernel<dot, tile_rows = 64, tile_cols = 64, tile_k = 1024, micro_rows = 4, micro_cols = 4, vector_width = 16, bf16_dot = true>}
       : (tensor<?x64xf32>, tensor<8x32x64xf32>, tensor<9xi32>) -> tensor<?x32xf32>
-  %o = moe.attention %q, %k, %k {moe.kernel = #moe.attention_kernel<heads_per_step = 2>}
+  %o = moe.attention %q, %k, %k {moe.kernel = #moe.attention_kernel<heads_per_step = 2, query_block = 4, key_block = 64, micro_rows = 4, vector_width = 8>}
       : (tensor<?x?x4x8xf32>, tensor<?x?x2x8xf32>, tensor<?x?x2x8xf32>) -> tensor<?x?x4x8xf32>
   return %a, %b, %o : tensor<?x32xf32>, tensor<?x32xf32>, tensor<?x?x4x8xf32>
 }

@@ -31,8 +31,7 @@ CASES = {
     "full-mha": dict(B=1, T=6, H=4, KVH=4, Dh=8, kind=("full",), static=True),
     "full-batch": dict(B=2, T=5, H=2, KVH=1, Dh=4, kind=("full",)),
     "full-one-token": dict(B=1, T=1, H=4, KVH=2, Dh=8, kind=("full",)),
-    # Eight heads on one kv-head at Dh = 64: the lowering serves them four
-    # per iteration (two iterations per kv-head).
+    # Eight heads on one kv-head at Dh = 64: a work item holds all of them.
     "full-wide-group": dict(B=1, T=6, H=8, KVH=1, Dh=64, kind=("full",)),
     "full-bf16": dict(B=1, T=7, H=4, KVH=2, Dh=8, kind=("full",),
                       dtype="bf16"),
@@ -50,10 +49,23 @@ CASES = {
                        static=True),
     "gmha-one-token": dict(B=1, T=1, H=4, KVH=2, Dh=8,
                            kind=("grouped", 4, 2)),
-    # Six heads per kv-head at Dh = 64: served three per iteration.
+    # Six heads per kv-head at Dh = 64: not a divisor of a work item's rows
+    # with AVX-512 (32), which then hold two of them.
     "gmha-wide-group": dict(B=1, T=9, H=12, KVH=2, Dh=64,
                             kind=("grouped", 4, 2)),
     "gmha-bf16": dict(B=1, T=11, H=4, KVH=2, Dh=8, kind=("grouped", 4, 3),
+                      dtype="bf16"),
+    # Longer than a work item's positions and a key block (T = 150 is no
+    # multiple of 8, 12, 16, 24 or 64): run with each kernel shape by
+    # attention-kernels.mlir. The window crosses key blocks, so some rows
+    # have every key of a block masked.
+    "long-full": dict(B=2, T=150, H=4, KVH=2, Dh=16, kind=("full",)),
+    "long-sliding": dict(B=1, T=150, H=4, KVH=2, Dh=16, kind=("sliding", 70)),
+    "long-gmha": dict(B=1, T=150, H=4, KVH=2, Dh=16, kind=("grouped", 32, 20)),
+    # 75 group summaries: more than a key block of them; 8 heads per kv-head.
+    "long-gmha-groups": dict(B=1, T=150, H=8, KVH=1, Dh=16,
+                             kind=("grouped", 2, 3)),
+    "long-bf16": dict(B=1, T=150, H=4, KVH=2, Dh=16, kind=("sliding", 40),
                       dtype="bf16"),
 }
 

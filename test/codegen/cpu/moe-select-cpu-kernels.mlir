@@ -7,6 +7,7 @@
 // RUN: moec-opt %s -moe-select-cpu-kernels="cpu=skylake-avx512" | FileCheck %s --check-prefix=AVX512
 // RUN: moec-opt %s -moe-select-cpu-kernels="cpu=x86-64" | FileCheck %s --check-prefix=SSE
 // RUN: moec-opt %s -moe-select-cpu-kernels="cpu=znver3 micro-rows=4 tile-k=1024 heads-per-step=1" | FileCheck %s --check-prefix=OVERRIDE
+// RUN: moec-opt %s -moe-select-cpu-kernels="cpu=znver3 vector-width=16 query-block=8 key-block=32 attention-micro-rows=2" | FileCheck %s --check-prefix=ATTENTION
 // RUN: moec-opt %s -moe-select-cpu-kernels="cpu=znver3 kernel=dot" | FileCheck %s --check-prefix=AVX2-DOT
 // RUN: moec-opt %s -moe-select-cpu-kernels="cpu=znver4 bf16-dot=true" | FileCheck %s --check-prefix=BF16
 // RUN: not moec-opt %s -moe-select-cpu-kernels="cpu=bogus" 2>&1 | FileCheck %s --check-prefix=BAD-CPU
@@ -16,32 +17,38 @@
 // RUN: not moec-opt %s -moe-select-cpu-kernels="cpu=znver3 kernel=inner" 2>&1 | FileCheck %s --check-prefix=BAD-KIND
 // RUN: not moec-opt %s -moe-select-cpu-kernels="cpu=znver3 micro-cols=12" 2>&1 | FileCheck %s --check-prefix=BAD-SHAPE
 // RUN: not moec-opt %s -moe-select-cpu-kernels="cpu=znver3 heads-per-step=3" 2>&1 | FileCheck %s --check-prefix=BAD-HEADS
+// RUN: not moec-opt %s -moe-select-cpu-kernels="cpu=znver3 query-block=3" 2>&1 | FileCheck %s --check-prefix=BAD-ROWS
+// RUN: not moec-opt %s -moe-select-cpu-kernels="cpu=znver3 attention-micro-rows=5" 2>&1 | FileCheck %s --check-prefix=BAD-MICRO
 
 // 16 registers of 8 lanes (AVX2): outer products on packed panels, 6 rows x
-// 2 vectors; attention serves a whole GQA group (2 heads, 4 heads) per step.
+// 2 vectors; attention work items of 2 row vectors (16 query rows: a whole
+// GQA group of 2 or 4 heads times 8 or 4 positions), register blocks of 4.
 // AVX2-LABEL: func @kernels
 // AVX2: moe.grouped_matmul {{.*}} {moe.kernel = #moe.cpu_matmul_kernel<outer, tile_rows = 192, tile_cols = 64, tile_k = 512, micro_rows = 6, micro_cols = 16, vector_width = 8>}
 // AVX2: moe.grouped_matmul {{.*}} {moe.kernel = #moe.cpu_matmul_kernel<outer, tile_rows = 192, tile_cols = 64, tile_k = 512, micro_rows = 6, micro_cols = 16, vector_width = 8>}
 // AVX2-NOT: moe.kernel
 // AVX2: moe.grouped_matmul
-// AVX2: moe.attention {{.*}} {moe.kernel = #moe.attention_kernel<heads_per_step = 2>}
-// AVX2: moe.grouped_attention {{.*}} {moe.kernel = #moe.attention_kernel<heads_per_step = 4>}
+// AVX2: moe.attention {{.*}} {moe.kernel = #moe.attention_kernel<heads_per_step = 2, query_block = 8, key_block = 64, micro_rows = 4, vector_width = 8>}
+// AVX2: moe.grouped_attention {{.*}} {moe.kernel = #moe.attention_kernel<heads_per_step = 4, query_block = 4, key_block = 64, micro_rows = 4, vector_width = 8>}
 
-// 32 registers of 16 lanes (AVX-512): 6 rows x 4 vectors.
+// 32 registers of 16 lanes (AVX-512): 6 rows x 4 vectors; attention work
+// items of 2 row vectors (32 query rows), register blocks of 8.
 // AVX512-LABEL: func @kernels
 // AVX512: moe.grouped_matmul {{.*}} {moe.kernel = #moe.cpu_matmul_kernel<outer, tile_rows = 192, tile_cols = 64, tile_k = 512, micro_rows = 6, micro_cols = 64, vector_width = 16>}
-// AVX512: moe.attention {{.*}} {moe.kernel = #moe.attention_kernel<heads_per_step = 2>}
-// AVX512: moe.grouped_attention {{.*}} {moe.kernel = #moe.attention_kernel<heads_per_step = 4>}
+// AVX512: moe.attention {{.*}} {moe.kernel = #moe.attention_kernel<heads_per_step = 2, query_block = 16, key_block = 64, micro_rows = 8, vector_width = 16>}
+// AVX512: moe.grouped_attention {{.*}} {moe.kernel = #moe.attention_kernel<heads_per_step = 4, query_block = 8, key_block = 64, micro_rows = 8, vector_width = 16>}
 
 // 16 registers of 4 lanes (baseline x86-64, SSE).
 // SSE-LABEL: func @kernels
 // SSE: moe.grouped_matmul {{.*}} {moe.kernel = #moe.cpu_matmul_kernel<outer, tile_rows = 192, tile_cols = 64, tile_k = 512, micro_rows = 6, micro_cols = 8, vector_width = 4>}
-// SSE: moe.attention {{.*}} {moe.kernel = #moe.attention_kernel<heads_per_step = 2>}
-// SSE: moe.grouped_attention {{.*}} {moe.kernel = #moe.attention_kernel<heads_per_step = 4>}
+// SSE: moe.attention {{.*}} {moe.kernel = #moe.attention_kernel<heads_per_step = 2, query_block = 4, key_block = 64, micro_rows = 4, vector_width = 4>}
+// SSE: moe.grouped_attention {{.*}} {moe.kernel = #moe.attention_kernel<heads_per_step = 4, query_block = 2, key_block = 64, micro_rows = 4, vector_width = 4>}
 
 // OVERRIDE-LABEL: func @kernels
 // OVERRIDE: #moe.cpu_matmul_kernel<outer, tile_rows = 192, tile_cols = 64, tile_k = 1024, micro_rows = 4, micro_cols = 16, vector_width = 8>
-// OVERRIDE: moe.attention {{.*}} {moe.kernel = #moe.attention_kernel<heads_per_step = 1>}
+// One head per work item keeps the 16 rows: 16 positions.
+// OVERRIDE: moe.attention {{.*}} {moe.kernel = #moe.attention_kernel<heads_per_step = 1, query_block = 16, key_block = 64, micro_rows = 4, vector_width = 8>}
+// ATTENTION: moe.attention {{.*}} {moe.kernel = #moe.attention_kernel<heads_per_step = 2, query_block = 8, key_block = 32, micro_rows = 2, vector_width = 16>}
 
 // Asking for the other kernel starts from its own shape for the target.
 // AVX2-DOT: #moe.cpu_matmul_kernel<dot, tile_rows = 64, tile_cols = 64, tile_k = 1024, micro_rows = 4, micro_cols = 3, vector_width = 8>
@@ -56,6 +63,8 @@
 // BAD-BF16: error: moe-select-cpu-kernels: bf16-dot needs a CPU with avx512bf16, and znver3 has none
 // BAD-KIND: error: moe-select-cpu-kernels: kernel must be dot or outer, got 'inner'
 // BAD-HEADS: error: 'moe.attention' op heads-per-step 3 does not divide the heads per kv-head (2)
+// BAD-ROWS: error: 'moe.attention' op attention_kernel needs its query rows (heads_per_step x query_block = 6) to be a multiple of vector_width (8)
+// BAD-MICRO: error: 'moe.attention' op attention-micro-rows 5 does not divide the head dimension (64)
 // BAD-SHAPE: error: an outer cpu_matmul_kernel needs micro_cols (12) to be a multiple of vector_width (8)
 
 func.func @kernels(%x: tensor<?x64xf32>, %w: tensor<8x32x64xf32>, %up: tensor<8x32x64xf32>,

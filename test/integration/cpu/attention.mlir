@@ -1,7 +1,7 @@
 // moe.attention through moe-to-cpu-pipeline, executed, against the NumPy
 // reference in test/utils/attention_reference.py (docs/semantics.md §2): full causal
 // attention with grouped-query sharing (H = 4, KVH = 2; H = 8, KVH = 1 at
-// Dh = 64, served four heads per iteration), MHA (KVH = H, static
+// Dh = 64, all in one work item), MHA (KVH = H, static
 // shapes), two sequences, one token, bf16 inputs; sliding windows shorter
 // than T, at least T (the same keys as full attention) and of one key. PASS
 // means a max relative error of at most 1e-4 (2e-2 for bf16).

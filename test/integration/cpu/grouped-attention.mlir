@@ -3,7 +3,7 @@
 // §7): a partial last group (no summary of it), T < G (no summaries at all),
 // W > G (local keys stop at the group start), W = 1 (own key and summaries
 // only), two sequences with static shapes, one token, six heads per kv-head
-// at Dh = 64 (served three per iteration), bf16 inputs. PASS means
+// at Dh = 64, bf16 inputs. PASS means
 // a max relative error of at most 1e-4 (2e-2 for bf16).
 // REQUIRES: openmp, numpy
 // RUN: %python %test_utils/attention_reference.py emit gmha-partial > %t.gmha-partial.mlir
