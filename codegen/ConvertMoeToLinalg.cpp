@@ -180,161 +180,6 @@ struct GroupedMatmulLowering : OpRewritePattern<GroupedMatmulOp> {
 };
 
 //===----------------------------------------------------------------------===//
-// moe.dispatch
-//===----------------------------------------------------------------------===//
-
-/// Per-expert row counts and their exclusive prefix sum are parallel
-/// generics; the stable placement of each (token, slot) is a sequential scan
-/// over tokens (linear in T * K); the row gather is a parallel generic.
-struct DispatchLowering : OpRewritePattern<DispatchOp> {
-  using OpRewritePattern::OpRewritePattern;
-
-  LogicalResult matchAndRewrite(DispatchOp op,
-                                PatternRewriter &rewriter) const override {
-    Location loc = op.getLoc();
-    MLIRContext *ctx = op.getContext();
-    OpBuilder &b = rewriter;
-    int64_t numExperts = op.getNumExperts();
-    int64_t slots =
-        cast<RankedTensorType>(op.getExpertIds().getType()).getDimSize(1);
-    if (ShapedType::isDynamic(slots))
-      return rewriter.notifyMatchFailure(op, "needs a static slot count");
-    Value ids = op.getExpertIds(), counts = op.getCounts();
-    Type i32 = b.getI32Type();
-    OpFoldResult tokens = tensor::getMixedSize(b, loc, op.getTokens(), 0);
-
-    // rowsPerExpert[e] = #{(t, k) : k < counts[t], ids[t, k] = e}.
-    Value perExpert =
-        linalg::GenericOp::create(
-            b, loc, RankedTensorType::get({numExperts}, i32),
-            ValueRange{ids, counts},
-            ValueRange{filledTensor(b, loc, {b.getIndexAttr(numExperts)},
-                                    b.getI32IntegerAttr(0))},
-            ArrayRef<AffineMap>{projectionMap(ctx, 3, {1, 2}),
-                                projectionMap(ctx, 3, {1}),
-                                projectionMap(ctx, 3, {0})},
-            ArrayRef<utils::IteratorType>{kParallel, kReduction, kReduction},
-            [&](OpBuilder &nb, Location nl, ValueRange a) {
-              Value expert = arith::IndexCastOp::create(
-                  nb, nl, i32, linalg::IndexOp::create(nb, nl, 0));
-              Value slot = arith::IndexCastOp::create(
-                  nb, nl, i32, linalg::IndexOp::create(nb, nl, 2));
-              Value used = arith::CmpIOp::create(
-                  nb, nl, arith::CmpIPredicate::slt, slot, a[1]);
-              Value mine = arith::CmpIOp::create(
-                  nb, nl, arith::CmpIPredicate::eq, a[0], expert);
-              Value hit = arith::ExtUIOp::create(
-                  nb, nl, i32, arith::AndIOp::create(nb, nl, used, mine));
-              linalg::YieldOp::create(
-                  nb, nl, Value(arith::AddIOp::create(nb, nl, a[2], hit)));
-            })
-            .getResult(0);
-
-    // offsets[i] = rowsPerExpert[0] + ... + rowsPerExpert[i - 1].
-    Value offsets =
-        linalg::GenericOp::create(
-            b, loc, RankedTensorType::get({numExperts + 1}, i32),
-            ValueRange{perExpert},
-            ValueRange{filledTensor(b, loc, {b.getIndexAttr(numExperts + 1)},
-                                    b.getI32IntegerAttr(0))},
-            ArrayRef<AffineMap>{projectionMap(ctx, 2, {1}),
-                                projectionMap(ctx, 2, {0})},
-            ArrayRef<utils::IteratorType>{kParallel, kReduction},
-            [&](OpBuilder &nb, Location nl, ValueRange a) {
-              Value before =
-                  arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::ult,
-                                        linalg::IndexOp::create(nb, nl, 1),
-                                        linalg::IndexOp::create(nb, nl, 0));
-              Value sum = arith::AddIOp::create(nb, nl, a[1], a[0]);
-              linalg::YieldOp::create(
-                  nb, nl,
-                  Value(arith::SelectOp::create(nb, nl, before, sum, a[1])));
-            })
-            .getResult(0);
-
-    // Place each used slot at its expert's next free row, tokens in order.
-    Value c0 = arith::ConstantIndexOp::create(b, loc, 0);
-    Value c1 = arith::ConstantIndexOp::create(b, loc, 1);
-    Value numRows = arith::IndexCastOp::create(
-        b, loc, b.getIndexType(),
-        tensor::ExtractOp::create(
-            b, loc, offsets,
-            ValueRange{arith::ConstantIndexOp::create(b, loc, numExperts)}));
-    Value cursor0 = tensor::ExtractSliceOp::create(
-        b, loc, offsets, ArrayRef<OpFoldResult>{b.getIndexAttr(0)},
-        ArrayRef<OpFoldResult>{b.getIndexAttr(numExperts)},
-        ArrayRef<OpFoldResult>{b.getIndexAttr(1)});
-    Value slotToRow0 = filledTensor(b, loc, {tokens, b.getIndexAttr(slots)},
-                                    b.getI32IntegerAttr(-1));
-    Value rowToToken0 =
-        tensor::EmptyOp::create(b, loc, ArrayRef<OpFoldResult>{numRows}, i32);
-    Value numTokens = getValueOrCreateConstantIndexOp(b, loc, tokens);
-    auto scan = scf::ForOp::create(
-        b, loc, c0, numTokens, c1, ValueRange{cursor0, slotToRow0, rowToToken0},
-        [&](OpBuilder &tb, Location tl, Value t, ValueRange state) {
-          Value used = arith::IndexCastOp::create(
-              tb, tl, tb.getIndexType(),
-              tensor::ExtractOp::create(tb, tl, counts, ValueRange{t}));
-          used = arith::MinSIOp::create(
-              tb, tl, used, arith::ConstantIndexOp::create(tb, tl, slots));
-          Value token = arith::IndexCastOp::create(tb, tl, i32, t);
-          auto inner = scf::ForOp::create(
-              tb, tl, c0, used, c1, state,
-              [&](OpBuilder &kb, Location kl, Value k, ValueRange st) {
-                Value expert = arith::IndexCastOp::create(
-                    kb, kl, kb.getIndexType(),
-                    tensor::ExtractOp::create(kb, kl, ids, ValueRange{t, k}));
-                Value row = tensor::ExtractOp::create(kb, kl, st[0],
-                                                      ValueRange{expert});
-                Value next = arith::AddIOp::create(
-                    kb, kl, row, arith::ConstantIntOp::create(kb, kl, 1, 32));
-                Value cursor = tensor::InsertOp::create(kb, kl, next, st[0],
-                                                        ValueRange{expert});
-                Value slotToRow = tensor::InsertOp::create(kb, kl, row, st[1],
-                                                           ValueRange{t, k});
-                Value rowIndex =
-                    arith::IndexCastOp::create(kb, kl, kb.getIndexType(), row);
-                Value rowToToken = tensor::InsertOp::create(
-                    kb, kl, token, st[2], ValueRange{rowIndex});
-                scf::YieldOp::create(kb, kl,
-                                     ValueRange{cursor, slotToRow, rowToToken});
-              });
-          scf::YieldOp::create(tb, tl, inner.getResults());
-        });
-    Value slotToRow = scan.getResult(1), rowToToken = scan.getResult(2);
-
-    // rows[r] = tokens[rowToToken[r]].
-    OpFoldResult width = tensor::getMixedSize(b, loc, op.getTokens(), 1);
-    Value rowsInit = tensor::EmptyOp::create(
-        b, loc, ArrayRef<OpFoldResult>{numRows, width},
-        cast<RankedTensorType>(op.getTokens().getType()).getElementType());
-    Value rows =
-        linalg::GenericOp::create(
-            b, loc, rowsInit.getType(), ValueRange{rowToToken},
-            ValueRange{rowsInit},
-            ArrayRef<AffineMap>{projectionMap(ctx, 2, {0}),
-                                projectionMap(ctx, 2, {0, 1})},
-            ArrayRef<utils::IteratorType>{kParallel, kParallel},
-            [&](OpBuilder &nb, Location nl, ValueRange a) {
-              Value t =
-                  arith::IndexCastOp::create(nb, nl, nb.getIndexType(), a[0]);
-              Value d = linalg::IndexOp::create(nb, nl, 1);
-              linalg::YieldOp::create(
-                  nb, nl,
-                  Value(tensor::ExtractOp::create(nb, nl, op.getTokens(),
-                                                  ValueRange{t, d})));
-            })
-            .getResult(0);
-
-    SmallVector<Value> results{rows, offsets, rowToToken, slotToRow};
-    for (auto [value, type] : llvm::zip_equal(results, op.getResultTypes()))
-      value = castToType(b, loc, value, type);
-    rewriter.replaceOp(op, results);
-    return success();
-  }
-};
-
-//===----------------------------------------------------------------------===//
 // moe.tile_schedule
 //===----------------------------------------------------------------------===//
 
@@ -630,10 +475,12 @@ struct WeightLowering : OpRewritePattern<WeightOp> {
 
 struct ConvertMoeToLinalgPass
     : moe::impl::ConvertMoeToLinalgBase<ConvertMoeToLinalgPass> {
+  using ConvertMoeToLinalgBase::ConvertMoeToLinalgBase;
+
   void runOnOperation() override {
     MLIRContext *ctx = &getContext();
     RewritePatternSet patterns(ctx);
-    populateMoeToLinalgConversionPatterns(patterns);
+    populateMoeToLinalgConversionPatterns(patterns, staticRowBound);
     ConversionTarget target(*ctx);
     target.addIllegalDialect<MoeDialect>();
     // Weights stay, as buffers; the LLVM lowering reads them from the table.
@@ -668,9 +515,10 @@ struct ConvertMoeToLinalgPass
 } // namespace
 
 void mlir::moe::populateMoeToLinalgConversionPatterns(
-    RewritePatternSet &patterns) {
-  patterns.add<GroupedMatmulLowering, DispatchLowering, TileScheduleLowering,
-               CombineLowering, RowWeightsLowering, WeightLowering,
+    RewritePatternSet &patterns, bool staticRowBound) {
+  populateDispatchToLinalgPatterns(patterns, staticRowBound);
+  patterns.add<GroupedMatmulLowering, TileScheduleLowering, CombineLowering,
+               RowWeightsLowering, WeightLowering,
                TokenReshapeLowering<SplitTokensOp, true>,
                TokenReshapeLowering<MergeTokensOp, false>>(
       patterns.getContext());

@@ -26,8 +26,16 @@ namespace moe {
 #define GEN_PASS_DECL
 #include "codegen/Passes.h.inc"
 
-/// Patterns lowering moe kernel ops to linalg/tensor (convert-moe-to-linalg).
-void populateMoeToLinalgConversionPatterns(RewritePatternSet &patterns);
+/// Patterns lowering moe kernel ops to linalg/tensor (convert-moe-to-linalg);
+/// `staticRowBound` as the pass option.
+void populateMoeToLinalgConversionPatterns(RewritePatternSet &patterns,
+                                           bool staticRowBound = false);
+
+/// Patterns lowering moe.dispatch to parallel generics (a chunked, stable
+/// placement); with `staticRowBound`, the rows are sized by the T·K slots
+/// instead of a read of offsets[E]. Part of convert-moe-to-linalg.
+void populateDispatchToLinalgPatterns(RewritePatternSet &patterns,
+                                      bool staticRowBound);
 
 /// Marks a math op that convert-moe-to-linalg replaces by MLIR's polynomial
 /// approximation once its patterns have run (hot scalar exps, which LLVM

@@ -15,10 +15,15 @@ def ConvertMoeToLinalg : Pass<"convert-moe-to-linalg"> {
     * `moe.grouped_matmul`: a generic that finds each row's group from the
       offsets, a generic over (row, n, k) that reads the group's weight with
       `tensor.extract`, and an elementwise epilogue (SwiGLU, row scale, cast);
-    * `moe.dispatch`: generics for the rows per expert and their exclusive
-      prefix sum (the offsets), a sequential scan over tokens that places
-      each used slot at its expert's next row (stable: token order within an
-      expert), and a generic that gathers the token rows;
+    * `moe.dispatch`: generics, each parallel over its output: per chunk of
+      32 tokens the slots routed to each expert, the rows per expert and
+      their exclusive prefix sum (the offsets), each chunk's first row per
+      expert, each slot's row (its chunk's start plus the chunk's earlier
+      slots routed to its expert: the stable, token-order placement), each
+      row's token (found from the chunk starts), and the gathered token
+      rows. With `static-row-bound` the rows are sized by the T·K slots, so
+      nothing reads the offsets back to size a buffer (the GPU's choice);
+      rows past the offsets' end are token 0's, never combined;
     * `moe.combine`: a generic over (token, d, slot) that gathers rows through
       `slot_to_row` and skips unused slots;
     * `moe.split_tokens` / `moe.merge_tokens`: `tensor.expand_shape` and
@@ -59,6 +64,11 @@ def ConvertMoeToLinalg : Pass<"convert-moe-to-linalg"> {
     }
     ```
   }];
+  let options = [
+    Option<"staticRowBound", "static-row-bound", "bool", /*default=*/"false",
+           "Size moe.dispatch's rows by the T·K slots instead of reading the "
+           "row count (offsets[E]) back">,
+  ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
     "::mlir::bufferization::BufferizationDialect",
@@ -404,10 +414,11 @@ def MapAllocsToGpu : Pass<"moe-map-allocs-to-gpu", "::mlir::ModuleOp"> {
     After bufferization and kernel outlining, the buffers that host code
     allocates are read and written by GPU kernels. This pass turns each
     `memref.alloc` / `memref.dealloc` outside `gpu.module`s into
-    `gpu.alloc` / `gpu.dealloc`. With `host-shared` (the default) the memory
-    is managed memory that the host may read as well, which keeps host-side
-    copies and result inspection working; without it, the memory is
-    device-only.
+    `gpu.alloc` / `gpu.dealloc`, and each `memref.copy` there (the copies
+    bufferization makes between such buffers) into a `gpu.memcpy`. With
+    `host-shared` (the default) the memory is managed memory that the host
+    may read as well, which keeps result inspection working; without it,
+    the memory is device-only.
 
     Before:
     ```mlir

@@ -41,14 +41,14 @@ static const char *stringifyFormat(moe::CudaObjectFormat format) {
 /// `addKernelPasses` adds a target's own lowerings of moe kernel ops, which
 /// run before the generic ones of convert-moe-to-linalg.
 static void buildTensorToParallelLoops(
-    OpPassManager &pm,
+    OpPassManager &pm, bool staticRowBound,
     function_ref<void(OpPassManager &)> addKernelPasses = nullptr) {
   pm.addPass(moe::createDecomposeMoeBlock());
   pm.addPass(moe::createFuseRoutingWeights());
   pm.addPass(moe::createLowerRouting());
   if (addKernelPasses)
     addKernelPasses(pm);
-  pm.addPass(moe::createConvertMoeToLinalg());
+  pm.addPass(moe::createConvertMoeToLinalg({staticRowBound}));
   pm.addPass(createCanonicalizerPass());
   bufferization::OneShotBufferizePassOptions bufferize;
   bufferize.bufferizeFunctionBoundaries = true;
@@ -87,11 +87,12 @@ moe::SelectCpuKernelsOptions moe::CpuPipelineOptions::kernelSelection() const {
 
 void moe::buildMoeToCpuPipeline(OpPassManager &pm,
                                 const CpuPipelineOptions &options) {
-  buildTensorToParallelLoops(pm, [&](OpPassManager &kernels) {
-    kernels.addPass(moe::createSelectCpuKernels(options.kernelSelection()));
-    kernels.addPass(moe::createTileGroupedMatmul());
-    kernels.addPass(moe::createTileAttention());
-  });
+  buildTensorToParallelLoops(
+      pm, options.staticRowBound, [&](OpPassManager &kernels) {
+        kernels.addPass(moe::createSelectCpuKernels(options.kernelSelection()));
+        kernels.addPass(moe::createTileGroupedMatmul());
+        kernels.addPass(moe::createTileAttention());
+      });
   if (options.openmp) {
     pm.addPass(createConvertSCFToOpenMPPass());
     // Inlines the memref.alloca_scope wrapped around each loop body: our
@@ -119,7 +120,8 @@ void moe::buildMoeToCpuPipeline(OpPassManager &pm,
 
 void moe::buildMoeToCudaPipeline(OpPassManager &pm,
                                  const CudaPipelineOptions &options) {
-  buildTensorToParallelLoops(pm);
+  // Row buffers sized without reading device memory back on the host.
+  buildTensorToParallelLoops(pm, /*staticRowBound=*/true);
   // Tiles of each parallel loop nest become thread blocks and the points of
   // a tile their threads; reductions stay sequential loops in each thread.
   pm.addNestedPass<func::FuncOp>(createParallelLoopTilingPass(

@@ -79,6 +79,11 @@ struct CpuPipelineOptions : PassPipelineOptions<CpuPipelineOptions> {
       *this, "attention-micro-rows",
       llvm::cl::desc("Attention: keys or head dimensions per register block"),
       llvm::cl::init(0)};
+  Option<bool> staticRowBound{
+      *this, "static-row-bound",
+      llvm::cl::desc("Size moe.dispatch's rows by the T·K slots, as the CUDA "
+                     "pipeline does, instead of reading the row count back"),
+      llvm::cl::init(false)};
   Option<bool> runtimeAlloc{
       *this, "runtime-alloc",
       llvm::cl::desc("Allocate buffers with _mlir_memref_to_llvm_alloc / "

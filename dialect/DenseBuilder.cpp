@@ -70,11 +70,24 @@ Value DenseBuilder::accumulate(Value acc, Value rhs) {
 
 Value DenseBuilder::singleGroup(Value x) {
   Value n = getValueOrCreateConstantIndexOp(b, loc, rows(x));
-  Value zero = arith::ConstantIntOp::create(b, loc, 0, 32);
   Value end = arith::IndexCastOp::create(b, loc, b.getI32Type(), n);
-  return tensor::FromElementsOp::create(
-      b, loc, RankedTensorType::get({2}, b.getI32Type()),
-      ValueRange{zero, end});
+  // [0, rows] as a generic, not tensor.from_elements: its stores would run
+  // on the host, into what is device memory on the GPU.
+  Value init =
+      tensor::EmptyOp::create(b, loc, ArrayRef<int64_t>{2}, b.getI32Type());
+  GenericBuilder gen{b, loc, {kParallel}};
+  return gen.build(
+      ValueRange{}, {}, init, {{0}},
+      [&](OpBuilder &nb, Location nl, ValueRange) {
+        Value first = arith::CmpIOp::create(
+            nb, nl, arith::CmpIPredicate::eq, indexAsI32(nb, nl, 0),
+            arith::ConstantIntOp::create(nb, nl, 0, 32));
+        linalg::YieldOp::create(
+            nb, nl,
+            Value(arith::SelectOp::create(
+                nb, nl, first, arith::ConstantIntOp::create(nb, nl, 0, 32),
+                end)));
+      })[0];
 }
 
 Value DenseBuilder::asGroup(Value w) {

@@ -1,4 +1,5 @@
 // RUN: moec-opt %s -convert-moe-to-linalg -split-input-file -verify-diagnostics | FileCheck %s
+// RUN: moec-opt %s -convert-moe-to-linalg=static-row-bound -split-input-file -verify-diagnostics | FileCheck %s --check-prefix=STATIC
 
 // CHECK-DAG: #[[ROW_GROUP_IN:.*]] = affine_map<(d0, d1) -> (d1)>
 // CHECK-DAG: #[[ROW_GROUP_OUT:.*]] = affine_map<(d0, d1) -> (d0)>
@@ -99,24 +100,46 @@ func.func @row_weights(%w: tensor<?x2xf32>, %s2r: tensor<?x2xi32>,
 
 // CHECK-LABEL: func @dispatch
 // CHECK-SAME: (%[[X:.*]]: tensor<?x8xf32>, %[[IDS:.*]]: tensor<?x2xi32>, %[[N:.*]]: tensor<?xi32>)
+// STATIC-LABEL: func @dispatch
 func.func @dispatch(%x: tensor<?x8xf32>, %ids: tensor<?x2xi32>, %n: tensor<?xi32>)
     -> (tensor<?x8xf32>, tensor<5xi32>, tensor<?xi32>, tensor<?x2xi32>) {
-  // Rows per expert over the used slots, then their exclusive prefix sum.
-  // CHECK: linalg.generic {{.*}} iterator_types = ["parallel", "reduction", "reduction"]
-  // CHECK-SAME: ins(%[[IDS]], %[[N]] : tensor<?x2xi32>, tensor<?xi32>) outs(%{{.*}} : tensor<4xi32>)
-  // CHECK: %[[OFFSETS:.*]] = linalg.generic {{.*}} iterator_types = ["parallel", "reduction"]
-  // CHECK-SAME: outs(%{{.*}} : tensor<5xi32>)
-  // R is the last offset.
-  // CHECK: %[[R:.*]] = tensor.extract %[[OFFSETS]][%{{.*}}] : tensor<5xi32>
-  // A stable scan over tokens, then slots, places each row.
+  // Every step is a generic parallel over its output; no loop over all the
+  // tokens outside one. Per chunk of 32 tokens and expert, its slots routed
+  // there (a scan of the chunk's used slots):
+  // CHECK: %[[T:.*]] = tensor.dim %[[X]], %c0
+  // CHECK: %[[CHUNKS:.*]] = arith.ceildivui %[[T]], %c32
+  // CHECK: %[[COUNTS:.*]] = linalg.generic {{.*}} iterator_types = ["parallel", "parallel"]} outs(%{{.*}} : tensor<?x4xi32>)
   // CHECK: scf.for
+  // CHECK: tensor.extract %[[N]]
   // CHECK: scf.for
-  // CHECK: tensor.insert
-  // CHECK: tensor.insert
-  // CHECK: tensor.insert
+  // CHECK: tensor.extract %[[IDS]]
+  // Rows per expert, their exclusive prefix sum (the offsets):
+  // CHECK: %[[PER_EXPERT:.*]] = linalg.generic {{.*}} iterator_types = ["parallel", "reduction"]} ins(%[[COUNTS]] : tensor<?x4xi32>) outs(%{{.*}} : tensor<4xi32>)
+  // CHECK: %[[OFFSETS:.*]] = linalg.generic {{.*}} iterator_types = ["parallel", "reduction"]} ins(%[[PER_EXPERT]] : tensor<4xi32>) outs(%{{.*}} : tensor<5xi32>)
+  // Each chunk's first row per expert:
+  // CHECK: %[[STARTS:.*]] = linalg.generic {{.*}} iterator_types = ["parallel", "parallel"]} outs(%{{.*}} : tensor<?x4xi32>)
+  // CHECK: tensor.extract %[[OFFSETS]]
+  // CHECK: scf.for
+  // CHECK: tensor.extract %[[COUNTS]]
+  // Each slot's row: its chunk's start plus the chunk's earlier slots of
+  // its expert (stable: token order).
+  // CHECK: %[[SLOT_TO_ROW:.*]] = linalg.generic {{.*}} iterator_types = ["parallel", "parallel"]} ins(%[[N]] : tensor<?xi32>) outs(%{{.*}} : tensor<?x2xi32>)
+  // CHECK: tensor.extract %[[STARTS]]
+  // R is the last offset (without the static bound).
+  // CHECK: %[[R:.*]] = tensor.extract %[[OFFSETS]][%c4] : tensor<5xi32>
+  // CHECK: %[[RI:.*]] = arith.index_cast %[[R]]
+  // STATIC-NOT: tensor.extract %{{.*}}[%c4] : tensor<5xi32>
+  // STATIC: %[[BOUND:.*]] = arith.muli %{{.*}}, %c2
+  // STATIC: tensor.empty(%[[BOUND]]) : tensor<?xi32>
+  // Each row's expert, then its token: the chunk that holds the row, then
+  // a scan of that chunk.
+  // CHECK: %[[EXPERTS:.*]] = linalg.generic {{.*}} iterator_types = ["parallel", "reduction"]}
+  // CHECK: %[[ROW_TO_TOKEN:.*]] = linalg.generic {{.*}} iterator_types = ["parallel"]} ins(%[[EXPERTS]] : tensor<?xi32>)
+  // CHECK: scf.for %{{.*}} = %c0{{.*}} to %[[CHUNKS]]
   // The gather of the token rows.
-  // CHECK: linalg.generic
+  // CHECK: %[[ROWS:.*]] = linalg.generic {{.*}} ins(%[[ROW_TO_TOKEN]] : tensor<?xi32>) outs(%{{.*}} : tensor<?x8xf32>)
   // CHECK: tensor.extract %[[X]]
+  // CHECK: return %[[ROWS]], %[[OFFSETS]], %[[ROW_TO_TOKEN]], %[[SLOT_TO_ROW]]
   %rows, %offsets, %row_to_token, %slot_to_row = moe.dispatch %x, %ids, %n
       : tensor<?x8xf32>, tensor<?x2xi32>, tensor<?xi32>
       -> tensor<?x8xf32>, tensor<5xi32>, tensor<?xi32>, tensor<?x2xi32>

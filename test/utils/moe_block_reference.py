@@ -49,6 +49,16 @@ CASES = {
                          dsse=(4, 12), adr=(0.5, 1)),
     "bf16-weights": dict(T=5, D=16, E=4, F=8, policy=("top_k", 2, True),
                          dtype="bf16"),
+    # More tokens than a chunk of moe.dispatch's placement (32), not a
+    # multiple of it: run by dispatch-chunks.mlir, with and without the
+    # static row bound.
+    "chunks-top-k": dict(T=100, D=16, E=8, F=8, policy=("top_k", 2, True)),
+    "chunks-top-p": dict(T=150, D=16, E=6, F=8,
+                         policy=("top_p", 0.6, None, False)),
+    # Top-1 over 24 experts and 40 tokens: experts without a token, and a
+    # skew toward one expert (gate_scale spreads the logits).
+    "chunks-sparse": dict(T=40, D=16, E=24, F=8, policy=("top_k", 1, True),
+                          gate_scale=3.0),
 }
 
 # Routing decisions closer than this to a threshold could go either way

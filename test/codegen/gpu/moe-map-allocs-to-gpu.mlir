@@ -21,6 +21,18 @@ module attributes {gpu.container_module} {
     return
   }
 
+  // Copies between host-side buffers become GPU copies.
+  // CHECK-LABEL: func @copy
+  // CHECK-SAME: (%[[A:.*]]: memref<?xf32>, %[[B:.*]]: memref<?xf32, strided<[1], offset: ?>>)
+  // CHECK: %[[READY:.*]] = gpu.wait async
+  // CHECK-NEXT: %[[DONE:.*]] = gpu.memcpy async [%[[READY]]] %[[B]], %[[A]]
+  // CHECK-NEXT: gpu.wait [%[[DONE]]]
+  // CHECK-NOT: memref.copy
+  func.func @copy(%a: memref<?xf32>, %b: memref<?xf32, strided<[1], offset: ?>>) {
+    memref.copy %a, %b : memref<?xf32> to memref<?xf32, strided<[1], offset: ?>>
+    return
+  }
+
   // Allocations inside kernels stay.
   // CHECK: gpu.module @kernels
   gpu.module @kernels {

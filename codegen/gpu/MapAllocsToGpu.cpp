@@ -1,4 +1,10 @@
 //===- MapAllocsToGpu.cpp - host allocations into GPU memory --------------===//
+//
+// GPU only: the host code's buffers become GPU allocations, and the copies
+// between them (bufferization's) GPU copies, which the host could not do on
+// device memory.
+//
+//===----------------------------------------------------------------------===//
 
 #include "codegen/Passes.h"
 
@@ -76,14 +82,32 @@ struct DeallocToGpu : OpRewritePattern<memref::DeallocOp> {
   }
 };
 
-struct MapAllocsToGpuPass
-    : moe::impl::MapAllocsToGpuBase<MapAllocsToGpuPass> {
+/// A host memref.copy between buffers that are GPU memory after this pass.
+struct CopyToGpu : OpRewritePattern<memref::CopyOp> {
+  using OpRewritePattern::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(memref::CopyOp op,
+                                PatternRewriter &rewriter) const override {
+    if (inGpuModule(op))
+      return failure();
+    Location loc = op.getLoc();
+    auto tokenType = gpu::AsyncTokenType::get(op.getContext());
+    Value done = gpu::MemcpyOp::create(rewriter, loc, tokenType,
+                                       ValueRange{readyToken(rewriter, loc)},
+                                       op.getTarget(), op.getSource())
+                     .getAsyncToken();
+    rewriter.replaceOpWithNewOp<gpu::WaitOp>(op, Type(), ValueRange{done});
+    return success();
+  }
+};
+
+struct MapAllocsToGpuPass : moe::impl::MapAllocsToGpuBase<MapAllocsToGpuPass> {
   using Base::Base;
 
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
     patterns.add<AllocToGpu>(&getContext(), hostShared);
-    patterns.add<DeallocToGpu>(&getContext());
+    patterns.add<DeallocToGpu, CopyToGpu>(&getContext());
     walkAndApplyPatterns(getOperation(), std::move(patterns));
   }
 };
