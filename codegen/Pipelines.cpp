@@ -41,7 +41,7 @@ static const char *stringifyFormat(moe::CudaObjectFormat format) {
 /// `addKernelPasses` adds a target's own lowerings of moe kernel ops, which
 /// run before the generic ones of convert-moe-to-linalg.
 static void buildTensorToParallelLoops(
-    OpPassManager &pm, bool staticRowBound,
+    OpPassManager &pm, bool staticRowBound, bool keepSingleIterationLoops,
     function_ref<void(OpPassManager &)> addKernelPasses = nullptr) {
   pm.addPass(moe::createDecomposeMoeBlock());
   pm.addPass(moe::createFuseRoutingWeights());
@@ -63,7 +63,11 @@ static void buildTensorToParallelLoops(
   // of the linalg ops.
   pm.addPass(createForallToParallelLoopPass());
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToParallelLoopsPass());
-  pm.addPass(createCanonicalizerPass());
+  // The canonicalizer would inline a parallel loop of one iteration (a
+  // reduction into a single element) into the host code, which on the GPU
+  // must stay a kernel.
+  if (!keepSingleIterationLoops)
+    pm.addPass(createCanonicalizerPass());
 }
 
 moe::SelectCpuKernelsOptions moe::CpuPipelineOptions::kernelSelection() const {
@@ -88,7 +92,8 @@ moe::SelectCpuKernelsOptions moe::CpuPipelineOptions::kernelSelection() const {
 void moe::buildMoeToCpuPipeline(OpPassManager &pm,
                                 const CpuPipelineOptions &options) {
   buildTensorToParallelLoops(
-      pm, options.staticRowBound, [&](OpPassManager &kernels) {
+      pm, options.staticRowBound, /*keepSingleIterationLoops=*/false,
+      [&](OpPassManager &kernels) {
         kernels.addPass(moe::createSelectCpuKernels(options.kernelSelection()));
         kernels.addPass(moe::createTileGroupedMatmul());
         kernels.addPass(moe::createTileAttention());
@@ -121,7 +126,8 @@ void moe::buildMoeToCpuPipeline(OpPassManager &pm,
 void moe::buildMoeToCudaPipeline(OpPassManager &pm,
                                  const CudaPipelineOptions &options) {
   // Row buffers sized without reading device memory back on the host.
-  buildTensorToParallelLoops(pm, /*staticRowBound=*/true);
+  buildTensorToParallelLoops(pm, /*staticRowBound=*/true,
+                             /*keepSingleIterationLoops=*/true);
   // Tiles of each parallel loop nest become thread blocks and the points of
   // a tile their threads; reductions stay sequential loops in each thread.
   pm.addNestedPass<func::FuncOp>(createParallelLoopTilingPass(
