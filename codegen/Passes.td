@@ -443,4 +443,36 @@ def MapAllocsToGpu : Pass<"moe-map-allocs-to-gpu", "::mlir::ModuleOp"> {
   let dependentDialects = ["::mlir::gpu::GPUDialect"];
 }
 
+def InlineLayers : Pass<"moe-inline-layers", "::mlir::ModuleOp"> {
+  let summary = "Inline the layer functions into the forward pass (GPU)";
+  let description = [{
+    The importer makes each distinct decoder layer a private function
+    (marked `moe.layers`), called with `no_inline` so that the CPU compiles
+    it once. After `gpu-kernel-outlining` a layer function's kernels are
+    symbols of their own, and the function is host code that allocates and
+    launches; this pass inlines every call of such a function (the calls
+    then launch the same kernels) and erases the functions, so that the
+    forward pass is one straight-line host function, which
+    `gpu-async-region` puts on one stream.
+
+    Before:
+    ```mlir
+    func.func private @layer_moe(...) attributes {moe.layers = array<i64: 0, 1>} {
+      gpu.launch_func @layer_moe_kernel::@layer_moe_kernel ...
+    }
+    func.func @forward(...) {
+      call @layer_moe(...) {no_inline} : (...) -> ()
+      call @layer_moe(...) {no_inline} : (...) -> ()
+    }
+    ```
+    After:
+    ```mlir
+    func.func @forward(...) {
+      gpu.launch_func @layer_moe_kernel::@layer_moe_kernel ...
+      gpu.launch_func @layer_moe_kernel::@layer_moe_kernel ...
+    }
+    ```
+  }];
+}
+
 #endif // MOEC_CODEGEN_PASSES_TD

@@ -136,6 +136,13 @@ void moe::buildMoeToCudaPipeline(OpPassManager &pm,
   pm.addNestedPass<func::FuncOp>(createConvertParallelLoopToGpuPass());
   pm.addPass(createGpuKernelOutliningPass());
   pm.addPass(moe::createMapAllocsToGpu({options.hostShared}));
+  if (!options.hostShared) {
+    // One stream for the whole forward pass: the layer functions inlined
+    // into it (their kernels stay shared), then every GPU op chained in
+    // program order, with one synchronisation at the end.
+    pm.addPass(moe::createInlineLayers());
+    pm.addNestedPass<func::FuncOp>(createGpuAsyncRegionPass());
+  }
 
   GpuNVVMAttachTargetOptions target;
   target.chip = options.chip;

@@ -26,17 +26,29 @@ bool inGpuModule(Operation *op) {
   return op->getParentOfType<gpu::GPUModuleOp>() != nullptr;
 }
 
-/// A fresh token for an async op that gpu-to-llvm wants with exactly one
-/// dependency.
-Value readyToken(PatternRewriter &rewriter, Location loc) {
+/// Creates a GPU deallocation or copy: with `waited`, in the async form with
+/// one dependency that gpu-to-llvm lowers, on a fresh stream waited for at
+/// once; otherwise in the synchronous form, for gpu-async-region to chain.
+template <typename GpuOp, typename... Args>
+GpuOp createGpuOp(PatternRewriter &rewriter, Location loc, bool waited,
+                  Args &&...args) {
+  if (!waited)
+    return GpuOp::create(rewriter, loc, Type(), ValueRange(),
+                         std::forward<Args>(args)...);
   auto tokenType = gpu::AsyncTokenType::get(rewriter.getContext());
-  return gpu::WaitOp::create(rewriter, loc, tokenType, ValueRange())
-      .getAsyncToken();
+  Value ready = gpu::WaitOp::create(rewriter, loc, tokenType, ValueRange())
+                    .getAsyncToken();
+  auto op = GpuOp::create(rewriter, loc, tokenType, ValueRange{ready},
+                          std::forward<Args>(args)...);
+  gpu::WaitOp::create(rewriter, loc, Type(), ValueRange{op.getAsyncToken()});
+  return op;
 }
 
-/// gpu-to-llvm lowers managed allocations in synchronous form only, and
-/// device allocations and deallocations in asynchronous form only, with one
-/// dependency; each async op is waited for at once.
+/// Managed memory (`hostShared`): gpu-to-llvm lowers its allocation in the
+/// synchronous form only and its deallocation in the async form only, so
+/// each op is waited for at once. Device memory: every op synchronous, which
+/// the CUDA pipeline's gpu-async-region then puts on one stream in program
+/// order (gpu-to-llvm lowers device allocations only in the async form).
 struct AllocToGpu : OpRewritePattern<memref::AllocOp> {
   AllocToGpu(MLIRContext *ctx, bool hostShared)
       : OpRewritePattern(ctx), hostShared(hostShared) {}
@@ -45,18 +57,10 @@ struct AllocToGpu : OpRewritePattern<memref::AllocOp> {
                                 PatternRewriter &rewriter) const override {
     if (inGpuModule(op))
       return failure();
-    Location loc = op.getLoc();
-    Type tokenType;
-    SmallVector<Value, 1> dependencies;
-    if (!hostShared) {
-      tokenType = gpu::AsyncTokenType::get(op.getContext());
-      dependencies.push_back(readyToken(rewriter, loc));
-    }
-    auto alloc = gpu::AllocOp::create(rewriter, loc, op.getType(), tokenType,
-                                      dependencies, op.getDynamicSizes(),
-                                      op.getSymbolOperands(), hostShared);
-    if (!hostShared)
-      gpu::WaitOp::create(rewriter, loc, Type(), alloc.getAsyncToken());
+    auto alloc = gpu::AllocOp::create(
+        rewriter, op.getLoc(), op.getType(), /*asyncToken=*/Type(),
+        /*asyncDependencies=*/ValueRange(), op.getDynamicSizes(),
+        op.getSymbolOperands(), hostShared);
     rewriter.replaceOp(op, alloc.getMemref());
     return success();
   }
@@ -65,40 +69,38 @@ struct AllocToGpu : OpRewritePattern<memref::AllocOp> {
 };
 
 struct DeallocToGpu : OpRewritePattern<memref::DeallocOp> {
-  using OpRewritePattern::OpRewritePattern;
+  DeallocToGpu(MLIRContext *ctx, bool hostShared)
+      : OpRewritePattern(ctx), hostShared(hostShared) {}
 
   LogicalResult matchAndRewrite(memref::DeallocOp op,
                                 PatternRewriter &rewriter) const override {
     if (inGpuModule(op))
       return failure();
-    Location loc = op.getLoc();
-    auto tokenType = gpu::AsyncTokenType::get(op.getContext());
-    Value done = gpu::DeallocOp::create(rewriter, loc, tokenType,
-                                        ValueRange{readyToken(rewriter, loc)},
-                                        op.getMemref())
-                     .getAsyncToken();
-    rewriter.replaceOpWithNewOp<gpu::WaitOp>(op, Type(), ValueRange{done});
+    createGpuOp<gpu::DeallocOp>(rewriter, op.getLoc(), hostShared,
+                                op.getMemref());
+    rewriter.eraseOp(op);
     return success();
   }
+
+  bool hostShared;
 };
 
 /// A host memref.copy between buffers that are GPU memory after this pass.
 struct CopyToGpu : OpRewritePattern<memref::CopyOp> {
-  using OpRewritePattern::OpRewritePattern;
+  CopyToGpu(MLIRContext *ctx, bool hostShared)
+      : OpRewritePattern(ctx), hostShared(hostShared) {}
 
   LogicalResult matchAndRewrite(memref::CopyOp op,
                                 PatternRewriter &rewriter) const override {
     if (inGpuModule(op))
       return failure();
-    Location loc = op.getLoc();
-    auto tokenType = gpu::AsyncTokenType::get(op.getContext());
-    Value done = gpu::MemcpyOp::create(rewriter, loc, tokenType,
-                                       ValueRange{readyToken(rewriter, loc)},
-                                       op.getTarget(), op.getSource())
-                     .getAsyncToken();
-    rewriter.replaceOpWithNewOp<gpu::WaitOp>(op, Type(), ValueRange{done});
+    createGpuOp<gpu::MemcpyOp>(rewriter, op.getLoc(), hostShared,
+                               op.getTarget(), op.getSource());
+    rewriter.eraseOp(op);
     return success();
   }
+
+  bool hostShared;
 };
 
 struct MapAllocsToGpuPass : moe::impl::MapAllocsToGpuBase<MapAllocsToGpuPass> {
@@ -106,8 +108,8 @@ struct MapAllocsToGpuPass : moe::impl::MapAllocsToGpuBase<MapAllocsToGpuPass> {
 
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
-    patterns.add<AllocToGpu>(&getContext(), hostShared);
-    patterns.add<DeallocToGpu, CopyToGpu>(&getContext());
+    patterns.add<AllocToGpu, DeallocToGpu, CopyToGpu>(&getContext(),
+                                                      hostShared);
     walkAndApplyPatterns(getOperation(), std::move(patterns));
   }
 };

@@ -17,7 +17,8 @@
 //   ptr  mgpuModuleGetFunction(ptr module, ptr name)
 //   void mgpuLaunchKernel(ptr fn, i64 gx, gy, gz, bx, by, bz, i32 smem,
 //                         ptr stream, ptr params, ptr extra, i64 paramsCount)
-//   void mgpuLaunchClusterKernel(ptr fn, i64 cx, cy, cz, gx, gy, gz, bx, by, bz,
+//   void mgpuLaunchClusterKernel(ptr fn, i64 cx, cy, cz, gx, gy, gz, bx, by,
+//   bz,
 //                                i32 smem, ptr stream, ptr params, ptr extra)
 //   ptr  mgpuStreamCreate()            void mgpuStreamDestroy(ptr)
 //   void mgpuStreamSynchronize(ptr)    void mgpuStreamWaitEvent(ptr s, ptr e)
@@ -291,9 +292,8 @@ void allowDynamicSharedMemory(CUfunction function, int32_t bytes,
                   bytes, staticBytes, optIn);
     reportError(entry, message);
   }
-  checkCu(cuFuncSetAttribute(function,
-                             CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-                             bytes),
+  checkCu(cuFuncSetAttribute(
+              function, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, bytes),
           "cuFuncSetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES)", entry);
 }
 
@@ -326,8 +326,8 @@ void memrefSpan(int64_t rank, const MemRefHeader *desc, int64_t elementSize,
     int64_t reach = (sizes[i] - 1) * strides[i];
     (reach < 0 ? low : high) += reach;
   }
-  begin = static_cast<char *>(desc->aligned) +
-          (desc->offset + low) * elementSize;
+  begin =
+      static_cast<char *>(desc->aligned) + (desc->offset + low) * elementSize;
   bytes = static_cast<uint64_t>(high - low + 1) *
           static_cast<uint64_t>(elementSize);
 }
@@ -361,8 +361,7 @@ MOEC_RT_EXPORT void *mgpuModuleLoadJIT(void *data, int optLevel) {
   CUjit_option options[] = {CU_JIT_OPTIMIZATION_LEVEL, CU_JIT_ERROR_LOG_BUFFER,
                             CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES};
   void *values[] = {reinterpret_cast<void *>(static_cast<uintptr_t>(level)),
-                    errorLog,
-                    reinterpret_cast<void *>(sizeof(errorLog))};
+                    errorLog, reinterpret_cast<void *>(sizeof(errorLog))};
   CUmodule module = nullptr;
   if (!MOEC_CU(cuModuleLoadDataEx(&module, data, 3, options, values)) &&
       errorLog[0])
@@ -555,28 +554,64 @@ MOEC_RT_EXPORT void mgpuEventRecord(void *event, void *stream) {
 // Memory
 //===----------------------------------------------------------------------===//
 
-/// Allocates device memory, or managed memory visible to host and device if
-/// `isHostShared`. The allocation is synchronous; `stream` is not used. A
-/// zero-byte request returns null.
-MOEC_RT_EXPORT void *mgpuMemAlloc(uint64_t sizeBytes, void * /*stream*/,
+/// Makes the current device's default memory pool keep what is freed into
+/// it (a release threshold of "never"), so that after the first forward pass
+/// the stream-ordered allocations are served from memory the pool holds:
+/// the arena of the pass, with no driver allocation and no synchronisation.
+void keepPoolMemory(const char *entry) {
+  static std::once_flag once[kMaxDevices];
+  int32_t ordinal = defaultDevice.load();
+  if (ordinal < 0 || ordinal >= kMaxDevices)
+    return;
+  std::call_once(once[ordinal], [ordinal, entry] {
+    CUdevice device = 0;
+    CUmemoryPool pool = nullptr;
+    cuuint64_t never = UINT64_MAX;
+    if (checkCu(cuDeviceGet(&device, ordinal), "cuDeviceGet", entry) &&
+        checkCu(cuDeviceGetDefaultMemPool(&pool, device),
+                "cuDeviceGetDefaultMemPool", entry))
+      checkCu(cuMemPoolSetAttribute(pool, CU_MEMPOOL_ATTR_RELEASE_THRESHOLD,
+                                    &never),
+              "cuMemPoolSetAttribute(RELEASE_THRESHOLD)", entry);
+  });
+}
+
+/// Allocates managed memory visible to host and device if `isHostShared`;
+/// otherwise device memory, ordered on `stream` when there is one (from the
+/// device's default pool: no synchronisation, and reused once freed), or
+/// synchronously. A zero-byte request returns null.
+MOEC_RT_EXPORT void *mgpuMemAlloc(uint64_t sizeBytes, void *stream,
                                   bool isHostShared) {
   if (sizeBytes == 0)
     return nullptr;
   ScopedContext scope(__func__);
   CUdeviceptr ptr = 0;
-  if (isHostShared)
+  if (isHostShared) {
     MOEC_CU(cuMemAllocManaged(&ptr, sizeBytes, CU_MEM_ATTACH_GLOBAL));
-  else
+  } else if (stream) {
+    keepPoolMemory(__func__);
+    MOEC_CU(cuMemAllocAsync(&ptr, sizeBytes, asStream(stream)));
+  } else {
     MOEC_CU(cuMemAlloc(&ptr, sizeBytes));
+  }
   return reinterpret_cast<void *>(ptr);
 }
 
 /// Frees memory from mgpuMemAlloc once the work queued on `stream` (which
-/// may still use it) has finished.
+/// may still use it) has finished: pool memory in stream order, without
+/// waiting; other memory after synchronising with the stream.
 MOEC_RT_EXPORT void mgpuMemFree(void *ptr, void *stream) {
   if (!ptr)
     return;
   ScopedContext scope(__func__);
+  CUmemoryPool pool = nullptr;
+  if (stream &&
+      cuPointerGetAttribute(&pool, CU_POINTER_ATTRIBUTE_MEMPOOL_HANDLE,
+                            asDevicePtr(ptr)) == CUDA_SUCCESS &&
+      pool) {
+    MOEC_CU(cuMemFreeAsync(asDevicePtr(ptr), asStream(stream)));
+    return;
+  }
   if (stream)
     MOEC_CU(cuStreamSynchronize(asStream(stream)));
   MOEC_CU(cuMemFree(asDevicePtr(ptr)));
@@ -616,8 +651,9 @@ MOEC_RT_EXPORT void mgpuMemHostRegister(void *ptr, uint64_t sizeBytes) {
   if (!ptr || sizeBytes == 0)
     return;
   ScopedContext scope(__func__);
-  MOEC_CU(cuMemHostRegister(ptr, sizeBytes, CU_MEMHOSTREGISTER_PORTABLE |
-                                                CU_MEMHOSTREGISTER_DEVICEMAP));
+  MOEC_CU(cuMemHostRegister(ptr, sizeBytes,
+                            CU_MEMHOSTREGISTER_PORTABLE |
+                                CU_MEMHOSTREGISTER_DEVICEMAP));
 }
 
 MOEC_RT_EXPORT void mgpuMemHostUnregister(void *ptr) {
@@ -680,8 +716,7 @@ MOEC_RT_EXPORT void *mgpuTensorMapEncodeTiledMemref(
     int64_t swizzle, int64_t l2Promotion, int64_t oobFill, int64_t *boxDims) {
   // Bytes per element, indexed by CUtensorMapDataType; 0 for the packed
   // sub-byte formats, which a memref cannot describe.
-  static const int64_t elementBytes[] = {1, 2, 4, 4, 8, 8, 2,
-                                         4, 8, 2, 4, 4, 4};
+  static const int64_t elementBytes[] = {1, 2, 4, 4, 8, 8, 2, 4, 8, 2, 4, 4, 4};
   constexpr int64_t kKnownTypes =
       static_cast<int64_t>(sizeof(elementBytes) / sizeof(elementBytes[0]));
   constexpr int64_t kMaxRank = 5;

@@ -11,6 +11,7 @@ result with format=isa: each gpu.binary's PTX is assembled by ptxas -v for
 the architecture, and its spill bytes are summed. Prints one line per check:
 
   host: N launches, M GPU allocations, K host accesses to GPU memory
+  streams: C created, S synchronisations (in the lowered host code)
   device: N modules, K kernels assembled for ARCH, S bytes spill stores, L bytes spill loads
 
 and the offending host lines, if any.
@@ -56,8 +57,15 @@ def check_host(path):
         print("  host access: " + line[:160])
 
 
+def check_streams(source):
+    created = len(re.findall(r"llvm\.call @mgpuStreamCreate\(", source))
+    synced = len(re.findall(r"llvm\.call @mgpuStreamSynchronize\(", source))
+    print("streams: %d created, %d synchronisations" % (created, synced))
+
+
 def check_device(path, ptxas, arch):
     source = open(path, encoding="latin-1").read()
+    check_streams(source)
     payloads = re.findall(r'assembly = "((?:[^"\\]|\\.)*)"', source, re.S)
     kernels = stores = loads = 0
     with tempfile.TemporaryDirectory() as tmp:

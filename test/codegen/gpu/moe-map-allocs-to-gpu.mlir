@@ -1,5 +1,6 @@
 // RUN: moec-opt %s -moe-map-allocs-to-gpu | FileCheck %s
 // RUN: moec-opt %s -moe-map-allocs-to-gpu="host-shared=false" | FileCheck %s --check-prefix=DEVICE
+// RUN: moec-opt %s -moe-map-allocs-to-gpu="host-shared=false" -gpu-async-region | FileCheck %s --check-prefix=STREAM
 
 module attributes {gpu.container_module} {
   // CHECK-LABEL: func @host
@@ -7,16 +8,25 @@ module attributes {gpu.container_module} {
   func.func @host(%n: index) {
     %c1 = arith.constant 1 : index
     // CHECK: %[[BUF:.*]] = gpu.alloc host_shared (%{{.*}}) : memref<?x8xf32>
-    // DEVICE: %[[READY:.*]] = gpu.wait async
-    // DEVICE-NEXT: %[[BUF:.*]], %[[T:.*]] = gpu.alloc async [%[[READY]]] (%{{.*}}) : memref<?x8xf32>
-    // DEVICE-NEXT: gpu.wait [%[[T]]]
+    // Device memory: synchronous forms, which gpu-async-region chains on
+    // one stream, waited for once at the end.
+    // DEVICE: %[[BUF:.*]] = gpu.alloc  (%{{.*}}) : memref<?x8xf32>
+    // DEVICE-NOT: gpu.wait
+    // STREAM: %[[T0:.*]] = gpu.wait async
+    // STREAM-NEXT: %[[BUF:.*]], %[[T1:.*]] = gpu.alloc async [%[[T0]]] (%{{.*}}) : memref<?x8xf32>
+    // STREAM-NEXT: %[[T2:.*]] = gpu.launch_func async [%[[T1]]]
+    // STREAM-NEXT: %[[T3:.*]] = gpu.dealloc async [%[[T2]]] %[[BUF]] : memref<?x8xf32>
+    // STREAM-NEXT: gpu.wait [%[[T3]]]
+    // STREAM-NEXT: return
     %buf = memref.alloc(%n) : memref<?x8xf32>
     gpu.launch_func @kernels::@k blocks in (%c1, %c1, %c1) threads in (%c1, %c1, %c1)
         args(%buf : memref<?x8xf32>)
+    // Managed memory: the deallocation in the async form gpu-to-llvm
+    // lowers, waited for at once.
     // CHECK: %[[READY:.*]] = gpu.wait async
     // CHECK-NEXT: %[[DONE:.*]] = gpu.dealloc async [%[[READY]]] %[[BUF]] : memref<?x8xf32>
     // CHECK-NEXT: gpu.wait [%[[DONE]]]
-    // DEVICE: gpu.dealloc async [%{{.*}}] %[[BUF]] : memref<?x8xf32>
+    // DEVICE: gpu.dealloc  %[[BUF]] : memref<?x8xf32>
     memref.dealloc %buf : memref<?x8xf32>
     return
   }

@@ -1,0 +1,71 @@
+//===- InlineLayers.cpp - layer functions inlined into the forward pass ---===//
+//
+// GPU only. The importer makes each distinct decoder layer one private
+// function, called once per layer with `no_inline` so that the CPU compiles
+// it once. On the GPU its kernels are outlined once per function all the
+// same, and what remains of a layer function is host code that launches
+// them; inlining it into the forward pass (after outlining, so every call
+// site launches the same kernels) leaves one straight-line host function,
+// which gpu-async-region can put on one stream.
+//
+//===----------------------------------------------------------------------===//
+
+#include "codegen/Passes.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/IRMapping.h"
+#include "mlir/Transforms/InliningUtils.h"
+
+namespace mlir::moe {
+#define GEN_PASS_DEF_INLINELAYERS
+#include "codegen/Passes.h.inc"
+} // namespace mlir::moe
+
+using namespace mlir;
+
+namespace {
+
+/// The marker the importer puts on layer functions.
+constexpr llvm::StringLiteral kLayersAttr = "moe.layers";
+
+void cloneBody(OpBuilder &, Region *src, Block *inlineBlock,
+               Block *postInsertBlock, IRMapping &mapper, bool shouldClone) {
+  Region *into = inlineBlock->getParent();
+  if (shouldClone)
+    src->cloneInto(into, postInsertBlock->getIterator(), mapper);
+  else
+    into->getBlocks().splice(postInsertBlock->getIterator(), src->getBlocks(),
+                             src->begin(), src->end());
+}
+
+struct InlineLayersPass : moe::impl::InlineLayersBase<InlineLayersPass> {
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    SymbolTable symbols(module);
+    SmallVector<func::CallOp> calls;
+    module.walk([&](func::CallOp call) {
+      auto callee = symbols.lookup<func::FuncOp>(call.getCallee());
+      if (callee && callee->hasAttr(kLayersAttr))
+        calls.push_back(call);
+    });
+    InlinerInterface interface(&getContext());
+    llvm::SetVector<func::FuncOp> inlined;
+    for (func::CallOp call : calls) {
+      auto callee = symbols.lookup<func::FuncOp>(call.getCallee());
+      call.removeNoInlineAttr();
+      if (failed(inlineCall(interface, cloneBody, call, callee,
+                            &callee.getBody()))) {
+        call.emitOpError() << "cannot inline layer function @"
+                           << callee.getSymName();
+        return signalPassFailure();
+      }
+      call.erase();
+      inlined.insert(callee);
+    }
+    for (func::FuncOp callee : inlined)
+      if (SymbolTable::symbolKnownUseEmpty(callee, module))
+        callee.erase();
+  }
+};
+
+} // namespace
