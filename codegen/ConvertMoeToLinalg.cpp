@@ -80,30 +80,8 @@ struct GroupedMatmulLowering : OpRewritePattern<GroupedMatmulOp> {
     OpFoldResult rows = tensor::getMixedSize(rewriter, loc, input, 0);
     OpFoldResult cols = tensor::getMixedSize(rewriter, loc, weight, 1);
 
-    // Group of each row: the number of groups that end at or before it.
-    Value ends = tensor::ExtractSliceOp::create(
-        rewriter, loc, op.getGroupOffsets(),
-        ArrayRef<OpFoldResult>{rewriter.getIndexAttr(1)},
-        ArrayRef<OpFoldResult>{rewriter.getIndexAttr(numGroups)},
-        ArrayRef<OpFoldResult>{rewriter.getIndexAttr(1)});
-    Value zeros =
-        filledTensor(rewriter, loc, {rows}, rewriter.getI32IntegerAttr(0));
     Value groups =
-        linalg::GenericOp::create(
-            rewriter, loc, zeros.getType(), ValueRange{ends}, ValueRange{zeros},
-            ArrayRef<AffineMap>{projectionMap(ctx, 2, {1}),
-                                projectionMap(ctx, 2, {0})},
-            ArrayRef<utils::IteratorType>{kParallel, kReduction},
-            [&](OpBuilder &b, Location l, ValueRange args) {
-              Value row = arith::IndexCastOp::create(
-                  b, l, b.getI32Type(), linalg::IndexOp::create(b, l, 0));
-              Value done = arith::CmpIOp::create(
-                  b, l, arith::CmpIPredicate::sle, args[0], row);
-              Value one = arith::ExtUIOp::create(b, l, b.getI32Type(), done);
-              linalg::YieldOp::create(
-                  b, l, Value(arith::AddIOp::create(b, l, args[1], one)));
-            })
-            .getResult(0);
+        groupOfRows(rewriter, loc, op.getGroupOffsets(), numGroups, rows);
 
     // Products over (row, n, k), reading weight[group(row), n, k].
     SmallVector<Value> accs{

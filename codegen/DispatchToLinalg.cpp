@@ -141,8 +141,10 @@ private:
                                  arith::ExtUIOp::create(nb, nl, i32, hit));
   }
 
-  /// chunkCounts[c, e]: the used slots of chunk c routed to expert e.
-  Value countChunks() {
+  /// A [chunks, E] i32 tensor whose element (c, e) `element` computes
+  /// from c and e.
+  Value perChunkAndExpert(
+      function_ref<Value(OpBuilder &, Location, Value, Value)> element) {
     Value init = tensor::EmptyOp::create(
         b, loc, ArrayRef<OpFoldResult>{numChunks, b.getIndexAttr(numExperts)},
         i32);
@@ -151,21 +153,28 @@ private:
                ArrayRef<AffineMap>{b.getMultiDimIdentityMap(2)},
                ArrayRef<utils::IteratorType>{kParallel, kParallel},
                [&](OpBuilder &nb, Location nl, ValueRange) {
-                 Value c = linalg::IndexOp::create(nb, nl, 0);
-                 Value expert =
-                     toI32(nb, nl, linalg::IndexOp::create(nb, nl, 1));
-                 auto [first, n] = chunkTokens(nb, nl, c);
-                 Value zero = arith::ConstantIntOp::create(nb, nl, 0, 32);
-                 ValueRange count = scanSlots(
-                     nb, nl, first, n, zero,
-                     [&](OpBuilder &sb, Location sl, Value t, Value k,
-                         ValueRange state) -> SmallVector<Value> {
-                       return {increment(sb, sl, state[0],
-                                         isExpert(sb, sl, t, k, expert))};
-                     });
-                 linalg::YieldOp::create(nb, nl, count);
+                 linalg::YieldOp::create(
+                     nb, nl,
+                     element(nb, nl, linalg::IndexOp::create(nb, nl, 0),
+                             linalg::IndexOp::create(nb, nl, 1)));
                })
         .getResult(0);
+  }
+
+  /// chunkCounts[c, e]: the used slots of chunk c routed to expert e.
+  Value countChunks() {
+    return perChunkAndExpert([&](OpBuilder &nb, Location nl, Value c, Value e) {
+      Value expert = toI32(nb, nl, e);
+      auto [first, n] = chunkTokens(nb, nl, c);
+      Value zero = arith::ConstantIntOp::create(nb, nl, 0, 32);
+      return scanSlots(nb, nl, first, n, zero,
+                       [&](OpBuilder &sb, Location sl, Value t, Value k,
+                           ValueRange state) -> SmallVector<Value> {
+                         return {increment(sb, sl, state[0],
+                                           isExpert(sb, sl, t, k, expert))};
+                       })
+          .front();
+    });
   }
 
   /// rowsPerExpert[e] = sum over c of chunkCounts[c, e].
@@ -210,33 +219,19 @@ private:
 
   /// chunkStart[c, e] = offsets[e] + sum over c' < c of chunkCounts[c', e].
   Value startOfChunks(Value chunkCounts, Value offsets) {
-    Value init = tensor::EmptyOp::create(
-        b, loc, ArrayRef<OpFoldResult>{numChunks, b.getIndexAttr(numExperts)},
-        i32);
-    return linalg::GenericOp::create(
-               b, loc, init.getType(), ValueRange{}, ValueRange{init},
-               ArrayRef<AffineMap>{b.getMultiDimIdentityMap(2)},
-               ArrayRef<utils::IteratorType>{kParallel, kParallel},
-               [&](OpBuilder &nb, Location nl, ValueRange) {
-                 Value c = linalg::IndexOp::create(nb, nl, 0);
-                 Value e = linalg::IndexOp::create(nb, nl, 1);
-                 Value start =
-                     tensor::ExtractOp::create(nb, nl, offsets, ValueRange{e});
-                 auto loop = scf::ForOp::create(
-                     nb, nl, arith::ConstantIndexOp::create(nb, nl, 0), c,
-                     arith::ConstantIndexOp::create(nb, nl, 1),
-                     ValueRange{start},
-                     [&](OpBuilder &lb, Location ll, Value before,
-                         ValueRange sum) {
-                       Value n = tensor::ExtractOp::create(
-                           lb, ll, chunkCounts, ValueRange{before, e});
-                       scf::YieldOp::create(
-                           lb, ll,
-                           Value(arith::AddIOp::create(lb, ll, sum[0], n)));
-                     });
-                 linalg::YieldOp::create(nb, nl, loop.getResults());
-               })
-        .getResult(0);
+    return perChunkAndExpert([&](OpBuilder &nb, Location nl, Value c, Value e) {
+      Value start = tensor::ExtractOp::create(nb, nl, offsets, ValueRange{e});
+      auto loop = scf::ForOp::create(
+          nb, nl, arith::ConstantIndexOp::create(nb, nl, 0), c,
+          arith::ConstantIndexOp::create(nb, nl, 1), ValueRange{start},
+          [&](OpBuilder &lb, Location ll, Value before, ValueRange sum) {
+            Value n = tensor::ExtractOp::create(lb, ll, chunkCounts,
+                                                ValueRange{before, e});
+            scf::YieldOp::create(
+                lb, ll, Value(arith::AddIOp::create(lb, ll, sum[0], n)));
+          });
+      return loop.getResult(0);
+    });
   }
 
   /// slotToRow[t, k]: -1 for an unused slot, else the row of its expert e
@@ -300,26 +295,8 @@ private:
                      Value chunkCounts) {
     Value init =
         tensor::EmptyOp::create(b, loc, ArrayRef<OpFoldResult>{numRows}, i32);
-    Value ends = tensor::ExtractSliceOp::create(
-        b, loc, offsets, ArrayRef<OpFoldResult>{b.getIndexAttr(1)},
-        ArrayRef<OpFoldResult>{b.getIndexAttr(numExperts)},
-        ArrayRef<OpFoldResult>{b.getIndexAttr(1)});
-    // The expert of each row: the number of experts whose rows end at or
-    // before it (E past the last row).
-    Value zeros = filledTensor(b, loc, {numRows}, b.getI32IntegerAttr(0));
-    Value experts =
-        linalg::GenericOp::create(
-            b, loc, zeros.getType(), ValueRange{ends}, ValueRange{zeros},
-            ArrayRef<AffineMap>{projectionMap(ctx, 2, {1}),
-                                projectionMap(ctx, 2, {0})},
-            ArrayRef<utils::IteratorType>{kParallel, kReduction},
-            [&](OpBuilder &nb, Location nl, ValueRange a) {
-              Value row = toI32(nb, nl, linalg::IndexOp::create(nb, nl, 0));
-              Value done = arith::CmpIOp::create(
-                  nb, nl, arith::CmpIPredicate::sle, a[0], row);
-              linalg::YieldOp::create(nb, nl, increment(nb, nl, a[1], done));
-            })
-            .getResult(0);
+    // The expert of each row (E past the last row).
+    Value experts = groupOfRows(b, loc, offsets, numExperts, numRows);
     return linalg::GenericOp::create(
                b, loc, init.getType(), ValueRange{experts}, ValueRange{init},
                ArrayRef<AffineMap>{b.getMultiDimIdentityMap(1),

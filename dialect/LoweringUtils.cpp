@@ -85,6 +85,26 @@ void moe::contractFmas(Operation *root) {
   }
 }
 
+Value moe::groupOfRows(OpBuilder &b, Location loc, Value offsets,
+                       int64_t numGroups, OpFoldResult rows) {
+  Value ends = tensor::ExtractSliceOp::create(
+      b, loc, offsets, ArrayRef<OpFoldResult>{b.getIndexAttr(1)},
+      ArrayRef<OpFoldResult>{b.getIndexAttr(numGroups)},
+      ArrayRef<OpFoldResult>{b.getIndexAttr(1)});
+  Value zeros = filledTensor(b, loc, {rows}, b.getI32IntegerAttr(0));
+  GenericBuilder gen{
+      b, loc, {utils::IteratorType::parallel, utils::IteratorType::reduction}};
+  return gen.build(
+      ValueRange{ends}, {{1}}, ValueRange{zeros}, {{0}},
+      [](OpBuilder &nb, Location nl, ValueRange a) {
+        Value done = arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::sle,
+                                           a[0], indexAsI32(nb, nl, 0));
+        Value one = arith::ExtUIOp::create(nb, nl, nb.getI32Type(), done);
+        linalg::YieldOp::create(
+            nb, nl, Value(arith::AddIOp::create(nb, nl, a[1], one)));
+      })[0];
+}
+
 void moe::approximateKernelMath(ArrayRef<Operation *> kernels) {
   if (kernels.empty())
     return;

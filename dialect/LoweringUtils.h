@@ -39,6 +39,14 @@ struct GenericBuilder {
                    BodyFn body);
 };
 
+/// The group of each of `rows` rows under group `offsets` (i32, G + 1
+/// entries: group g holds rows offsets[g] .. offsets[g + 1]): the number of
+/// groups that end at or before the row, G past the last group. An i32
+/// tensor of `rows` elements, one parallel generic (no search, no
+/// data-dependent control flow).
+Value groupOfRows(OpBuilder &b, Location loc, Value offsets, int64_t numGroups,
+                  OpFoldResult rows);
+
 /// `1 / (1 + exp(-x))` for a float scalar `x`.
 Value sigmoid(OpBuilder &b, Location loc, Value x);
 

@@ -13,6 +13,8 @@
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Transforms/WalkPatternRewriteDriver.h"
 
+#include <type_traits>
+
 namespace mlir::moe {
 #define GEN_PASS_DEF_MAPALLOCSTOGPU
 #include "codegen/Passes.h.inc"
@@ -68,34 +70,23 @@ struct AllocToGpu : OpRewritePattern<memref::AllocOp> {
   bool hostShared;
 };
 
-struct DeallocToGpu : OpRewritePattern<memref::DeallocOp> {
-  DeallocToGpu(MLIRContext *ctx, bool hostShared)
-      : OpRewritePattern(ctx), hostShared(hostShared) {}
+/// A host memref.dealloc or memref.copy of buffers that are GPU memory after
+/// this pass, as the GPU op `To` on the same operands (dealloc: the buffer;
+/// copy: target, source).
+template <typename From, typename To>
+struct HostOpToGpu : OpRewritePattern<From> {
+  HostOpToGpu(MLIRContext *ctx, bool hostShared)
+      : OpRewritePattern<From>(ctx), hostShared(hostShared) {}
 
-  LogicalResult matchAndRewrite(memref::DeallocOp op,
+  LogicalResult matchAndRewrite(From op,
                                 PatternRewriter &rewriter) const override {
     if (inGpuModule(op))
       return failure();
-    createGpuOp<gpu::DeallocOp>(rewriter, op.getLoc(), hostShared,
-                                op.getMemref());
-    rewriter.eraseOp(op);
-    return success();
-  }
-
-  bool hostShared;
-};
-
-/// A host memref.copy between buffers that are GPU memory after this pass.
-struct CopyToGpu : OpRewritePattern<memref::CopyOp> {
-  CopyToGpu(MLIRContext *ctx, bool hostShared)
-      : OpRewritePattern(ctx), hostShared(hostShared) {}
-
-  LogicalResult matchAndRewrite(memref::CopyOp op,
-                                PatternRewriter &rewriter) const override {
-    if (inGpuModule(op))
-      return failure();
-    createGpuOp<gpu::MemcpyOp>(rewriter, op.getLoc(), hostShared,
-                               op.getTarget(), op.getSource());
+    if constexpr (std::is_same_v<From, memref::CopyOp>)
+      createGpuOp<To>(rewriter, op.getLoc(), hostShared, op.getTarget(),
+                      op.getSource());
+    else
+      createGpuOp<To>(rewriter, op.getLoc(), hostShared, op.getMemref());
     rewriter.eraseOp(op);
     return success();
   }
@@ -108,8 +99,9 @@ struct MapAllocsToGpuPass : moe::impl::MapAllocsToGpuBase<MapAllocsToGpuPass> {
 
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
-    patterns.add<AllocToGpu, DeallocToGpu, CopyToGpu>(&getContext(),
-                                                      hostShared);
+    patterns.add<AllocToGpu, HostOpToGpu<memref::DeallocOp, gpu::DeallocOp>,
+                 HostOpToGpu<memref::CopyOp, gpu::MemcpyOp>>(&getContext(),
+                                                             hostShared);
     walkAndApplyPatterns(getOperation(), std::move(patterns));
   }
 };
