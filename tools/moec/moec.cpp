@@ -1,7 +1,7 @@
 //===- moec.cpp - the moec compiler driver --------------------------------===//
 //
 //   moec compile CONFIG.json -o OUT [--target cpu|cuda] [--dtype f32|bf16]
-//                                    [--emit mlir|llvm|obj|exe|lib] [-v]
+//                                    [--emit mlir|llvm|obj|ptx|exe|lib] [-v]
 //                                    [--cpu NAME] [--cpu-features LIST]
 //                                    [--kernel-options OPTIONS]
 //
@@ -20,6 +20,7 @@
 #include "importer/ModelImporter.h"
 #include "runtime/model/ModelAbi.h"
 
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Pass/PassManager.h"
 
 #include "mlir/IR/Diagnostics.h"
@@ -28,6 +29,7 @@
 #include "mlir/InitAllDialects.h"
 #include "mlir/InitAllExtensions.h"
 #include "mlir/Support/FileUtilities.h"
+#include "mlir/Target/LLVMIR/Dialect/All.h"
 
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/FileSystem.h"
@@ -46,7 +48,7 @@ using namespace llvm;
 namespace {
 
 enum class Target { Cpu, Cuda };
-enum class Emit { Mlir, Llvm, Obj, Exe, Lib };
+enum class Emit { Mlir, Llvm, Obj, Ptx, Exe, Lib };
 
 cl::OptionCategory category("moec compile options");
 
@@ -61,9 +63,11 @@ cl::opt<Target> target(
                clEnumValN(Target::Cuda, "cuda", "an NVIDIA GPU (sm_90a)")),
     cl::cat(category));
 cl::opt<moec::WeightType> dtype(
-    "dtype", cl::desc("Element type of the weights"),
+    "dtype",
+    cl::desc("Element type of the weights (default: f32 for the CPU, bf16 "
+             "for cuda)"),
     cl::init(moec::WeightType::F32),
-    cl::values(clEnumValN(moec::WeightType::F32, "f32", "float32 (default)"),
+    cl::values(clEnumValN(moec::WeightType::F32, "f32", "float32"),
                clEnumValN(moec::WeightType::BF16, "bf16", "bfloat16")),
     cl::cat(category));
 cl::opt<Emit> emit(
@@ -72,6 +76,9 @@ cl::opt<Emit> emit(
                           "the imported moe-dialect module"),
                clEnumValN(Emit::Llvm, "llvm", "LLVM IR of the compiled model"),
                clEnumValN(Emit::Obj, "obj", "a native object file"),
+               clEnumValN(Emit::Ptx, "ptx",
+                          "the device code's PTX, every kernel module "
+                          "(--target cuda)"),
                clEnumValN(Emit::Exe, "exe", "an executable (default)"),
                clEnumValN(Emit::Lib, "lib", "a shared library with a C API")),
     cl::cat(category));
@@ -289,6 +296,70 @@ int emitLinked(llvm::Module &llvmModule, const mlir::moe::CpuTarget &target,
   return link(objectPath, outputPath, emit == Emit::Lib, libDir);
 }
 
+/// Writes the PTX of every gpu.binary of `module` (lowered with
+/// format=isa) to `os`, each module under a comment naming it.
+void writePtx(mlir::ModuleOp module, raw_ostream &os) {
+  module.walk([&](mlir::gpu::BinaryOp binary) {
+    for (mlir::Attribute attr : binary.getObjects())
+      if (auto object = dyn_cast<mlir::gpu::ObjectAttr>(attr))
+        os << "// gpu.binary @" << binary.getSymName() << "\n"
+           << object.getObject().getValue() << "\n";
+  });
+}
+
+/// The CUDA half of compile(): `module` lowered by moe-to-cuda-pipeline
+/// with device memory (one stream per forward pass), then the PTX, or the
+/// host code (LLVM IR or an object for this machine's CPU, with the cubins
+/// embedded).
+int compileCuda(mlir::ModuleOp module, const moec::ModelConfig &config,
+                ToolOutputFile &output) {
+  std::string manifest = moec::modelManifest(module, config);
+  {
+    Stage stage("lower");
+    mlir::moe::CudaPipelineOptions options;
+    options.hostShared = false;
+    options.format = emit == Emit::Ptx ? mlir::moe::CudaObjectFormat::isa
+                                       : mlir::moe::CudaObjectFormat::bin;
+    mlir::PassManager pm(module.getContext());
+    mlir::moe::buildMoeToCudaPipeline(pm, options);
+    if (failed(pm.run(module)))
+      return fail("lowering the model for the GPU failed (the diagnostics "
+                  "above say where; ptxas comes from " +
+                  options.toolkit + ")");
+  }
+  if (emit == Emit::Ptx) {
+    writePtx(module, output.os());
+    output.keep();
+    return 0;
+  }
+  Expected<mlir::moe::CpuTarget> host = mlir::moe::resolveCpuTarget("host", "");
+  if (!host)
+    return fail("the host CPU: " + toString(host.takeError()));
+  llvm::LLVMContext llvmContext;
+  Expected<std::unique_ptr<llvm::Module>> translated = [&] {
+    Stage stage("translate");
+    return mlir::moe::translateForHost(module, llvmContext, moec::abi::kEntry,
+                                       manifest);
+  }();
+  if (!translated)
+    return fail(toString(translated.takeError()));
+  llvm::Module &llvmModule = **translated;
+  {
+    Stage stage("optimize");
+    if (Error err = mlir::moe::optimizeForCpu(llvmModule, *host))
+      return fail(toString(std::move(err)));
+  }
+  if (emit == Emit::Llvm) {
+    llvmModule.print(output.os(), nullptr);
+  } else {
+    Stage stage("codegen");
+    if (Error err = mlir::moe::emitCpuObject(llvmModule, *host, output.os()))
+      return fail(toString(std::move(err)));
+  }
+  output.keep();
+  return 0;
+}
+
 int compile() {
   std::vector<std::string> warnings;
   Expected<moec::ModelConfig> config = [&] {
@@ -299,8 +370,16 @@ int compile() {
     errs() << "moec: " << warning << "\n";
   if (!config)
     return fail(toString(config.takeError()));
-  if (target == Target::Cuda)
-    return fail("--target cuda is not implemented yet (the CPU is)");
+  if (target == Target::Cuda && dtype.getNumOccurrences() == 0)
+    dtype = moec::WeightType::BF16;
+  if (target == Target::Cpu && emit == Emit::Ptx)
+    return fail("--emit ptx needs --target cuda (the CPU has no device code)");
+  if (target == Target::Cuda && (emit == Emit::Exe || emit == Emit::Lib))
+    return fail("--target cuda --emit " +
+                std::string(emit == Emit::Exe ? "exe" : "lib") +
+                ": the CUDA model runtime (weights in device memory, the "
+                "forward pass's launch plan) is not implemented yet; --emit "
+                "mlir, llvm, obj and ptx work");
   Expected<mlir::moe::CpuTarget> cpu =
       mlir::moe::resolveCpuTarget(cpuName, cpuFeatures);
   if (!cpu)
@@ -318,6 +397,8 @@ int compile() {
   mlir::DialectRegistry registry;
   mlir::registerAllDialects(registry);
   mlir::registerAllExtensions(registry);
+  // gpu-module-to-binary translates the kernels to LLVM IR in the pipeline.
+  mlir::registerAllToLLVMIRTranslations(registry);
   mlir::moe::registerMoeToLLVMInterfaces(registry);
   mlir::MLIRContext context(registry);
   mlir::OwningOpRef<mlir::ModuleOp> module;
@@ -347,6 +428,8 @@ int compile() {
     output->keep();
     return 0;
   }
+  if (target == Target::Cuda)
+    return compileCuda(*module, *config, *output);
 
   llvm::LLVMContext llvmContext;
   Expected<std::unique_ptr<llvm::Module>> compiled = compileToLLVM(
