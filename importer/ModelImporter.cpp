@@ -703,6 +703,7 @@ OwningOpRef<ModuleOp> moec::importModel(MLIRContext &context,
 }
 
 std::string moec::modelManifest(ModuleOp module, const ModelConfig &config) {
+  namespace key = moec::abi::manifest;
   auto forward = module.lookupSymbol<func::FuncOp>(moec::abi::kEntry);
   auto *dialect = module.getContext()->getLoadedDialect<MoeDialect>();
   llvm::json::Array params;
@@ -714,9 +715,9 @@ std::string moec::modelManifest(ModuleOp module, const ModelConfig &config) {
     for (int64_t d : type.getShape())
       shape.push_back(d);
     params.push_back(llvm::json::Object{
-        {"name", weight.getAs<StringAttr>(kWeightNameKey).getValue()},
-        {"dtype", type.getElementType().isF32() ? "F32" : "BF16"},
-        {"shape", std::move(shape)}});
+        {key::kName, weight.getAs<StringAttr>(kWeightNameKey).getValue()},
+        {key::kDtype, type.getElementType().isF32() ? key::kF32 : key::kBF16},
+        {key::kShape, std::move(shape)}});
   }
   llvm::json::Array stats;
   auto layers = dialect->getStatsLayersAttrHelper().getAttr(forward);
@@ -724,13 +725,12 @@ std::string moec::modelManifest(ModuleOp module, const ModelConfig &config) {
   auto heads = dialect->getStatsHeadsAttrHelper().getAttr(forward);
   for (auto [layer, e, h] : llvm::zip_equal(
            layers.asArrayRef(), experts.asArrayRef(), heads.asArrayRef()))
-    stats.push_back(
-        llvm::json::Object{{"layer", layer}, {"experts", e}, {"heads", h}});
-  llvm::json::Object manifest{
-      {"format", moec::abi::kManifestFormat}, {"stats", std::move(stats)},
-      {"entry", moec::abi::kEntry},           {"vocab_size", config.vocabSize},
-      {"hidden_size", config.hiddenSize},     {"num_layers", config.numLayers},
-      {"params", std::move(params)}};
+    stats.push_back(llvm::json::Object{
+        {key::kLayer, layer}, {key::kExperts, e}, {key::kHeads, h}});
+  llvm::json::Object manifest{{key::kFormat, moec::abi::kManifestFormat},
+                              {key::kVocabSize, config.vocabSize},
+                              {key::kParams, std::move(params)},
+                              {key::kStats, std::move(stats)}};
   std::string text;
   llvm::raw_string_ostream os(text);
   os << llvm::json::Value(std::move(manifest));

@@ -14,6 +14,7 @@ extern "C" void forward_packed(void **args);
 
 using namespace moec::runtime;
 namespace st = moec::safetensors;
+namespace key = moec::abi::manifest;
 
 /// Drops the mapped file pages of a tensor that was copied, so that the
 /// weights are resident once, not twice (the pages come back from the file
@@ -34,24 +35,24 @@ std::unique_ptr<CompiledModel> CompiledModel::load(const std::string &path,
     return nullptr;
   std::unique_ptr<CompiledModel> model(new CompiledModel());
   model->manifest = nlohmann::json::parse(moec_model_manifest);
-  if (model->manifest.value("format", "") != abi::kManifestFormat) {
+  if (model->manifest.value(key::kFormat, "") != abi::kManifestFormat) {
     error = "the compiled model's manifest is not " +
             std::string(abi::kManifestFormat) +
             " (an object from another moec version?)";
     return nullptr;
   }
-  model->vocab = model->manifest.at("vocab_size");
+  model->vocab = model->manifest.at(key::kVocabSize);
 
   // `{e}` in a name stands for the expert index of a stacked [E, ...]
   // parameter. A parameter is used in place when the file holds it in the
   // compiled element type, suitably aligned, and (stacked) with its experts
   // back to back in order; otherwise it is copied and converted.
   const std::vector<st::DType> accepted{st::DType::F32, st::DType::BF16};
-  for (const nlohmann::json &p : model->manifest.at("params")) {
-    std::string name = p.at("name");
-    std::vector<int64_t> shape = p.at("shape");
+  for (const nlohmann::json &p : model->manifest.at(key::kParams)) {
+    std::string name = p.at(key::kName);
+    std::vector<int64_t> shape = p.at(key::kShape);
     ElementType type =
-        p.at("dtype") == "BF16" ? ElementType::BF16 : ElementType::F32;
+        p.at(key::kDtype) == key::kBF16 ? ElementType::BF16 : ElementType::F32;
     st::DType fileType =
         type == ElementType::BF16 ? st::DType::BF16 : st::DType::F32;
     size_t placeholder = name.find("{e}");
@@ -113,7 +114,7 @@ nlohmann::json CompiledModel::statistics(const Outputs &outputs) const {
   // Per MoE layer: experts per (sub-)token, rows per expert, and each
   // token's ADR level (1 complex, 0 simple). Each layer's segment of the packed
   // vectors: B·T·heads counts, E load entries, B·T levels.
-  const nlohmann::json &layers = manifest.at("stats");
+  const nlohmann::json &layers = manifest.at(key::kStats);
   nlohmann::json out = {{"layers", nlohmann::json::array()}};
   if (layers.empty())
     return out;
@@ -122,7 +123,7 @@ nlohmann::json CompiledModel::statistics(const Outputs &outputs) const {
   auto *v = static_cast<const int32_t *>(outputs.stats[2].data());
   int64_t tokens = outputs.stats[2].numElements() / layers.size();
   for (const nlohmann::json &layer : layers) {
-    int64_t experts = layer.at("experts"), heads = layer.at("heads");
+    int64_t experts = layer.at(key::kExperts), heads = layer.at(key::kHeads);
     int64_t n = tokens * heads;
     std::vector<int64_t> histogram(experts + 1, 0),
         tokensPerExpert(l, l + experts);
@@ -138,7 +139,7 @@ nlohmann::json CompiledModel::statistics(const Outputs &outputs) const {
     l += experts;
     v += tokens;
     out["layers"].push_back(
-        {{"layer", layer.at("layer")},
+        {{"layer", layer.at(key::kLayer)},
          {"experts", experts},
          {"tokens_per_expert", tokensPerExpert},
          {"experts_per_token_mean", n ? sum / n : 0.0},

@@ -16,9 +16,14 @@
 //              weight, in manifest order, each dense and row-major in the
 //              manifest's dtype and shape.
 //   extern "C" const char moec_model_manifest[];
-//     JSON: {"format": kManifestFormat, "entry", "vocab_size",
-//     "hidden_size", "num_layers", "params": [{"name", "dtype", "shape"}],
-//     "stats": [{"layer", "experts", "heads"}]} (one per MoE layer).
+//     JSON, with the keys of namespace `manifest` below:
+//     {"format": kManifestFormat,
+//      "vocab_size": V,
+//      "params": [{"name", "dtype": "F32" | "BF16", "shape": [...]}, ...]
+//                (the weight table's order),
+//      "stats": [{"layer", "experts", "heads"}, ...] (one per MoE layer)}.
+//     The runtime reads every key; a key only a reader of the object would
+//     want does not belong here.
 //
 //===----------------------------------------------------------------------===//
 
@@ -33,8 +38,26 @@ inline constexpr const char kEntry[] = "forward";
 inline constexpr const char kPackedEntry[] = "forward_packed";
 inline constexpr const char kManifestSymbol[] = "moec_model_manifest";
 /// Changes whenever the layout above does.
-inline constexpr const char kManifestFormat[] = "moec-model-2";
+inline constexpr const char kManifestFormat[] = "moec-model-3";
 inline constexpr unsigned kNumStatsResults = 3;
+
+/// The manifest's keys, written by the importer (importer/ModelImporter.cpp)
+/// and read by the model runtime (runtime/model/Model.cpp).
+namespace manifest {
+inline constexpr const char kFormat[] = "format";
+inline constexpr const char kVocabSize[] = "vocab_size";
+inline constexpr const char kParams[] = "params";
+inline constexpr const char kName[] = "name";
+inline constexpr const char kDtype[] = "dtype";
+inline constexpr const char kShape[] = "shape";
+inline constexpr const char kStats[] = "stats";
+inline constexpr const char kLayer[] = "layer";
+inline constexpr const char kExperts[] = "experts";
+inline constexpr const char kHeads[] = "heads";
+/// The values of kDtype.
+inline constexpr const char kF32[] = "F32";
+inline constexpr const char kBF16[] = "BF16";
+} // namespace manifest
 
 } // namespace moec::abi
 
