@@ -702,7 +702,8 @@ OwningOpRef<ModuleOp> moec::importModel(MLIRContext &context,
   return Importer(context, config, weightType, configName).run();
 }
 
-std::string moec::modelManifest(ModuleOp module, const ModelConfig &config) {
+std::string moec::modelManifest(ModuleOp module, const ModelConfig &config,
+                                llvm::StringRef target) {
   namespace key = moec::abi::manifest;
   auto forward = module.lookupSymbol<func::FuncOp>(moec::abi::kEntry);
   auto *dialect = module.getContext()->getLoadedDialect<MoeDialect>();
@@ -728,6 +729,7 @@ std::string moec::modelManifest(ModuleOp module, const ModelConfig &config) {
     stats.push_back(llvm::json::Object{
         {key::kLayer, layer}, {key::kExperts, e}, {key::kHeads, h}});
   llvm::json::Object manifest{{key::kFormat, moec::abi::kManifestFormat},
+                              {key::kTarget, target},
                               {key::kVocabSize, config.vocabSize},
                               {key::kParams, std::move(params)},
                               {key::kStats, std::move(stats)}};

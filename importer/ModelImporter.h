@@ -47,10 +47,12 @@ mlir::OwningOpRef<mlir::ModuleOp> importModel(mlir::MLIRContext &context,
                                               WeightType weightType,
                                               llvm::StringRef configName);
 
-/// The JSON manifest compiled into the model for the runtime: the entry
-/// point, the model's sizes, and every parameter after the token tensor
-/// (name, element type, shape), in argument order.
-std::string modelManifest(mlir::ModuleOp module, const ModelConfig &config);
+/// The JSON manifest compiled into the model for the runtime
+/// (runtime/model/ModelAbi.h): the format, `target` (a value of
+/// moec::abi::manifest::kTarget*), the vocabulary size, the weight table's
+/// parameters (name, element type, shape) and the statistics segments.
+std::string modelManifest(mlir::ModuleOp module, const ModelConfig &config,
+                          llvm::StringRef target);
 
 } // namespace moec
 

@@ -4,6 +4,8 @@
 #include "runtime/model/ModelAbi.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 
 #include <sys/mman.h>
 #include <unistd.h>
@@ -42,6 +44,16 @@ std::unique_ptr<CompiledModel> CompiledModel::load(const std::string &path,
     return nullptr;
   }
   model->vocab = model->manifest.at(key::kVocabSize);
+  model->device = createDevice();
+  std::string target = model->manifest.value(key::kTarget, "");
+  if (target != model->device->target()) {
+    error = "the compiled model is for target '" + target +
+            "', and the runtime linked with it runs '" +
+            model->device->target() + "' models";
+    return nullptr;
+  }
+  if (!model->device->ready(error))
+    return nullptr;
 
   // `{e}` in a name stands for the expert index of a stacked [E, ...]
   // parameter. A parameter is used in place when the file holds it in the
@@ -86,7 +98,62 @@ std::unique_ptr<CompiledModel> CompiledModel::load(const std::string &path,
     model->params.push_back(std::move(tensor));
   }
   model->weights = std::move(file);
+  if (!model->uploadParams(error))
+    return nullptr;
   return model;
+}
+
+bool CompiledModel::uploadParams(std::string &error) {
+  if (device->hostMemory()) {
+    for (HostTensor &p : params)
+      table.push_back(p.data());
+    return true;
+  }
+  const nlohmann::json &specs = manifest.at(key::kParams);
+  for (size_t i = 0; i < params.size(); ++i) {
+    HostTensor &p = params[i];
+    size_t bytes = p.numElements() * elementSize(p.type());
+    void *onDevice = device->upload(
+        p.data(), bytes, "weight " + specs[i].at(key::kName).get<std::string>(),
+        error);
+    if (!onDevice)
+      return false;
+    table.push_back(onDevice);
+  }
+  // The host copies are not needed again.
+  params.clear();
+  weights.reset();
+  return true;
+}
+
+CompiledModel::~CompiledModel() {
+  if (device && !device->hostMemory())
+    for (void *p : table)
+      device->release(p);
+}
+
+CompiledModel::Outputs CompiledModel::downloadResults(const ResultPack &results,
+                                                      size_t count) {
+  std::vector<HostTensor> tensors;
+  for (size_t i = 0; i < count; ++i) {
+    MemRefDescriptor result = results.result(i);
+    ElementType type = i == 0 ? ElementType::F32 : ElementType::I32;
+    std::vector<int64_t> shape;
+    for (unsigned d = 0; d < result.rank(); ++d)
+      shape.push_back(result.size(d));
+    HostTensor tensor(type, shape);
+    size_t size = elementSize(type);
+    device->download(tensor.data(),
+                     static_cast<const char *>(result.aligned()) +
+                         result.offset() * size,
+                     tensor.numElements() * size);
+    device->release(result.allocated());
+    tensors.push_back(std::move(tensor));
+  }
+  Outputs out{std::move(tensors.front()), {}};
+  for (size_t i = 1; i < tensors.size(); ++i)
+    out.stats.push_back(std::move(tensors[i]));
+  return out;
 }
 
 CompiledModel::Outputs CompiledModel::forward(HostTensor &tokens) {
@@ -94,15 +161,28 @@ CompiledModel::Outputs CompiledModel::forward(HostTensor &tokens) {
   std::vector<unsigned> ranks{3};
   ranks.insert(ranks.end(), abi::kNumStatsResults, 1);
   ResultPack results(ranks);
-  // The weight table: each parameter's address, in manifest order.
-  std::vector<void *> table;
-  for (HostTensor &p : params)
-    table.push_back(p.data());
   MemRefDescriptor tokensDescriptor = tokens.descriptor();
+  void *deviceTokens = nullptr;
+  if (!device->hostMemory()) {
+    std::string error;
+    deviceTokens =
+        device->upload(tokens.data(), tokens.numElements() * sizeof(int32_t),
+                       "the tokens", error);
+    if (!deviceTokens) {
+      // forward() has no error result; the device is out of memory.
+      std::fprintf(stderr, "moec model: error: %s\n", error.c_str());
+      std::exit(1);
+    }
+    tokensDescriptor = MemRefDescriptor(deviceTokens, tokens.shape());
+  }
   std::vector<void *> args{results.data(), tokensDescriptor.data(),
                            table.data()};
 
   forward_packed(args.data());
+  if (!device->hostMemory()) {
+    device->release(deviceTokens);
+    return downloadResults(results, ranks.size());
+  }
   Outputs out{HostTensor::adoptResult(results.result(0), ElementType::F32), {}};
   for (unsigned i = 1; i < ranks.size(); ++i)
     out.stats.push_back(

@@ -11,6 +11,7 @@
 #ifndef MOEC_RUNTIME_MODEL_MODEL_H
 #define MOEC_RUNTIME_MODEL_MODEL_H
 
+#include "runtime/model/Device.h"
 #include "runtime/model/Tensors.h"
 
 #include <nlohmann/json.hpp>
@@ -43,8 +44,18 @@ public:
   /// The docs/semantics.md §8 statistics of one forward pass.
   nlohmann::json statistics(const Outputs &outputs) const;
 
+  ~CompiledModel();
+
 private:
   CompiledModel() = default;
+
+  /// Copies the parameters to the device (a GPU model): `table` then holds
+  /// their device addresses. False with a one-line `error`.
+  bool uploadParams(std::string &error);
+
+  /// The forward pass's results `results`, in device memory, as host
+  /// tensors; the device buffers are freed.
+  Outputs downloadResults(const ResultPack &results, size_t count);
 
   nlohmann::json manifest;
   int64_t vocab = 0;
@@ -52,6 +63,10 @@ private:
   /// out as the model wants them are used in place, not copied.
   std::unique_ptr<safetensors::Checkpoint> weights;
   std::vector<HostTensor> params;
+  std::unique_ptr<Device> device;
+  /// The weight table the forward pass reads: the parameters' addresses on
+  /// the device.
+  std::vector<void *> table;
 };
 
 } // namespace moec::runtime

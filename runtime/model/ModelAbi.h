@@ -18,6 +18,7 @@
 //   extern "C" const char moec_model_manifest[];
 //     JSON, with the keys of namespace `manifest` below:
 //     {"format": kManifestFormat,
+//      "target": "cpu" | "cuda" (which device library the model needs),
 //      "vocab_size": V,
 //      "params": [{"name", "dtype": "F32" | "BF16", "shape": [...]}, ...]
 //                (the weight table's order),
@@ -38,13 +39,14 @@ inline constexpr const char kEntry[] = "forward";
 inline constexpr const char kPackedEntry[] = "forward_packed";
 inline constexpr const char kManifestSymbol[] = "moec_model_manifest";
 /// Changes whenever the layout above does.
-inline constexpr const char kManifestFormat[] = "moec-model-3";
+inline constexpr const char kManifestFormat[] = "moec-model-4";
 inline constexpr unsigned kNumStatsResults = 3;
 
 /// The manifest's keys, written by the importer (importer/ModelImporter.cpp)
 /// and read by the model runtime (runtime/model/Model.cpp).
 namespace manifest {
 inline constexpr const char kFormat[] = "format";
+inline constexpr const char kTarget[] = "target";
 inline constexpr const char kVocabSize[] = "vocab_size";
 inline constexpr const char kParams[] = "params";
 inline constexpr const char kName[] = "name";
@@ -54,6 +56,9 @@ inline constexpr const char kStats[] = "stats";
 inline constexpr const char kLayer[] = "layer";
 inline constexpr const char kExperts[] = "experts";
 inline constexpr const char kHeads[] = "heads";
+/// The values of kTarget.
+inline constexpr const char kTargetCpu[] = "cpu";
+inline constexpr const char kTargetCuda[] = "cuda";
 /// The values of kDtype.
 inline constexpr const char kF32[] = "F32";
 inline constexpr const char kBF16[] = "BF16";

@@ -140,11 +140,21 @@ Expected<std::string> runtimeLibDir() {
     return createStringError("cannot find the model runtime: " + probe +
                              " does not exist (moec looks in ../lib beside "
                              "its executable; reinstall moec)");
+  if (target == Target::Cuda) {
+    SmallString<256> cuda(dir);
+    sys::path::append(cuda, "libmoec_model_cuda.a");
+    if (!sys::fs::exists(cuda))
+      return createStringError(
+          "--target cuda: cannot find " + cuda +
+          " (moec was built without a CUDA toolkit, or the installation "
+          "lacks it)");
+  }
   return std::string(dir);
 }
 
 /// Links `object` with the runtime into `output`, an executable or a shared
-/// library, driving the C++ compiler moec was built with (or $MOEC_CXX).
+/// library, driving the C++ compiler moec was built with (or $MOEC_CXX); a
+/// --target cuda model with the GPU device library and the mgpu* runtime.
 int link(StringRef object, StringRef output, bool sharedLibrary,
          StringRef libDir) {
   std::string driver = MOEC_CXX_DRIVER;
@@ -175,6 +185,14 @@ int link(StringRef object, StringRef output, bool sharedLibrary,
   } else {
     args.insert(args.end(), {"-lmoec_model_main", "-lmoec_model_runtime"});
   }
+  // The CUDA driver (libcuda.so.1, which the mgpu* runtime needs) comes
+  // with the GPU's driver and may be missing where the model is linked.
+  if (target == Target::Cuda)
+    args.insert(args.end(),
+                {"-lmoec_model_cuda", "-lmoec_cuda_runtime",
+                 ("-Wl,-rpath," + libDir).str(), "-Wl,--allow-shlib-undefined"});
+  else
+    args.push_back("-lmoec_model_host");
   args.insert(args.end(), {"-lmoec_safetensors", "-L" MOEC_OPENMP_LIB_DIR,
                            "-Wl,-rpath," MOEC_OPENMP_LIB_DIR, "-lomp", "-lm"});
   std::vector<StringRef> argRefs(args.begin(), args.end());
@@ -309,11 +327,12 @@ void writePtx(mlir::ModuleOp module, raw_ostream &os) {
 
 /// The CUDA half of compile(): `module` lowered by moe-to-cuda-pipeline
 /// with device memory (one stream per forward pass), then the PTX, or the
-/// host code (LLVM IR or an object for this machine's CPU, with the cubins
-/// embedded).
+/// host code (LLVM IR, or an object for this machine's CPU with the cubins
+/// embedded, or that object linked with the GPU runtime).
 int compileCuda(mlir::ModuleOp module, const moec::ModelConfig &config,
-                ToolOutputFile &output) {
-  std::string manifest = moec::modelManifest(module, config);
+                std::unique_ptr<ToolOutputFile> &output, StringRef libDir) {
+  std::string manifest =
+      moec::modelManifest(module, config, moec::abi::manifest::kTargetCuda);
   {
     Stage stage("lower");
     mlir::moe::CudaPipelineOptions options;
@@ -328,8 +347,8 @@ int compileCuda(mlir::ModuleOp module, const moec::ModelConfig &config,
                   options.toolkit + ")");
   }
   if (emit == Emit::Ptx) {
-    writePtx(module, output.os());
-    output.keep();
+    writePtx(module, output->os());
+    output->keep();
     return 0;
   }
   Expected<mlir::moe::CpuTarget> host = mlir::moe::resolveCpuTarget("host", "");
@@ -350,14 +369,19 @@ int compileCuda(mlir::ModuleOp module, const moec::ModelConfig &config,
       return fail(toString(std::move(err)));
   }
   if (emit == Emit::Llvm) {
-    llvmModule.print(output.os(), nullptr);
-  } else {
-    Stage stage("codegen");
-    if (Error err = mlir::moe::emitCpuObject(llvmModule, *host, output.os()))
-      return fail(toString(std::move(err)));
+    llvmModule.print(output->os(), nullptr);
+    output->keep();
+    return 0;
   }
-  output.keep();
-  return 0;
+  if (emit == Emit::Obj) {
+    Stage stage("codegen");
+    if (Error err = mlir::moe::emitCpuObject(llvmModule, *host, output->os()))
+      return fail(toString(std::move(err)));
+    output->keep();
+    return 0;
+  }
+  output.reset(); // the linker writes the output itself
+  return emitLinked(llvmModule, *host, libDir);
 }
 
 int compile() {
@@ -374,12 +398,6 @@ int compile() {
     dtype = moec::WeightType::BF16;
   if (target == Target::Cpu && emit == Emit::Ptx)
     return fail("--emit ptx needs --target cuda (the CPU has no device code)");
-  if (target == Target::Cuda && (emit == Emit::Exe || emit == Emit::Lib))
-    return fail("--target cuda --emit " +
-                std::string(emit == Emit::Exe ? "exe" : "lib") +
-                ": the CUDA model runtime (weights in device memory, the "
-                "forward pass's launch plan) is not implemented yet; --emit "
-                "mlir, llvm, obj and ptx work");
   Expected<mlir::moe::CpuTarget> cpu =
       mlir::moe::resolveCpuTarget(cpuName, cpuFeatures);
   if (!cpu)
@@ -429,11 +447,13 @@ int compile() {
     return 0;
   }
   if (target == Target::Cuda)
-    return compileCuda(*module, *config, *output);
+    return compileCuda(*module, *config, output, libDir);
 
   llvm::LLVMContext llvmContext;
   Expected<std::unique_ptr<llvm::Module>> compiled = compileToLLVM(
-      *module, moec::modelManifest(*module, *config), *cpu, llvmContext);
+      *module,
+      moec::modelManifest(*module, *config, moec::abi::manifest::kTargetCpu),
+      *cpu, llvmContext);
   if (!compiled)
     return fail(toString(compiled.takeError()));
   std::unique_ptr<llvm::Module> llvmModule = std::move(*compiled);

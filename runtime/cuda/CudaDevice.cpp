@@ -1,0 +1,69 @@
+//===- CudaDevice.cpp - an NVIDIA GPU as a compiled model's device --------===//
+//
+// libmoec_model_cuda: the weights of a --target cuda model live in device
+// memory, uploaded once at load; each forward pass uploads its tokens and
+// copies its results back. Everything goes through the mgpu* functions of
+// libmoec_cuda_runtime (runtime/cuda/CudaRuntime.cpp), which the generated
+// code calls too: this library holds no kernel and calls no driver function
+// itself. Those functions print a one-line error for a failed driver call.
+//
+//===----------------------------------------------------------------------===//
+
+#include "runtime/model/Device.h"
+#include "runtime/model/ModelAbi.h"
+
+#include <cstdint>
+
+extern "C" {
+void *mgpuMemAlloc(uint64_t sizeBytes, void *stream, bool isHostShared);
+void mgpuMemFree(void *ptr, void *stream);
+void mgpuMemcpy(void *dst, void *src, size_t sizeBytes, void *stream);
+void mgpuStreamSynchronize(void *stream);
+int moecCudaDeviceCount();
+}
+
+namespace {
+
+class CudaDevice final : public moec::runtime::Device {
+public:
+  const char *target() const override {
+    return moec::abi::manifest::kTargetCuda;
+  }
+  bool hostMemory() const override { return false; }
+
+  bool ready(std::string &error) override {
+    if (moecCudaDeviceCount() > 0)
+      return true;
+    error = "no usable CUDA device (the CUDA driver found none; the model "
+            "was compiled with --target cuda)";
+    return false;
+  }
+
+  void *upload(const void *host, size_t bytes, const std::string &what,
+               std::string &error) override {
+    void *device = mgpuMemAlloc(bytes, /*stream=*/nullptr,
+                                /*isHostShared=*/false);
+    if (!device && bytes) {
+      error = "cannot allocate " + std::to_string(bytes) +
+              " bytes of GPU memory for " + what;
+      return nullptr;
+    }
+    mgpuMemcpy(device, const_cast<void *>(host), bytes, /*stream=*/nullptr);
+    return device;
+  }
+
+  void download(void *host, const void *device, size_t bytes) override {
+    // The forward pass ends with a synchronisation of its stream; the copy
+    // on the default stream is complete when the synchronisation returns.
+    mgpuMemcpy(host, const_cast<void *>(device), bytes, /*stream=*/nullptr);
+    mgpuStreamSynchronize(nullptr);
+  }
+
+  void release(void *device) override { mgpuMemFree(device, nullptr); }
+};
+
+} // namespace
+
+std::unique_ptr<moec::runtime::Device> moec::runtime::createDevice() {
+  return std::make_unique<CudaDevice>();
+}
