@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Runs on the GPU machine what scripts/gpu-prepare.sh built here (it needs no
+# LLVM/MLIR there, only CUDA's driver, Python and NumPy), in well under 8
+# minutes, and prints a short table last:
+#  * every config's --target cuda executable, bf16 and f32 weights, on 2 x 24
+#    tokens, against the NumPy reference of docs/semantics.md
+#    (test/utils/model_reference.py: relative error <= 2e-2 for bf16, 1e-4
+#    for f32; routing statistics equal to the reference's), and the CPU
+#    executable the same way;
+#  * compute-sanitizer memcheck on one model, where the machine has it;
+#  * prefill tokens/s of the GPU executable next to the CPU's (--bench).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=build/gpu-check
+if [ ! -d "$out/bin" ]; then
+  echo "gpu-check: no $out: run scripts/gpu-prepare.sh here first and carry it" >&2
+  exit 1
+fi
+export LD_LIBRARY_PATH="$PWD/$out/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-16}"
+py=${PYTHON:-python3}
+work=$(mktemp -d)
+nvidia-smi -L || true
+table="$work/table.txt"
+printf "%-16s %-10s %-8s %s\n" config build result detail > "$table"
+
+check() { # name build exe dtype
+  local name=$1 build=$2 exe=$3 dtype=$4 cfg="$out/configs/$1.json"
+  local w="$work/$name-$dtype.safetensors" t="$work/$name-tokens.npy"
+  [ -f "$w" ] || $py examples/make_weights.py "$cfg" "$w" --seed 1 --dtype "$dtype" > /dev/null
+  [ -f "$t" ] || $py test/utils/model_reference.py tokens "$cfg" "$t" --shape 2,24 --seed 3
+  local logits="$work/$name-$build.npy" stats="$work/$name-$build.json"
+  if ! timeout 120 "$exe" --weights "$w" --tokens "$t" --logits "$logits" \
+      --stats "$stats" > "$work/run.txt" 2>&1; then
+    printf "%-16s %-10s %-8s %s\n" "$name" "$build" RUN-FAIL \
+      "$(tail -1 "$work/run.txt")" >> "$table"
+    return
+  fi
+  local verdict
+  verdict=$($py test/utils/model_reference.py compare "$cfg" "$w" --tokens "$t" \
+    --logits "$logits" --stats "$stats" 2>&1 | tr '\n' ' ')
+  case "$verdict" in
+    *"PASS logits"*"PASS stats"*) result=PASS ;;
+    *) result=FAIL ;;
+  esac
+  printf "%-16s %-10s %-8s %s\n" "$name" "$build" "$result" "$verdict" >> "$table"
+}
+
+for cfg in "$out"/configs/*.json; do
+  name=$(basename "$cfg" .json)
+  check "$name" cuda-bf16 "$out/bin/$name-cuda-bf16" bf16
+  check "$name" cuda-f32 "$out/bin/$name-cuda-f32" f32
+  check "$name" cpu-f32 "$out/bin/$name-cpu-f32" f32
+done
+
+# Memory errors on the device, on one model.
+if command -v compute-sanitizer > /dev/null; then
+  name=all-features
+  timeout 300 compute-sanitizer --tool memcheck --error-exitcode 9 \
+    "$out/bin/$name-cuda-f32" --weights "$work/$name-f32.safetensors" \
+    --tokens "$work/$name-tokens.npy" > "$work/memcheck.txt" 2>&1
+  echo "memcheck $name: exit $? ($(grep -c '=========' "$work/memcheck.txt") sanitizer lines)" \
+    >> "$work/summary.txt"
+fi
+
+# Prefill speed, GPU next to CPU (tiny models: this measures launch and
+# dispatch overheads, not kernel throughput).
+$py test/utils/model_reference.py tokens "$out/configs/mixtral-tiny.json" \
+  "$work/bench.npy" --shape 1,512 --seed 4
+for build in cuda-bf16 cpu-f32; do
+  dtype=${build##*-}
+  w="$work/mixtral-tiny-$dtype.safetensors"
+  echo "bench mixtral-tiny $build: $(timeout 120 "$out/bin/mixtral-tiny-$build" \
+    --weights "$w" --tokens "$work/bench.npy" --bench 10 2>&1 | tail -1)" \
+    >> "$work/summary.txt"
+done
+
+echo
+cat "$work/summary.txt" 2>/dev/null
+cut -c1-200 "$table"
+! grep -q "FAIL" "$table"
