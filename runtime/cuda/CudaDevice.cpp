@@ -49,6 +49,9 @@ public:
       return nullptr;
     }
     mgpuMemcpy(device, const_cast<void *>(host), bytes, /*stream=*/nullptr);
+    // The forward pass runs on a stream of its own, which does not wait for
+    // the default one: the copy completes first.
+    mgpuStreamSynchronize(nullptr);
     return device;
   }
 

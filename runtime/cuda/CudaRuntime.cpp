@@ -598,15 +598,15 @@ MOEC_RT_EXPORT void *mgpuMemAlloc(uint64_t sizeBytes, void *stream,
 }
 
 /// Frees memory from mgpuMemAlloc once the work queued on `stream` (which
-/// may still use it) has finished: pool memory in stream order, without
-/// waiting; other memory after synchronising with the stream.
+/// may still use it; null: the default stream) has finished: pool memory in
+/// stream order, without waiting; other memory after synchronising with the
+/// stream.
 MOEC_RT_EXPORT void mgpuMemFree(void *ptr, void *stream) {
   if (!ptr)
     return;
   ScopedContext scope(__func__);
   CUmemoryPool pool = nullptr;
-  if (stream &&
-      cuPointerGetAttribute(&pool, CU_POINTER_ATTRIBUTE_MEMPOOL_HANDLE,
+  if (cuPointerGetAttribute(&pool, CU_POINTER_ATTRIBUTE_MEMPOOL_HANDLE,
                             asDevicePtr(ptr)) == CUDA_SUCCESS &&
       pool) {
     MOEC_CU(cuMemFreeAsync(asDevicePtr(ptr), asStream(stream)));
