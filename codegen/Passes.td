@@ -138,7 +138,7 @@ def SelectCpuKernels : Pass<"moe-select-cpu-kernels"> {
       of the GQA group as divide them, times positions), key blocks of 64,
       register blocks of 4 keys with 16 registers (8 accumulators, 2 row
       vectors, a broadcast) and 8 with 32; 3 row vectors on AVX2 were
-      10-15% faster in the attention benchmark but made LLVM spill, and no
+      12% faster in the attention benchmark but made LLVM spill, and no
       faster on AVX-512 (docs/performance.md).
 
     Every option other than `cpu` and `cpu-features` overrides the chosen

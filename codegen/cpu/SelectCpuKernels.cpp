@@ -61,7 +61,7 @@ CpuMatmulKernelAttr kernelShapeFor(MLIRContext *ctx, MatmulMicroKernel kind,
 /// then share every key and value row) times positions; its register blocks
 /// are 4 keys or dimensions with 16 registers (8 accumulators, 2 row vectors
 /// and a broadcast) and 8 with 32 (16 + 2 + 1). 3 row vectors with 16
-/// registers (the whole file) were 10-15% faster in the attention
+/// registers (the whole file) were 12% faster in the attention
 /// benchmark on AVX2, but LLVM then spills in some loops; 3 with 32 were
 /// no faster. Key blocks of 64 (32 and 128 were no faster). Measured at
 /// T = 4096, 16/8 heads, Dh = 64 (bench/attention_scaling.py,
