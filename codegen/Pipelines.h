@@ -128,8 +128,10 @@ struct CudaPipelineOptions : PassPipelineOptions<CudaPipelineOptions> {
       llvm::cl::init(defaultCudaToolkit())};
   Option<bool> hostShared{
       *this, "host-shared",
-      llvm::cl::desc("Allocate buffers in managed memory the host can read"),
-      llvm::cl::init(true)};
+      llvm::cl::desc("Allocate buffers in managed memory the host can read "
+                     "(for tests that print results from the host) instead "
+                     "of device memory on one stream"),
+      llvm::cl::init(false)};
 };
 
 /// moe (tensors) -> LLVM dialect for the host CPU.

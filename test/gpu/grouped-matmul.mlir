@@ -1,8 +1,9 @@
 // Runs moe.grouped_matmul (plain and SwiGLU) and moe.combine on a CUDA GPU
 // through the CUDA pipeline and the moec runtime; the same inputs and
-// NumPy-computed expectations as codegen/moe-to-cpu-pipeline.mlir.
+// NumPy-computed expectations as codegen/moe-to-cpu-pipeline.mlir. Managed
+// memory (host-shared), so that the host prints the results.
 // REQUIRES: cuda-gpu, cuda-toolkit
-// RUN: moec-opt %s -moe-to-cuda-pipeline \
+// RUN: moec-opt %s -moe-to-cuda-pipeline=host-shared \
 // RUN: | mlir-runner -e main -entry-point-result=i32 \
 // RUN:     -shared-libs=%moec_cuda_runtime,%mlir_runner_utils,%mlir_c_runner_utils \
 // RUN: | FileCheck %s
@@ -11,7 +12,7 @@
 // then unload from global destructors after the driver's own exit-time
 // teardown, which must stay silent (MOEC_CUDA_RUNTIME_FATAL=1 aborts on any
 // runtime error, and @main's i32 result is the exit status).
-// RUN: moec-opt %s -moe-to-cuda-pipeline | mlir-translate --mlir-to-llvmir -o %t.ll
+// RUN: moec-opt %s -moe-to-cuda-pipeline=host-shared | mlir-translate --mlir-to-llvmir -o %t.ll
 // RUN: llc -O2 -filetype=obj -relocation-model=pic %t.ll -o %t.o
 // RUN: %cc %t.o %moec_cuda_runtime %mlir_runner_utils %mlir_c_runner_utils \
 // RUN:     -Wl,-rpath,%moec_lib_dir -Wl,-rpath,%llvm_lib_dir -o %t.exe

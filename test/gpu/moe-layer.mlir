@@ -1,8 +1,9 @@
 // The whole MoE layer of integration/cpu/moe-layer.mlir on a CUDA GPU:
 // router, dispatch, SwiGLU grouped matmuls and combine as kernels, through
-// the CUDA pipeline and the moec runtime; same NumPy expectations.
+// the CUDA pipeline and the moec runtime; same NumPy expectations. Managed
+// memory (host-shared), so that the host prints the results.
 // REQUIRES: cuda-gpu, cuda-toolkit
-// RUN: moec-opt %s -moe-to-cuda-pipeline \
+// RUN: moec-opt %s -moe-to-cuda-pipeline=host-shared \
 // RUN: | mlir-runner -e main -entry-point-result=void \
 // RUN:     -shared-libs=%moec_cuda_runtime,%mlir_runner_utils,%mlir_c_runner_utils \
 // RUN: | FileCheck %s

@@ -5,7 +5,7 @@
 
 // Tiles of 8 threads along the row dimension.
 // CHECK: %[[EIGHT:.*]] = llvm.mlir.constant(8 : index) : i64
-// CHECK: gpu.launch_func @combine_kernel::@combine_kernel blocks in ({{.*}}) threads in (%[[EIGHT]],
+// CHECK: gpu.launch_func {{.*}}@combine_kernel::@combine_kernel blocks in ({{.*}}) threads in (%[[EIGHT]],
 // CHECK: gpu.binary @combine_kernel [#gpu.object<#nvvm.target<chip = "sm_80", features = "+ptx70">, properties = {{{.*}}O = 2 : i32}
 // CHECK-SAME: .version 7.0
 // CHECK-SAME: .target sm_80

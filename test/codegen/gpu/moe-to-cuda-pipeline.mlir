@@ -13,10 +13,13 @@
 // RUN: %if cuda-toolkit %{ llvm-strings %t.cubin | FileCheck %s --check-prefix=PTXAS %}
 
 // CHECK-LABEL: llvm.func @grouped
-// Buffers live in GPU-visible memory.
+// Buffers live in device memory, every op on one stream, synchronised once.
+// CHECK: %[[STREAM:.*]] = llvm.call @mgpuStreamCreate()
 // CHECK: llvm.call @mgpuMemAlloc
-// CHECK: gpu.launch_func @grouped_kernel::@grouped_kernel
+// CHECK: gpu.launch_func <%[[STREAM]] : !llvm.ptr> @grouped_kernel::@grouped_kernel
 // CHECK: gpu.launch_func
+// CHECK: llvm.call @mgpuStreamSynchronize(%[[STREAM]])
+// CHECK-NOT: llvm.call @mgpuStreamSynchronize
 // CHECK: llvm.return
 
 // CHECK: gpu.binary @grouped_kernel [#gpu.object<#nvvm.target<O = 3, chip = "sm_90a", features = "+ptx80">
