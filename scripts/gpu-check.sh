@@ -8,7 +8,10 @@
 #    for f32; routing statistics equal to the reference's), and the CPU
 #    executable the same way;
 #  * compute-sanitizer memcheck on one model, where the machine has it;
-#  * prefill tokens/s of the GPU executable next to the CPU's (--bench).
+#  * the outputs of --bench (the last replay of a CUDA graph) against the
+#    reference too;
+#  * prefill tokens/s of the GPU executable, replaying a CUDA graph and
+#    launch by launch, next to the CPU's (--bench).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=build/gpu-check
@@ -24,14 +27,15 @@ nvidia-smi -L || true
 table="$work/table.txt"
 printf "%-16s %-10s %-8s %s\n" config build result detail > "$table"
 
-check() { # name build exe dtype
+check() { # name build exe dtype [extra options of the executable]
   local name=$1 build=$2 exe=$3 dtype=$4 cfg="$out/configs/$1.json"
+  shift 4
   local w="$work/$name-$dtype.safetensors" t="$work/$name-tokens.npy"
   [ -f "$w" ] || $py examples/make_weights.py "$cfg" "$w" --seed 1 --dtype "$dtype" > /dev/null
   [ -f "$t" ] || $py test/utils/model_reference.py tokens "$cfg" "$t" --shape 2,24 --seed 3
   local logits="$work/$name-$build.npy" stats="$work/$name-$build.json"
   if ! timeout 120 "$exe" --weights "$w" --tokens "$t" --logits "$logits" \
-      --stats "$stats" > "$work/run.txt" 2>&1; then
+      --stats "$stats" "$@" > "$work/run.txt" 2>&1; then
     printf "%-16s %-10s %-8s %s\n" "$name" "$build" RUN-FAIL \
       "$(tail -1 "$work/run.txt")" >> "$table"
     return
@@ -50,6 +54,8 @@ for cfg in "$out"/configs/*.json; do
   name=$(basename "$cfg" .json)
   check "$name" cuda-bf16 "$out/bin/$name-cuda-bf16" bf16
   check "$name" cuda-f32 "$out/bin/$name-cuda-f32" f32
+  # The outputs of the last replay of the forward pass's CUDA graph.
+  check "$name" cuda-graph "$out/bin/$name-cuda-f32" f32 --bench 2
   check "$name" cpu-f32 "$out/bin/$name-cpu-f32" f32
 done
 
@@ -67,13 +73,16 @@ fi
 # dispatch overheads, not kernel throughput).
 $py test/utils/model_reference.py tokens "$out/configs/mixtral-tiny.json" \
   "$work/bench.npy" --shape 1,512 --seed 4
-for build in cuda-bf16 cpu-f32; do
-  dtype=${build##*-}
-  w="$work/mixtral-tiny-$dtype.safetensors"
-  echo "bench mixtral-tiny $build: $(timeout 120 "$out/bin/mixtral-tiny-$build" \
-    --weights "$w" --tokens "$work/bench.npy" --bench 10 2>&1 | tail -1)" \
-    >> "$work/summary.txt"
-done
+bench() { # label build [env]
+  local label=$1 build=$2 dtype=${2##*-}
+  shift 2
+  echo "bench mixtral-tiny $label: $(env "$@" timeout 120 \
+    "$out/bin/mixtral-tiny-$build" --weights "$work/mixtral-tiny-$dtype.safetensors" \
+    --tokens "$work/bench.npy" --bench 10 2>&1 | tail -1)" >> "$work/summary.txt"
+}
+bench cuda-bf16-graph cuda-bf16
+bench cuda-bf16-launches cuda-bf16 MOEC_CUDA_GRAPHS=0
+bench cpu-f32 cpu-f32
 
 echo
 cat "$work/summary.txt" 2>/dev/null

@@ -13,6 +13,8 @@
 #include "runtime/model/ModelAbi.h"
 
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 
 extern "C" {
 void *mgpuMemAlloc(uint64_t sizeBytes, void *stream, bool isHostShared);
@@ -20,6 +22,10 @@ void mgpuMemFree(void *ptr, void *stream);
 void mgpuMemcpy(void *dst, void *src, size_t sizeBytes, void *stream);
 void mgpuStreamSynchronize(void *stream);
 int moecCudaDeviceCount();
+void moecCudaCaptureNextStream();
+void *moecCudaInstantiateCapture();
+bool moecCudaGraphReplay(void *exec, int64_t times);
+void moecCudaGraphDestroy(void *exec);
 }
 
 namespace {
@@ -63,6 +69,47 @@ public:
   }
 
   void release(void *device) override { mgpuMemFree(device, nullptr); }
+
+  bool record(const std::function<void()> &pass, std::string &error) override {
+    dropRecording();
+    // MOEC_CUDA_GRAPHS=0 measures the launches one by one instead.
+    const char *graphs = std::getenv("MOEC_CUDA_GRAPHS");
+    if (graphs && std::strcmp(graphs, "0") == 0) {
+      error = "CUDA graphs are off (MOEC_CUDA_GRAPHS=0)";
+      return false;
+    }
+    moecCudaCaptureNextStream();
+    pass();
+    graph = moecCudaInstantiateCapture();
+    if (!graph) {
+      error = "cannot record the forward pass as a CUDA graph (the "
+              "moec-cuda-runtime line above says why)";
+      return false;
+    }
+    return true;
+  }
+
+  bool replay(int64_t times, std::string &error) override {
+    if (!graph) {
+      error = "no CUDA graph recorded";
+      return false;
+    }
+    if (moecCudaGraphReplay(graph, times))
+      return true;
+    error = "replaying the forward pass's CUDA graph failed (the "
+            "moec-cuda-runtime line above says why)";
+    return false;
+  }
+
+  void dropRecording() override {
+    moecCudaGraphDestroy(graph);
+    graph = nullptr;
+  }
+
+  ~CudaDevice() override { dropRecording(); }
+
+private:
+  void *graph = nullptr;
 };
 
 } // namespace

@@ -38,8 +38,10 @@
 //
 // Besides those, the library exports the helpers upstream also exports but
 // generated code does not call (mgpuMemHostRegister, mgpuMemHostUnregister,
-// mgpuTensorMapEncodeTiled), and one moec extension, moecCudaDeviceCount(),
-// which tests use to find out whether a GPU is usable.
+// mgpuTensorMapEncodeTiled), and moec's extensions: moecCudaDeviceCount(),
+// which tests use to find out whether a GPU is usable, and the CUDA graph
+// calls libmoec_model_cuda uses for --bench (moecCudaCaptureNextStream,
+// moecCudaInstantiateCapture, moecCudaGraphReplay, moecCudaGraphDestroy).
 //
 // Deliberately NOT provided (they need cuSPARSE / cuSPARSELt, which moec does
 // not use; `gpu-to-llvm` only declares them for the sparse gpu ops):
@@ -332,6 +334,19 @@ void memrefSpan(int64_t rank, const MemRefHeader *desc, int64_t elementSize,
           static_cast<uint64_t>(elementSize);
 }
 
+/// Graph capture (moecCudaCaptureNextStream): whether the next stream
+/// created is captured, the stream being captured, and the graph of the last
+/// capture that ended. Process-wide, like the default device: the generated
+/// code may free or synchronise from another thread than the one that
+/// created the stream. One capture at a time.
+std::atomic<bool> captureNextStream{false};
+std::atomic<CUstream> capturingStream{nullptr};
+std::atomic<CUgraph> capturedGraph{nullptr};
+
+bool isCapturing(void *stream) {
+  return stream && asStream(stream) == capturingStream.load();
+}
+
 } // namespace
 
 //===----------------------------------------------------------------------===//
@@ -509,7 +524,16 @@ mgpuLaunchClusterKernel(void *function, intptr_t clusterX, intptr_t clusterY,
 MOEC_RT_EXPORT void *mgpuStreamCreate() {
   ScopedContext scope(__func__);
   CUstream stream = nullptr;
-  MOEC_CU(cuStreamCreate(&stream, CU_STREAM_NON_BLOCKING));
+  if (!MOEC_CU(cuStreamCreate(&stream, CU_STREAM_NON_BLOCKING)))
+    return nullptr;
+  if (captureNextStream.exchange(false)) {
+    // Thread-local mode: a call of this thread that would synchronise
+    // (cuMemAlloc, a blocking copy) fails the capture instead of silently
+    // running once at capture time.
+    if (MOEC_CU(cuStreamBeginCapture(stream,
+                                     CU_STREAM_CAPTURE_MODE_THREAD_LOCAL)))
+      capturingStream.store(stream);
+  }
   return stream;
 }
 
@@ -518,8 +542,18 @@ MOEC_RT_EXPORT void mgpuStreamDestroy(void *stream) {
   MOEC_CU(cuStreamDestroy(asStream(stream)));
 }
 
+/// Waits for the work queued on `stream`; on the stream being captured it
+/// ends the capture instead (the generated forward pass synchronises once,
+/// at its end), keeping the graph for moecCudaInstantiateCapture.
 MOEC_RT_EXPORT void mgpuStreamSynchronize(void *stream) {
   ScopedContext scope(__func__);
+  if (isCapturing(stream)) {
+    capturingStream.store(nullptr);
+    CUgraph graph = nullptr;
+    if (MOEC_CU(cuStreamEndCapture(asStream(stream), &graph)))
+      capturedGraph.store(graph);
+    return;
+  }
   MOEC_CU(cuStreamSynchronize(asStream(stream)));
 }
 
@@ -605,6 +639,12 @@ MOEC_RT_EXPORT void mgpuMemFree(void *ptr, void *stream) {
   if (!ptr)
     return;
   ScopedContext scope(__func__);
+  // Memory allocated during a capture belongs to the graph: it is freed in
+  // stream order, and nothing here may synchronise.
+  if (isCapturing(stream)) {
+    MOEC_CU(cuMemFreeAsync(asDevicePtr(ptr), asStream(stream)));
+    return;
+  }
   CUmemoryPool pool = nullptr;
   if (cuPointerGetAttribute(&pool, CU_POINTER_ATTRIBUTE_MEMPOOL_HANDLE,
                             asDevicePtr(ptr)) == CUDA_SUCCESS &&
@@ -777,6 +817,62 @@ MOEC_RT_EXPORT void *mgpuTensorMapEncodeTiledMemref(
 }
 
 #endif // CUDA_VERSION >= 12000
+
+//===----------------------------------------------------------------------===//
+// CUDA graphs (moec extensions, not part of MLIR's ABI)
+//===----------------------------------------------------------------------===//
+
+/// Makes the next mgpuStreamCreate begin a capture of that
+/// stream: until the generated code synchronises it, its launches, copies
+/// and stream-ordered allocations are recorded into a graph, not run.
+MOEC_RT_EXPORT void moecCudaCaptureNextStream(void) {
+  captureNextStream.store(true);
+  capturedGraph.store(nullptr);
+}
+
+/// The executable graph of the capture that ended last, or
+/// null (with the reason printed) if there is none. Allocations the graph
+/// makes and does not free (the forward pass's results) are freed when it
+/// is launched again, so it can be replayed back to back; the last launch's
+/// are the caller's to free (mgpuMemFree).
+MOEC_RT_EXPORT void *moecCudaInstantiateCapture(void) {
+  captureNextStream.store(false);
+  CUgraph graph = capturedGraph.exchange(nullptr);
+  if (!graph) {
+    reportError(__func__, "no capture has ended (the captured "
+                          "code never synchronised its stream, or a call "
+                          "inside the capture failed)");
+    return nullptr;
+  }
+  ScopedContext scope(__func__);
+  CUgraphExec exec = nullptr;
+  bool ok = MOEC_CU(cuGraphInstantiateWithFlags(
+      &exec, graph, CUDA_GRAPH_INSTANTIATE_FLAG_AUTO_FREE_ON_LAUNCH));
+  MOEC_CU(cuGraphDestroy(graph));
+  return ok ? exec : nullptr;
+}
+
+/// Launches graph `exec` `times` times back to back on a stream of its own
+/// and waits for the last launch to finish. False if a call failed.
+MOEC_RT_EXPORT bool moecCudaGraphReplay(void *exec, int64_t times) {
+  ScopedContext scope(__func__);
+  CUstream stream = nullptr;
+  if (!MOEC_CU(cuStreamCreate(&stream, CU_STREAM_NON_BLOCKING)))
+    return false;
+  bool ok = true;
+  for (int64_t i = 0; i < times && ok; ++i)
+    ok = MOEC_CU(cuGraphLaunch(static_cast<CUgraphExec>(exec), stream));
+  ok &= MOEC_CU(cuStreamSynchronize(stream));
+  MOEC_CU(cuStreamDestroy(stream));
+  return ok;
+}
+
+MOEC_RT_EXPORT void moecCudaGraphDestroy(void *exec) {
+  if (!exec)
+    return;
+  ScopedContext scope(__func__);
+  MOEC_CU(cuGraphExecDestroy(static_cast<CUgraphExec>(exec)));
+}
 
 //===----------------------------------------------------------------------===//
 // Devices

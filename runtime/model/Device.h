@@ -13,6 +13,8 @@
 #define MOEC_RUNTIME_MODEL_DEVICE_H
 
 #include <cstddef>
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -42,6 +44,29 @@ public:
 
   /// Frees a buffer from upload() or one the forward pass returned.
   virtual void release(void *device) = 0;
+
+  /// Records the device work that `pass` queues (one forward pass, which
+  /// ends by synchronising its stream) instead of running it, so that
+  /// replay() runs it again without the host's launch costs: a CUDA graph.
+  /// False with a one-line `error` where the device cannot record or the
+  /// recording failed; the results `pass` returned are then not valid.
+  virtual bool record(const std::function<void()> &pass, std::string &error) {
+    (void)pass;
+    error = "this device runs forward passes directly";
+    return false;
+  }
+
+  /// Runs the recorded work `times` times and waits for the last run. The
+  /// results of the last run are at the addresses `pass` returned when it
+  /// was recorded. False with a one-line `error`.
+  virtual bool replay(int64_t times, std::string &error) {
+    (void)times;
+    error = "nothing recorded";
+    return false;
+  }
+
+  /// Forgets the recording (after the last run's results were released).
+  virtual void dropRecording() {}
 };
 
 /// The device of the library linked with the model.

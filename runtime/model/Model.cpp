@@ -4,7 +4,9 @@
 #include "runtime/model/ModelAbi.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
+#include <optional>
 #include <cstdlib>
 
 #include <sys/mman.h>
@@ -156,38 +158,100 @@ CompiledModel::Outputs CompiledModel::downloadResults(const ResultPack &results,
   return out;
 }
 
-CompiledModel::Outputs CompiledModel::forward(HostTensor &tokens) {
-  // Results: the logits [B, T, V], then the three packed stats vectors.
-  std::vector<unsigned> ranks{3};
-  ranks.insert(ranks.end(), abi::kNumStatsResults, 1);
-  ResultPack results(ranks);
-  MemRefDescriptor tokensDescriptor = tokens.descriptor();
+/// One forward pass's arguments: where its results go, and its tokens (in
+/// device memory for a GPU model).
+struct CompiledModel::Pass {
+  ResultPack results;
+  MemRefDescriptor tokens;
   void *deviceTokens = nullptr;
+  std::vector<void *> args;
+
+  Pass(const std::vector<unsigned> &ranks, HostTensor &hostTokens)
+      : results(ranks), tokens(hostTokens.descriptor()) {}
+};
+
+/// The ranks of the forward pass's results: the logits [B, T, V], then the
+/// three packed stats vectors.
+static std::vector<unsigned> resultRanks() {
+  std::vector<unsigned> ranks{3};
+  ranks.insert(ranks.end(), moec::abi::kNumStatsResults, 1);
+  return ranks;
+}
+
+std::unique_ptr<CompiledModel::Pass>
+CompiledModel::preparePass(HostTensor &tokens) {
+  auto pass = std::make_unique<Pass>(resultRanks(), tokens);
   if (!device->hostMemory()) {
     std::string error;
-    deviceTokens =
+    pass->deviceTokens =
         device->upload(tokens.data(), tokens.numElements() * sizeof(int32_t),
                        "the tokens", error);
-    if (!deviceTokens) {
+    if (!pass->deviceTokens) {
       // forward() has no error result; the device is out of memory.
       std::fprintf(stderr, "moec model: error: %s\n", error.c_str());
       std::exit(1);
     }
-    tokensDescriptor = MemRefDescriptor(deviceTokens, tokens.shape());
+    pass->tokens = MemRefDescriptor(pass->deviceTokens, tokens.shape());
   }
-  std::vector<void *> args{results.data(), tokensDescriptor.data(),
-                           table.data()};
+  pass->args = {pass->results.data(), pass->tokens.data(), table.data()};
+  return pass;
+}
 
-  forward_packed(args.data());
+CompiledModel::Outputs CompiledModel::finishPass(Pass &pass) {
+  size_t count = resultRanks().size();
   if (!device->hostMemory()) {
-    device->release(deviceTokens);
-    return downloadResults(results, ranks.size());
+    device->release(pass.deviceTokens);
+    return downloadResults(pass.results, count);
   }
-  Outputs out{HostTensor::adoptResult(results.result(0), ElementType::F32), {}};
-  for (unsigned i = 1; i < ranks.size(); ++i)
+  Outputs out{HostTensor::adoptResult(pass.results.result(0), ElementType::F32),
+              {}};
+  for (unsigned i = 1; i < count; ++i)
     out.stats.push_back(
-        HostTensor::adoptResult(results.result(i), ElementType::I32));
+        HostTensor::adoptResult(pass.results.result(i), ElementType::I32));
   return out;
+}
+
+CompiledModel::Outputs CompiledModel::forward(HostTensor &tokens) {
+  std::unique_ptr<Pass> pass = preparePass(tokens);
+  forward_packed(pass->args.data());
+  return finishPass(*pass);
+}
+
+CompiledModel::Outputs CompiledModel::bench(HostTensor &tokens, int runs,
+                                            BenchResult &result) {
+  using Clock = std::chrono::steady_clock;
+  std::unique_ptr<Pass> pass = preparePass(tokens);
+  std::string error;
+  if (device->record([&] { forward_packed(pass->args.data()); }, error)) {
+    // One replay first: the first launch of a graph also uploads it.
+    if (!device->replay(1, error)) {
+      std::fprintf(stderr, "moec model: error: %s\n", error.c_str());
+      std::exit(1);
+    }
+    Clock::time_point start = Clock::now();
+    if (!device->replay(runs, error)) {
+      std::fprintf(stderr, "moec model: error: %s\n", error.c_str());
+      std::exit(1);
+    }
+    result.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    result.replayed = true;
+    Outputs out = finishPass(*pass);
+    device->dropRecording();
+    return out;
+  }
+  if (!device->hostMemory())
+    std::fprintf(stderr, "moec model: note: %s; timing the forward passes "
+                 "one by one\n", error.c_str());
+  // Each run's outputs are freed before the next run allocates its own.
+  forward_packed(pass->args.data());
+  std::optional<Outputs> outputs = finishPass(*pass);
+  Clock::time_point start = Clock::now();
+  for (int i = 0; i < runs; ++i) {
+    outputs.reset();
+    outputs = forward(tokens);
+  }
+  result.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  return std::move(*outputs);
 }
 
 nlohmann::json CompiledModel::statistics(const Outputs &outputs) const {

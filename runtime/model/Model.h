@@ -41,6 +41,17 @@ public:
   /// Runs the model on I32 [B, T] token ids, each in [0, vocabSize()).
   Outputs forward(HostTensor &tokens);
 
+  struct BenchResult {
+    double seconds = 0; // the `runs` timed passes
+    bool replayed = false; // recorded once and replayed (a CUDA graph)
+  };
+
+  /// Runs the forward pass once untimed, then `runs` times timed, and
+  /// returns the last run's outputs. A device that can record the pass (a
+  /// GPU: a CUDA graph) records it once and replays it; otherwise each run
+  /// is a forward() call, with its copies.
+  Outputs bench(HostTensor &tokens, int runs, BenchResult &result);
+
   /// The docs/semantics.md §8 statistics of one forward pass.
   nlohmann::json statistics(const Outputs &outputs) const;
 
@@ -52,6 +63,13 @@ private:
   /// Copies the parameters to the device (a GPU model): `table` then holds
   /// their device addresses. False with a one-line `error`.
   bool uploadParams(std::string &error);
+
+  struct Pass;
+  /// The arguments of a forward pass on `tokens` (uploaded to the device).
+  std::unique_ptr<Pass> preparePass(HostTensor &tokens);
+  /// The outputs of a pass that ran, as host tensors; its device buffers are
+  /// freed.
+  Outputs finishPass(Pass &pass);
 
   /// The forward pass's results `results`, in device memory, as host
   /// tensors; the device buffers are freed.
