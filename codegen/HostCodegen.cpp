@@ -105,7 +105,9 @@ moe::translateForHost(ModuleOp module, llvm::LLVMContext &context,
   if (llvm::Error err = inlineEntry(*llvmModule, entry, *callee))
     return std::move(err);
 
-  // <entry>_packed(void **args): unpacks the descriptor pointers.
+  // <entry>_packed(void **args): args[i] is the C interface's argument i
+  // when that is a pointer (a descriptor, the weight table), else the
+  // address of the value (a scalar such as an index).
   llvm::Type *ptr = llvm::PointerType::getUnqual(context);
   auto *packed = llvm::Function::Create(
       llvm::FunctionType::get(llvm::Type::getVoidTy(context), {ptr}, false),
@@ -115,7 +117,9 @@ moe::translateForHost(ModuleOp module, llvm::LLVMContext &context,
   llvm::SmallVector<llvm::Value *> args;
   for (unsigned i = 0, e = callee->arg_size(); i < e; ++i) {
     llvm::Value *slot = b.CreateConstGEP1_64(ptr, packed->getArg(0), i);
-    args.push_back(b.CreateLoad(ptr, slot));
+    llvm::Value *arg = b.CreateLoad(ptr, slot);
+    llvm::Type *type = callee->getArg(i)->getType();
+    args.push_back(type->isPointerTy() ? arg : b.CreateLoad(type, arg));
   }
   b.CreateCall(callee, args);
   b.CreateRetVoid();

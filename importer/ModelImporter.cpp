@@ -110,6 +110,7 @@ private:
   DenseBuilder dense() { return DenseBuilder{b, loc}; }
 
   Value embed(Value flatTokens, Value table);
+  Value lastPositions(Value x, Value positions);
   Value rmsNorm(Value x, Value weight);
   Value rope(Value x);
   Value attention(const LayerKind &kind, Value h);
@@ -187,6 +188,32 @@ Value Importer::embed(Value flatTokens, Value table) {
             tensor::ExtractOp::create(nb, nl, table, ValueRange{row, col});
         if (!v.getType().isF32())
           v = arith::ExtFOp::create(nb, nl, nb.getF32Type(), v);
+        linalg::YieldOp::create(nb, nl, v);
+      })[0];
+}
+
+/// The rows of the last `positions` positions of each sequence of `x`
+/// ([B·T, D] → [B·P, D], P = `positions` in [1, T]): what the LM head needs
+/// when only those positions' logits are wanted (generation needs the last
+/// one). One parallel generic; at P = T a copy, small next to the LM head.
+Value Importer::lastPositions(Value x, Value positions) {
+  Value rows = arith::MulIOp::create(b, loc, fn.batch, positions);
+  Value init = tensor::EmptyOp::create(
+      b, loc, ArrayRef<OpFoldResult>{rows, b.getIndexAttr(config.hiddenSize)},
+      b.getF32Type());
+  GenericBuilder gen{b, loc, {kParallel, kParallel}};
+  return gen.build(
+      {}, {}, init, {{0, 1}}, [&](OpBuilder &nb, Location nl, ValueRange) {
+        // Output row r is position T - P + (r mod P) of sequence r / P.
+        Value r = linalg::IndexOp::create(nb, nl, 0);
+        Value col = linalg::IndexOp::create(nb, nl, 1);
+        Value seq = arith::DivUIOp::create(nb, nl, r, positions);
+        Value pos = arith::RemUIOp::create(nb, nl, r, positions);
+        Value skipped = arith::SubIOp::create(nb, nl, fn.seqLen, positions);
+        Value row = arith::AddIOp::create(
+            nb, nl, arith::MulIOp::create(nb, nl, seq, fn.seqLen),
+            arith::AddIOp::create(nb, nl, skipped, pos));
+        Value v = tensor::ExtractOp::create(nb, nl, x, ValueRange{row, col});
         linalg::YieldOp::create(nb, nl, v);
       })[0];
 }
@@ -598,9 +625,11 @@ void Importer::storeInto(Value value, Value buffer) {
                                                     /*writable=*/true);
 }
 
-/// @forward(%tokens: tensor<?x?xi32>, %weights: !llvm.ptr): the embedding,
-/// one call per decoder layer on the residual stream's buffer, the final
-/// norm and the LM head; the logits and the packed statistics.
+/// @forward(%tokens: tensor<?x?xi32>, %weights: !llvm.ptr, %positions:
+/// index): the embedding, one call per decoder layer on the residual
+/// stream's buffer, the final norm and the LM head on the last `positions`
+/// positions of each sequence; their logits [B, P, V] and the packed
+/// statistics (of every token).
 OwningOpRef<ModuleOp> Importer::run() {
   ctx.loadDialect<MoeDialect, arith::ArithDialect,
                   bufferization::BufferizationDialect, func::FuncDialect,
@@ -618,11 +647,13 @@ OwningOpRef<ModuleOp> Importer::run() {
   Type tablePtr = LLVM::LLVMPointerType::get(&ctx);
   forward = func::FuncOp::create(
       b, fileLoc, moec::abi::kEntry,
-      b.getFunctionType({tokensType, tablePtr}, {logitsType}));
+      b.getFunctionType({tokensType, tablePtr, b.getIndexType()},
+                        {logitsType}));
   fn.body = forward.addEntryBlock();
   b.setInsertionPointToStart(fn.body);
   Value tokens = fn.body->getArgument(0);
   fn.table = fn.body->getArgument(1);
+  Value positions = fn.body->getArgument(2);
 
   at("embedding");
   fn.batch = tensor::DimOp::create(b, loc, tokens, 0);
@@ -645,13 +676,13 @@ OwningOpRef<ModuleOp> Importer::run() {
   x = asTensor(residual, /*writable=*/false);
 
   at("lm_head");
-  x = rmsNorm(x, param("model.norm.weight", {d}));
+  x = rmsNorm(lastPositions(x, positions), param("model.norm.weight", {d}));
   Value head =
       config.tieWordEmbeddings ? embedTable : param("lm_head.weight", {v, d});
   Value logits = dense().linear(x, head);
   Value shaped = tensor::ExpandShapeOp::create(
       b, loc, logitsType, logits, ArrayRef<ReassociationIndices>{{0, 1}, {2}},
-      ArrayRef<OpFoldResult>{fn.batch, fn.seqLen, b.getIndexAttr(v)});
+      ArrayRef<OpFoldResult>{fn.batch, positions, b.getIndexAttr(v)});
   SmallVector<Value> results{shaped};
   for (Value buffer : packedStats)
     results.push_back(asTensor(buffer, /*writable=*/false));

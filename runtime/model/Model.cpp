@@ -164,10 +164,13 @@ struct CompiledModel::Pass {
   ResultPack results;
   MemRefDescriptor tokens;
   void *deviceTokens = nullptr;
+  int64_t positions;
   std::vector<void *> args;
 
-  Pass(const std::vector<unsigned> &ranks, HostTensor &hostTokens)
-      : results(ranks), tokens(hostTokens.descriptor()) {}
+  Pass(const std::vector<unsigned> &ranks, HostTensor &hostTokens,
+       int64_t positions)
+      : results(ranks), tokens(hostTokens.descriptor()),
+        positions(positions) {}
 };
 
 /// The ranks of the forward pass's results: the logits [B, T, V], then the
@@ -179,8 +182,11 @@ static std::vector<unsigned> resultRanks() {
 }
 
 std::unique_ptr<CompiledModel::Pass>
-CompiledModel::preparePass(HostTensor &tokens) {
-  auto pass = std::make_unique<Pass>(resultRanks(), tokens);
+CompiledModel::preparePass(HostTensor &tokens, int64_t positions) {
+  int64_t seqLen = tokens.shape()[1];
+  if (positions < 1 || positions > seqLen)
+    positions = seqLen;
+  auto pass = std::make_unique<Pass>(resultRanks(), tokens, positions);
   if (!device->hostMemory()) {
     std::string error;
     pass->deviceTokens =
@@ -193,7 +199,8 @@ CompiledModel::preparePass(HostTensor &tokens) {
     }
     pass->tokens = MemRefDescriptor(pass->deviceTokens, tokens.shape());
   }
-  pass->args = {pass->results.data(), pass->tokens.data(), table.data()};
+  pass->args = {pass->results.data(), pass->tokens.data(), table.data(),
+                &pass->positions};
   return pass;
 }
 
@@ -211,16 +218,18 @@ CompiledModel::Outputs CompiledModel::finishPass(Pass &pass) {
   return out;
 }
 
-CompiledModel::Outputs CompiledModel::forward(HostTensor &tokens) {
-  std::unique_ptr<Pass> pass = preparePass(tokens);
+CompiledModel::Outputs CompiledModel::forward(HostTensor &tokens,
+                                              int64_t positions) {
+  std::unique_ptr<Pass> pass = preparePass(tokens, positions);
   forward_packed(pass->args.data());
   return finishPass(*pass);
 }
 
-CompiledModel::Outputs CompiledModel::bench(HostTensor &tokens, int runs,
+CompiledModel::Outputs CompiledModel::bench(HostTensor &tokens,
+                                            int64_t positions, int runs,
                                             BenchResult &result) {
   using Clock = std::chrono::steady_clock;
-  std::unique_ptr<Pass> pass = preparePass(tokens);
+  std::unique_ptr<Pass> pass = preparePass(tokens, positions);
   std::string error;
   if (device->record([&] { forward_packed(pass->args.data()); }, error)) {
     // One replay first: the first launch of a graph also uploads it.
@@ -248,10 +257,22 @@ CompiledModel::Outputs CompiledModel::bench(HostTensor &tokens, int runs,
   Clock::time_point start = Clock::now();
   for (int i = 0; i < runs; ++i) {
     outputs.reset();
-    outputs = forward(tokens);
+    outputs = forward(tokens, positions);
   }
   result.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   return std::move(*outputs);
+}
+
+bool CompiledModel::checkTokenIds(const int32_t *ids, int64_t count,
+                                  std::string &error) const {
+  for (int64_t i = 0; i < count; ++i)
+    if (ids[i] < 0 || ids[i] >= vocab) {
+      error = "token id " + std::to_string(ids[i]) + " at position " +
+              std::to_string(i) + " is out of range [0, " +
+              std::to_string(vocab) + ")";
+      return false;
+    }
+  return true;
 }
 
 nlohmann::json CompiledModel::statistics(const Outputs &outputs) const {

@@ -31,15 +31,22 @@ public:
 
   int64_t vocabSize() const { return vocab; }
 
+  /// Whether the `count` ids are all in [0, vocabSize()); if not, `error`
+  /// names the first bad one and its position.
+  bool checkTokenIds(const int32_t *ids, int64_t count,
+                     std::string &error) const;
+
   struct Outputs {
-    HostTensor logits; // F32 [B, T, V]
+    HostTensor logits; // F32 [B, P, V]: the last P positions of each sequence
     /// Three I32 vectors, the MoE layers' segments one after the other:
     /// experts per (sub-)token, rows per expert, ADR level per token.
     std::vector<HostTensor> stats;
   };
 
-  /// Runs the model on I32 [B, T] token ids, each in [0, vocabSize()).
-  Outputs forward(HostTensor &tokens);
+  /// Runs the model on I32 [B, T] token ids, each in [0, vocabSize()), with
+  /// the logits of the last `positions` positions of each sequence (all of
+  /// them outside [1, T]).
+  Outputs forward(HostTensor &tokens, int64_t positions = 0);
 
   struct BenchResult {
     double seconds = 0; // the `runs` timed passes
@@ -50,7 +57,8 @@ public:
   /// returns the last run's outputs. A device that can record the pass (a
   /// GPU: a CUDA graph) records it once and replays it; otherwise each run
   /// is a forward() call, with its copies.
-  Outputs bench(HostTensor &tokens, int runs, BenchResult &result);
+  Outputs bench(HostTensor &tokens, int64_t positions, int runs,
+                BenchResult &result);
 
   /// The docs/semantics.md §8 statistics of one forward pass.
   nlohmann::json statistics(const Outputs &outputs) const;
@@ -66,7 +74,7 @@ private:
 
   struct Pass;
   /// The arguments of a forward pass on `tokens` (uploaded to the device).
-  std::unique_ptr<Pass> preparePass(HostTensor &tokens);
+  std::unique_ptr<Pass> preparePass(HostTensor &tokens, int64_t positions);
   /// The outputs of a pass that ran, as host tensors; its device buffers are
   /// freed.
   Outputs finishPass(Pass &pass);

@@ -7,14 +7,18 @@
 //
 //   extern "C" void forward_packed(void **args);
 //     args[0]: the results, a pack of memref descriptors: the logits
-//              F32 [B, T, V], then the kNumStatsResults I32 vectors of the
+//              F32 [B, P, V] of the last P positions of each sequence,
+//              then the kNumStatsResults I32 vectors of the
 //              routing statistics (every MoE layer's segment one after the
 //              other: experts per (sub-)token [B·T·heads], rows per expert
 //              [E_l], ADR level per token [B·T]);
 //     args[1]: the descriptor of the I32 [B, T] token ids;
 //     args[2]: the weight table, `void *table[]`: the address of each
 //              weight, in manifest order, each dense and row-major in the
-//              manifest's dtype and shape.
+//              manifest's dtype and shape;
+//     args[3]: the address of an int64_t P in [1, T]: the positions whose
+//              logits are computed (T: all; 1: the last, as generation
+//              needs). The routing statistics cover every token whatever P.
 //   extern "C" const char moec_model_manifest[];
 //     JSON, with the keys of namespace `manifest` below:
 //     {"format": kManifestFormat,
@@ -39,7 +43,7 @@ inline constexpr const char kEntry[] = "forward";
 inline constexpr const char kPackedEntry[] = "forward_packed";
 inline constexpr const char kManifestSymbol[] = "moec_model_manifest";
 /// Changes whenever the layout above does.
-inline constexpr const char kManifestFormat[] = "moec-model-4";
+inline constexpr const char kManifestFormat[] = "moec-model-5";
 inline constexpr unsigned kNumStatsResults = 3;
 
 /// The manifest's keys, written by the importer (importer/ModelImporter.cpp)

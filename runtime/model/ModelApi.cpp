@@ -1,5 +1,6 @@
 //===- ModelApi.cpp - the C API of a compiled model -----------------------===//
 
+#include "runtime/model/Generation.h"
 #include "runtime/model/Model.h"
 #include "runtime/model/moec_model.h"
 
@@ -9,6 +10,10 @@ using namespace moec::runtime;
 
 struct moec_model {
   std::unique_ptr<CompiledModel> model;
+};
+
+struct moec_session {
+  Session session;
 };
 
 #define MOEC_API extern "C" __attribute__((visibility("default")))
@@ -22,6 +27,20 @@ int setError(char *buffer, size_t size, const std::string &message) {
     buffer[n] = '\0';
   }
   return 1;
+}
+
+/// Row-major [batch, seqLen] ids as an I32 tensor.
+HostTensor tokenTensor(const int32_t *tokens, int64_t batch, int64_t seqLen) {
+  HostTensor input(ElementType::I32, {batch, seqLen});
+  std::memcpy(input.data(), tokens,
+              static_cast<size_t>(batch * seqLen) * sizeof(int32_t));
+  return input;
+}
+
+/// Copies F32 [B, V] logits to the caller's buffer.
+void copyLogits(const HostTensor &logits, float *out) {
+  std::memcpy(out, logits.data(),
+              static_cast<size_t>(logits.numElements()) * sizeof(float));
 }
 
 } // namespace
@@ -52,18 +71,10 @@ MOEC_API int moec_model_forward(moec_model *model, const int32_t *tokens,
   if (batch < 1 || seqLen < 1)
     return setError(error, errorSize,
                     "moec_model_forward: batch and seq_len must be >= 1");
-  int64_t vocab = model->model->vocabSize();
-  HostTensor input(ElementType::I32, {batch, seqLen});
-  auto *ids = static_cast<int32_t *>(input.data());
-  for (int64_t i = 0; i < batch * seqLen; ++i) {
-    if (tokens[i] < 0 || tokens[i] >= vocab)
-      return setError(error, errorSize,
-                      "moec_model_forward: token id " +
-                          std::to_string(tokens[i]) + " at position " +
-                          std::to_string(i) + " is out of range [0, " +
-                          std::to_string(vocab) + ")");
-    ids[i] = tokens[i];
-  }
+  std::string message;
+  if (!model->model->checkTokenIds(tokens, batch * seqLen, message))
+    return setError(error, errorSize, "moec_model_forward: " + message);
+  HostTensor input = tokenTensor(tokens, batch, seqLen);
   CompiledModel::Outputs outputs = model->model->forward(input);
   std::memcpy(logits, outputs.logits.data(),
               static_cast<size_t>(outputs.logits.numElements()) * 4);
@@ -80,3 +91,59 @@ MOEC_API int moec_model_forward(moec_model *model, const int32_t *tokens,
 }
 
 MOEC_API void moec_model_free(moec_model *model) { delete model; }
+
+MOEC_API int moec_session_create(moec_model *model, int64_t maxBatch,
+                                 int64_t maxLength, moec_session **session,
+                                 char *error, size_t errorSize) {
+  if (!model || !session)
+    return setError(error, errorSize, "moec_session_create: null argument");
+  if (maxBatch < 1 || maxLength < 1)
+    return setError(error, errorSize,
+                    "moec_session_create: max_batch and max_length must be "
+                    ">= 1, got " +
+                        std::to_string(maxBatch) + " and " +
+                        std::to_string(maxLength));
+  *session = new moec_session{Session(*model->model, maxBatch, maxLength)};
+  return 0;
+}
+
+MOEC_API int moec_session_prefill(moec_session *session, const int32_t *tokens,
+                                  int64_t batch, int64_t seqLen, float *logits,
+                                  char *error, size_t errorSize) {
+  if (!session || !tokens || !logits)
+    return setError(error, errorSize, "moec_session_prefill: null argument");
+  if (batch < 1 || seqLen < 1)
+    return setError(error, errorSize,
+                    "moec_session_prefill: batch and seq_len must be >= 1");
+  HostTensor last(ElementType::F32, {batch, 1});
+  std::string message;
+  if (!session->session.prefill(tokenTensor(tokens, batch, seqLen), last,
+                                message))
+    return setError(error, errorSize, "moec_session_prefill: " + message);
+  copyLogits(last, logits);
+  return 0;
+}
+
+MOEC_API int moec_session_decode(moec_session *session, const int32_t *tokens,
+                                 float *logits, char *error,
+                                 size_t errorSize) {
+  if (!session || !tokens || !logits)
+    return setError(error, errorSize, "moec_session_decode: null argument");
+  HostTensor last(ElementType::F32, {1, 1});
+  std::string message;
+  if (!session->session.decode(tokens, last, message))
+    return setError(error, errorSize, "moec_session_decode: " + message);
+  copyLogits(last, logits);
+  return 0;
+}
+
+MOEC_API int64_t moec_session_length(const moec_session *session) {
+  return session ? session->session.length() : 0;
+}
+
+MOEC_API void moec_session_reset(moec_session *session) {
+  if (session)
+    session->session.reset();
+}
+
+MOEC_API void moec_session_free(moec_session *session) { delete session; }

@@ -313,7 +313,9 @@ bool moec::runtime::writeNpy(const std::string &path, const HostTensor &tensor,
     shape.resize(shape.size() - 1);
   shape += ")";
   std::string dict =
-      "{'descr': '<f4', 'fortran_order': False, 'shape': " + shape + ", }";
+      std::string("{'descr': '") +
+      (tensor.type() == ElementType::I32 ? "<i4" : "<f4") +
+      "', 'fortran_order': False, 'shape': " + shape + ", }";
   // Pad so that the data starts at a multiple of 64 bytes, ending in '\n'.
   size_t total = 10 + dict.size() + 1;
   dict.append((64 - total % 64) % 64, ' ');

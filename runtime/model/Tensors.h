@@ -104,7 +104,7 @@ private:
 HostTensor readTokens(const std::string &spec, int64_t vocab,
                       std::string &error);
 
-/// Writes an F32 tensor as a .npy file.
+/// Writes an F32 or I32 tensor as a .npy file.
 bool writeNpy(const std::string &path, const HostTensor &tensor,
               std::string &error);
 

@@ -37,6 +37,37 @@ int moec_model_forward(moec_model *model, const int32_t *tokens, int64_t batch,
 
 void moec_model_free(moec_model *model);
 
+/* Generation: a session holds up to `max_batch` sequences of up to
+ * `max_length` tokens each, extended one token per decode step. It uses its
+ * model, which must outlive it. */
+typedef struct moec_session moec_session;
+
+int moec_session_create(moec_model *model, int64_t max_batch,
+                        int64_t max_length, moec_session **session,
+                        char *error, size_t error_size);
+
+/* Starts `batch` sequences from the row-major [batch, seq_len] prompt (any
+ * earlier sequences are dropped) and writes float32 [batch, V] logits: the
+ * last position of each sequence. Fails if batch > max_batch or seq_len >
+ * max_length. */
+int moec_session_prefill(moec_session *session, const int32_t *tokens,
+                         int64_t batch, int64_t seq_len, float *logits,
+                         char *error, size_t error_size);
+
+/* Appends tokens[b] to each sequence b (as many ids as the prefill's
+ * batch) and writes the new positions' float32 [batch, V] logits. Fails
+ * before a prefill and when the sequences are already max_length long. */
+int moec_session_decode(moec_session *session, const int32_t *tokens,
+                        float *logits, char *error, size_t error_size);
+
+/* The tokens per sequence so far (prompt and decoded); 0 after a reset. */
+int64_t moec_session_length(const moec_session *session);
+
+/* Drops the sequences; the next call must be a prefill. */
+void moec_session_reset(moec_session *session);
+
+void moec_session_free(moec_session *session);
+
 #ifdef __cplusplus
 }
 #endif

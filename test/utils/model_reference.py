@@ -12,6 +12,11 @@ the routing decisions on it, RoPE frequencies as Hugging Face computes them).
                            [--logits out.npy] [--stats stats.json]
     model_reference.py compare CONFIG WEIGHTS --tokens ... --logits moec.npy
                            [--stats moec_stats.json] [--tolerance X]
+    model_reference.py generate CONFIG WEIGHTS --tokens ... --steps N
+                           [--eos ID] [--ids moec.npy] [--logits moec.npy]
+                           [--stats moec_stats.json]
+    model_reference.py sampling CONFIG --logits L.npy --ids moec.npy
+                           [--temperature T] [--top-k K] [--top-p P]
     model_reference.py tokens CONFIG OUT.npy --shape B,T [--seed N]
     model_reference.py validate CONFIG --tokens ... --logits L.npy
                            [--stats S.json]
@@ -19,6 +24,16 @@ the routing decisions on it, RoPE frequencies as Hugging Face computes them).
 `compare` prints the max relative error max|a-b|/max|b| (b the reference),
 PASS or FAIL at 1e-4 (f32 weights) or 2e-2 (any bf16 weight), and whether
 the statistics match exactly; its exit status is 0 only when all pass.
+`compare --logits-positions P` compares the last P positions only.
+`generate` continues each sequence greedily (docs/semantics.md §9: the
+largest logit, the lowest id among equal ones; a sequence that produced
+--eos continues with it; every step a full forward pass over the sequence
+so far) and compares moec's ids (exactly), the logits of the generated
+positions and the statistics of the tokens fed. `sampling` checks moec's
+sampled ids for one step against the filtered distribution of §9 computed
+from moec's own logits (all the same prompt): every id in the support, and
+the total variation distance between the empirical and the filtered
+distribution within 4 / sqrt(samples).
 `validate` checks only the form of a run's outputs (anyone's: moec's or
 this reference's): float32 finite logits [B, T, V], and stats in the
 docs/contracts.md contract format with consistent counts for these tokens.
@@ -593,10 +608,116 @@ def validate_outputs(cfg, tokens, logits, stats):
     return problems
 
 
+def generate(cfg, weights, tokens, steps, eos):
+    """Greedy continuation: ids [B, N], the logits of the generated positions
+    [B, N, V] (NaN for steps not run) and the stats of the last pass."""
+    B = tokens.shape[0]
+    ids = np.zeros((B, steps), dtype=np.int64)
+    out = np.full((B, steps, cfg.V), np.nan)
+    seq, finished, stats, margins = tokens, np.zeros(B, bool), None, []
+    for step in range(steps):
+        logits, stats, _ = forward(cfg, weights, seq)
+        last = logits[:, -1]
+        out[:, step] = last
+        top2 = np.sort(last, axis=1)[:, -2:]
+        margins.append(float((top2[:, 1] - top2[:, 0]).min()))
+        nxt = np.argmax(last, axis=1)  # the first maximum: the lowest id
+        if eos is not None:
+            nxt = np.where(finished, eos, nxt)
+            finished |= nxt == eos
+        ids[:, step] = nxt
+        if eos is not None and finished.all():
+            ids[:, step + 1:] = eos
+            break
+        seq = np.concatenate([seq, nxt[:, None]], axis=1)
+    return ids, out, stats, min(margins)
+
+
+def filtered_distribution(logits, temperature, top_k, top_p):
+    """The probabilities of docs/semantics.md §9 over the vocabulary."""
+    z = logits.astype(np.float64) / temperature
+    order = sorted(range(len(z)), key=lambda i: (-z[i], i))
+    if top_k:
+        order = order[:top_k]
+    p = np.exp(z[order] - z[order[0]])
+    keep, mass = 0, 0.0
+    while keep < len(order) and mass < top_p * p.sum():
+        mass += p[keep]
+        keep += 1
+    keep = max(keep, 1)
+    dist = np.zeros(len(z))
+    dist[order[:keep]] = p[:keep] / p[:keep].sum()
+    return dist
+
+
+def check_sampling(args):
+    logits, ids = np.load(args.logits), np.load(args.ids)
+    first = logits[:, 0]
+    if not (first == first[0]).all():
+        print("FAIL sampling: the sequences' first-step logits differ (give "
+              "the same prompt to every sequence)")
+        return 1
+    dist = filtered_distribution(first[0], args.temperature, args.top_k,
+                                 args.top_p)
+    samples = ids[:, 0]
+    outside = [int(i) for i in samples if dist[i] == 0]
+    counts = np.bincount(samples, minlength=len(dist)) / len(samples)
+    tv = 0.5 * float(np.abs(counts - dist).sum())
+    bound = 4 / math.sqrt(len(samples))
+    ok = not outside and tv <= bound
+    print("%s sampling: %d samples, support %d ids, %d outside it, total "
+          "variation %.4f (bound %.4f)" % ("PASS" if ok else "FAIL",
+                                           len(samples), (dist > 0).sum(),
+                                           len(outside), tv, bound))
+    return 0 if ok else 1
+
+
+def check_generation(args, cfg, weights, dtypes):
+    tokens = read_tokens(args.tokens)
+    ids, logits, stats, margin = generate(cfg, weights, tokens, args.steps,
+                                          args.eos)
+    ok = True
+    if args.ids:
+        got = np.load(args.ids)
+        same = got.shape == ids.shape and (got == ids).all()
+        print("%s ids: %s%s" % (
+            "PASS" if same else "FAIL",
+            "equal to the greedy reference" if same else
+            "got %s, expected %s" % (got.tolist(), ids.tolist()),
+            "" if same or margin > BOUNDARY_MARGIN else
+            " (note: a top-2 logit gap of %.2e: a tie f32 may break)" % margin))
+        ok &= bool(same)
+    if args.logits:
+        got = np.load(args.logits).astype(np.float64)
+        ran = ~np.isnan(logits)
+        if got.shape != logits.shape or (np.isnan(got) != ~ran).any():
+            print("FAIL logits: shape %s, expected %s with NaN exactly where "
+                  "no step ran" % (list(got.shape), list(logits.shape)))
+            ok = False
+        else:
+            dtype = "bf16" if "BF16" in dtypes else "f32"
+            tol = TOLERANCE[dtype] if args.tolerance is None else args.tolerance
+            err = float(np.abs(got[ran] - logits[ran]).max() /
+                        np.abs(logits[ran]).max())
+            print("%s logits: max relative error %.3e (tolerance %g)" %
+                  ("PASS" if err <= tol else "FAIL", err, tol))
+            ok &= err <= tol
+    if args.stats:
+        with open(args.stats) as f:
+            diffs = compare_stats(stats, json.load(f))
+        for line in diffs[:20]:
+            print("  " + line)
+        print("%s stats: %s" % ("PASS" if not diffs else "FAIL",
+                                "match exactly" if not diffs else
+                                "%d differences" % len(diffs)))
+        ok &= not diffs
+    return 0 if ok else 1
+
+
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] not in ("run", "compare", "tokens", "validate", "-h",
-                                "--help"):
+    if argv and argv[0] not in ("run", "compare", "tokens", "validate",
+                                "generate", "sampling", "-h", "--help"):
         argv.insert(0, "run")
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="mode", required=True)
@@ -614,6 +735,25 @@ def main(argv=None):
     cmp_.add_argument("--tolerance", type=float,
                       help="max relative error (default from the weights' "
                            "dtype: 1e-4 f32, 2e-2 bf16)")
+    cmp_.add_argument("--logits-positions", type=int,
+                      help="moec's logits are of the last P positions")
+    gen = sub.add_parser("generate", help="check moec's greedy generation")
+    gen.add_argument("config")
+    gen.add_argument("weights")
+    gen.add_argument("--tokens", required=True)
+    gen.add_argument("--steps", type=int, required=True)
+    gen.add_argument("--eos", type=int)
+    gen.add_argument("--ids", help="moec's --output-ids")
+    gen.add_argument("--logits", help="moec's logits of the generated steps")
+    gen.add_argument("--stats", help="moec's statistics")
+    gen.add_argument("--tolerance", type=float)
+    smp = sub.add_parser("sampling", help="check moec's sampled ids")
+    smp.add_argument("config")
+    smp.add_argument("--logits", required=True)
+    smp.add_argument("--ids", required=True)
+    smp.add_argument("--temperature", type=float, default=1.0)
+    smp.add_argument("--top-k", type=int, default=0)
+    smp.add_argument("--top-p", type=float, default=1.0)
     val = sub.add_parser("validate", help="check the form of logits and stats")
     val.add_argument("config")
     val.add_argument("--tokens", required=True)
@@ -648,7 +788,11 @@ def main(argv=None):
                 len(stats["layers"]) if stats is not None else ""))
         return 1 if problems else 0
 
+    if args.mode == "sampling":
+        return check_sampling(args)
     weights, dtypes = read_safetensors(args.weights)
+    if args.mode == "generate":
+        return check_generation(args, cfg, weights, dtypes)
     tokens = read_tokens(args.tokens)
     logits, stats, warnings = forward(cfg, weights, tokens)
     for line in warnings:
@@ -678,6 +822,8 @@ def main(argv=None):
     ok = True
     dtype = "bf16" if "BF16" in dtypes else "f32"
     tol = args.tolerance if args.tolerance is not None else TOLERANCE[dtype]
+    if args.logits_positions:
+        logits = logits[:, logits.shape[1] - args.logits_positions:]
     if got.shape != logits.shape:
         print("FAIL logits: shape %s, expected %s" % (list(got.shape),
                                                       list(logits.shape)))

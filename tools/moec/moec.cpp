@@ -176,7 +176,7 @@ int link(StringRef object, StringRef output, bool sharedLibrary,
       return fail("cannot create a temporary file: " + ec.message());
     removeExports.emplace(exportsPath);
     raw_fd_ostream exports(fd, /*shouldClose=*/true);
-    exports << "{ global: moec_model_*; local: *; };\n";
+    exports << "{ global: moec_model_*; moec_session_*; local: *; };\n";
     exports.close();
     args.insert(args.end(),
                 {"-shared", "-Wl,--version-script=" + exportsPath.str().str(),

@@ -1,0 +1,225 @@
+//===- Generation.cpp - sampling and generation sessions ------------------===//
+
+#include "runtime/model/Generation.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <numeric>
+
+using namespace moec::runtime;
+
+//===----------------------------------------------------------------------===//
+// Sampler
+//===----------------------------------------------------------------------===//
+
+std::string SamplingOptions::validate(int64_t vocab) const {
+  if (!std::isfinite(temperature) || temperature < 0)
+    return "--temperature must be a finite number >= 0 (0: greedy), got " +
+           std::to_string(temperature);
+  if (topK < 0 || topK > vocab)
+    return "--top-k must be in [1, " + std::to_string(vocab) +
+           "] (the vocabulary size; 0: no limit), got " + std::to_string(topK);
+  if (!(topP > 0 && topP <= 1))
+    return "--top-p must be in (0, 1], got " + std::to_string(topP);
+  return "";
+}
+
+Sampler::Sampler(const SamplingOptions &options)
+    : options(options), rng(options.seed) {}
+
+int32_t Sampler::sample(const float *logits, int64_t vocab) {
+  // Greedy: the largest logit, the lowest id among equal ones.
+  if (options.temperature == 0)
+    return static_cast<int32_t>(std::max_element(logits, logits + vocab) -
+                                logits);
+  // Ids by decreasing logit, ties by increasing id; top-k keeps a prefix.
+  int64_t keep = options.topK ? options.topK : vocab;
+  order.resize(vocab);
+  std::iota(order.begin(), order.end(), 0);
+  auto before = [logits](int32_t a, int32_t b) {
+    return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
+  };
+  std::partial_sort(order.begin(), order.begin() + keep, order.end(), before);
+  // Softmax of logits / temperature over the kept ids, in double.
+  probs.resize(keep);
+  double top = logits[order[0]] / options.temperature, sum = 0;
+  for (int64_t i = 0; i < keep; ++i)
+    sum += probs[i] = std::exp(logits[order[i]] / options.temperature - top);
+  // Top-p: the shortest prefix whose probability reaches p (at least one).
+  double mass = 0;
+  int64_t nucleus = 0;
+  while (nucleus < keep && mass < options.topP * sum)
+    mass += probs[nucleus++];
+  nucleus = std::max<int64_t>(nucleus, 1);
+  // One uniform draw in [0, 1) from the top 53 bits, by inverse CDF.
+  double u = static_cast<double>(rng() >> 11) * 0x1.0p-53 * mass;
+  double cumulative = 0;
+  for (int64_t i = 0; i < nucleus; ++i) {
+    cumulative += probs[i];
+    if (u < cumulative)
+      return order[i];
+  }
+  return order[nucleus - 1];
+}
+
+//===----------------------------------------------------------------------===//
+// Session
+//===----------------------------------------------------------------------===//
+
+Session::Session(CompiledModel &model, int64_t maxBatch, int64_t maxLength)
+    : model(model), maxRows(maxBatch), capacity(maxLength) {}
+
+void Session::reset() {
+  rows = len = 0;
+  history.clear();
+  lastPass.reset();
+}
+
+bool Session::prefill(const HostTensor &prompt, HostTensor &logits,
+                      std::string &error) {
+  int64_t b = prompt.shape()[0], t = prompt.shape()[1];
+  if (b < 1 || b > maxRows) {
+    error = "the prompt has " + std::to_string(b) +
+            " sequences; the session holds 1 to " + std::to_string(maxRows);
+    return false;
+  }
+  if (t < 1 || t > capacity) {
+    error = "the prompt has " + std::to_string(t) +
+            " tokens; the session's maximum length is " +
+            std::to_string(capacity);
+    return false;
+  }
+  if (!model.checkTokenIds(static_cast<const int32_t *>(prompt.data()),
+                           prompt.numElements(), error))
+    return false;
+  reset();
+  rows = b;
+  len = t;
+  history.assign(rows * capacity, 0);
+  const auto *ids = static_cast<const int32_t *>(prompt.data());
+  for (int64_t r = 0; r < rows; ++r)
+    std::copy(ids + r * t, ids + (r + 1) * t, history.begin() + r * capacity);
+  run(logits);
+  return true;
+}
+
+bool Session::decode(const int32_t *tokens, HostTensor &logits,
+                     std::string &error) {
+  if (rows == 0) {
+    error = "decode before prefill: the session holds no sequence";
+    return false;
+  }
+  if (len >= capacity) {
+    error = "the sequences would exceed the session's maximum length of " +
+            std::to_string(capacity) + " tokens";
+    return false;
+  }
+  if (!model.checkTokenIds(tokens, rows, error))
+    return false;
+  for (int64_t r = 0; r < rows; ++r)
+    history[r * capacity + len] = tokens[r];
+  ++len;
+  run(logits);
+  return true;
+}
+
+void Session::run(HostTensor &logits) {
+  HostTensor tokens(ElementType::I32, {rows, len});
+  auto *ids = static_cast<int32_t *>(tokens.data());
+  for (int64_t r = 0; r < rows; ++r)
+    std::copy(history.begin() + r * capacity,
+              history.begin() + r * capacity + len, ids + r * len);
+  lastPass.reset();
+  lastPass = model.forward(tokens, /*positions=*/1);
+  int64_t vocab = model.vocabSize();
+  logits = HostTensor(ElementType::F32, {rows, vocab});
+  std::memcpy(logits.data(), lastPass->logits.data(),
+              static_cast<size_t>(rows * vocab) * sizeof(float));
+}
+
+nlohmann::json Session::statistics() const {
+  // Causal attention: the last pass routed every token as the steps did.
+  return lastPass ? model.statistics(*lastPass) : nlohmann::json();
+}
+
+//===----------------------------------------------------------------------===//
+// generate
+//===----------------------------------------------------------------------===//
+
+std::optional<GenerateResult> moec::runtime::generate(
+    CompiledModel &model, const HostTensor &prompt,
+    const GenerateOptions &options, std::string &error) {
+  using Clock = std::chrono::steady_clock;
+  int64_t vocab = model.vocabSize(), n = options.steps;
+  int64_t b = prompt.shape()[0], t = prompt.shape()[1];
+  if (n < 1) {
+    error = "--generate needs a count >= 1, got " + std::to_string(n);
+    return std::nullopt;
+  }
+  if (options.eos && (*options.eos < 0 || *options.eos >= vocab)) {
+    error = "--eos " + std::to_string(*options.eos) +
+            " is out of range [0, " + std::to_string(vocab) + ")";
+    return std::nullopt;
+  }
+  if (error = options.sampling.validate(vocab); !error.empty())
+    return std::nullopt;
+
+  // The last generated token is never fed back.
+  Session session(model, b, t + n - 1);
+  Sampler sampler(options.sampling);
+  GenerateResult result{HostTensor(ElementType::I32, {b, n}), std::nullopt,
+                        nullptr};
+  auto *ids = static_cast<int32_t *>(result.ids.data());
+  if (options.keepLogits) {
+    result.logits = HostTensor(ElementType::F32, {b, n, vocab});
+    auto *out = static_cast<float *>(result.logits->data());
+    std::fill(out, out + b * n * vocab,
+              std::numeric_limits<float>::quiet_NaN());
+  }
+  std::vector<char> finished(b, 0);
+  std::vector<int32_t> next(b);
+  HostTensor logits(ElementType::F32, {b, vocab});
+
+  Clock::time_point start = Clock::now();
+  if (!session.prefill(prompt, logits, error))
+    return std::nullopt;
+  result.prefillSeconds =
+      std::chrono::duration<double>(Clock::now() - start).count();
+  start = Clock::now();
+  for (int64_t step = 0; step < n; ++step) {
+    if (step > 0) {
+      if (!session.decode(next.data(), logits, error))
+        return std::nullopt;
+      ++result.decodeSteps;
+    }
+    const auto *rowLogits = static_cast<const float *>(logits.data());
+    bool all = true;
+    for (int64_t r = 0; r < b; ++r) {
+      if (result.logits)
+        std::memcpy(static_cast<float *>(result.logits->data()) +
+                        (r * n + step) * vocab,
+                    rowLogits + r * vocab, vocab * sizeof(float));
+      next[r] = finished[r] ? *options.eos
+                            : sampler.sample(rowLogits + r * vocab, vocab);
+      finished[r] |= options.eos && next[r] == *options.eos;
+      all &= finished[r] != 0;
+    }
+    for (int64_t r = 0; r < b; ++r)
+      ids[r * n + step] = next[r];
+    if (options.onStep)
+      options.onStep(step + 1);
+    // Every sequence has ended: the rest is eos (and NaN logits).
+    if (all) {
+      for (int64_t r = 0; r < b; ++r)
+        std::fill(ids + r * n + step + 1, ids + (r + 1) * n, *options.eos);
+      break;
+    }
+  }
+  result.decodeSeconds =
+      std::chrono::duration<double>(Clock::now() - start).count();
+  result.stats = session.statistics();
+  return result;
+}
