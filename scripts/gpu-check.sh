@@ -9,7 +9,8 @@
 #    executable the same way;
 #  * compute-sanitizer memcheck on one model, where the machine has it;
 #  * the outputs of --bench (the last replay of a CUDA graph) against the
-#    reference too;
+#    reference too, and greedy --generate on two models against the
+#    reference's continuation;
 #  * prefill tokens/s of the GPU executable, replaying a CUDA graph and
 #    launch by launch, next to the CPU's (--bench).
 set -uo pipefail
@@ -58,6 +59,29 @@ for cfg in "$out"/configs/*.json; do
   check "$name" cuda-graph "$out/bin/$name-cuda-f32" f32 --bench 2
   check "$name" cpu-f32 "$out/bin/$name-cpu-f32" f32
 done
+
+# Greedy generation on the GPU against the reference's continuation.
+generation() { # name build dtype
+  local name=$1 build=$2 dtype=$3 cfg="$out/configs/$1.json"
+  local w="$work/$name-$dtype.safetensors" t="$work/$name-tokens.npy"
+  local ids="$work/$name-$build-ids.npy" logits="$work/$name-$build-gen.npy"
+  if ! timeout 120 "$out/bin/$name-$build" --weights "$w" --tokens "$t" \
+      --generate 4 --output-ids "$ids" --logits "$logits" > "$work/run.txt" 2>&1; then
+    printf "%-16s %-10s %-8s %s\n" "$name" "$build-gen" RUN-FAIL \
+      "$(tail -1 "$work/run.txt")" >> "$table"
+    return
+  fi
+  local verdict
+  verdict=$($py test/utils/model_reference.py generate "$cfg" "$w" --tokens "$t" \
+    --steps 4 --ids "$ids" --logits "$logits" 2>&1 | tr '\n' ' ')
+  case "$verdict" in
+    *"PASS ids"*"PASS logits"*) result=PASS ;;
+    *) result=FAIL ;;
+  esac
+  printf "%-16s %-10s %-8s %s\n" "$name" "$build-gen" "$result" "$verdict" >> "$table"
+}
+generation mixtral-tiny cuda-f32 f32
+generation all-features cuda-f32 f32
 
 # Memory errors on the device, on one model.
 if command -v compute-sanitizer > /dev/null; then
