@@ -43,13 +43,12 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-import model_prefill  # noqa: E402  (config, load_safetensors)
+import model_prefill  # noqa: E402  (config, load_safetensors, the MoE block)
 
 
 def torch_main(args):
     """Child process: greedy decode with a KV cache; prints a JSON line."""
     import torch
-    import torch.nn.functional as F
 
     torch.set_num_threads(args.threads)
     cfg = json.load(open(args.config))
@@ -69,23 +68,6 @@ def torch_main(args):
         cos, sin = emb.cos()[None, :, None], emb.sin()[None, :, None]
         x1, x2 = x[..., :Dh // 2], x[..., Dh // 2:]
         return x * cos + torch.cat((-x2, x1), -1) * sin
-
-    def moe(p, h, used):
-        probs = F.softmax(h @ w[p + "block_sparse_moe.gate.weight"].T, dim=-1)
-        top, chosen = torch.topk(probs, K, dim=-1)
-        top = top / top.sum(-1, keepdim=True)
-        out = torch.zeros_like(h)
-        mask = F.one_hot(chosen, E).permute(2, 1, 0)
-        for e in range(E):
-            slot, tok = torch.where(mask[e])
-            if tok.numel() == 0:
-                continue
-            used[0] += 1
-            b = p + "block_sparse_moe.experts.%d." % e
-            xe = h[tok]
-            ye = (F.silu(xe @ w[b + "w1.weight"].T) * (xe @ w[b + "w3.weight"].T)) @ w[b + "w2.weight"].T
-            out.index_add_(0, tok, ye * top[tok, slot, None])
-        return out
 
     def step(tokens, cache, start, used):
         """tokens [B, S] at positions start..; cache[l] = (k, v) [B, KVH, T, Dh]."""
@@ -112,7 +94,7 @@ def torch_main(args):
             o = torch.einsum("bhst,bhtd->bshd", (s + mask).softmax(-1), vv)
             x = x + o.reshape(B * S, D) @ w[p + "self_attn.o_proj.weight"].T
             h = rms(x, w[p + "post_attention_layernorm.weight"])
-            x = x + moe(p, h, used)
+            x = x + model_prefill.eager_moe_block(w, p, h, E, K, used)
         last = rms(x.view(B, S, D)[:, -1], w["model.norm.weight"])
         return last @ w["lm_head.weight"].T
 

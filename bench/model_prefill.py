@@ -98,9 +98,31 @@ def load_safetensors(path):
     return out
 
 
-def torch_main(args):
+def eager_moe_block(w, p, h, E, K, used=None):
+    """Hugging Face's MixtralSparseMoeBlock, eager, on rows `h` with the
+    weights of layer prefix `p`; `used[0]` counts the experts that got rows."""
     import torch
     import torch.nn.functional as F
+    probs = F.softmax(h @ w[p + "block_sparse_moe.gate.weight"].T, dim=-1)
+    top, chosen = torch.topk(probs, K, dim=-1)
+    top = top / top.sum(-1, keepdim=True)
+    out = torch.zeros_like(h)
+    mask = F.one_hot(chosen, E).permute(2, 1, 0)
+    for e in range(E):
+        slot, tok = torch.where(mask[e])
+        if tok.numel() == 0:
+            continue
+        if used is not None:
+            used[0] += 1
+        b = p + "block_sparse_moe.experts.%d." % e
+        xe = h[tok]
+        ye = (F.silu(xe @ w[b + "w1.weight"].T) * (xe @ w[b + "w3.weight"].T)) @ w[b + "w2.weight"].T
+        out.index_add_(0, tok, ye * top[tok, slot, None])
+    return out
+
+
+def torch_main(args):
+    import torch
 
     torch.set_num_threads(args.threads)
     cfg = json.load(open(args.config))
@@ -139,21 +161,7 @@ def torch_main(args):
             o = torch.einsum("hts,shd->thd", s.softmax(-1), v).reshape(T, D)
             x = x + o @ w[p + "self_attn.o_proj.weight"].T
             h = rms(x, w[p + "post_attention_layernorm.weight"])
-            # Hugging Face's MixtralSparseMoeBlock, eager.
-            probs = F.softmax(h @ w[p + "block_sparse_moe.gate.weight"].T, dim=-1)
-            top, chosen = torch.topk(probs, K, dim=-1)
-            top = top / top.sum(-1, keepdim=True)
-            out = torch.zeros_like(h)
-            mask_e = F.one_hot(chosen, E).permute(2, 1, 0)
-            for e in range(E):
-                slot, tok = torch.where(mask_e[e])
-                if tok.numel() == 0:
-                    continue
-                b = p + "block_sparse_moe.experts.%d." % e
-                xe = h[tok]
-                ye = (F.silu(xe @ w[b + "w1.weight"].T) * (xe @ w[b + "w3.weight"].T)) @ w[b + "w2.weight"].T
-                out.index_add_(0, tok, ye * top[tok, slot, None])
-            x = x + out
+            x = x + eager_moe_block(w, p, h, E, K)
         x = rms(x, w["model.norm.weight"])
         return x @ w["lm_head.weight"].T
 

@@ -542,6 +542,19 @@ def compare_stats(ref, got):
     return diffs
 
 
+def report_stats(ref, path):
+    """Prints how moec's statistics in `path` compare with `ref`; True if
+    they match exactly."""
+    with open(path) as f:
+        diffs = compare_stats(ref, json.load(f))
+    for line in diffs[:20]:
+        print("  " + line)
+    print("%s stats: %s" % ("PASS" if not diffs else "FAIL",
+                            "match exactly" if not diffs else
+                            "%d differences" % len(diffs)))
+    return not diffs
+
+
 def validate_outputs(cfg, tokens, logits, stats):
     """Problems with the form of logits and stats (docs/contracts.md contracts)."""
     problems = []
@@ -703,14 +716,7 @@ def check_generation(args, cfg, weights, dtypes):
                   ("PASS" if err <= tol else "FAIL", err, tol))
             ok &= err <= tol
     if args.stats:
-        with open(args.stats) as f:
-            diffs = compare_stats(stats, json.load(f))
-        for line in diffs[:20]:
-            print("  " + line)
-        print("%s stats: %s" % ("PASS" if not diffs else "FAIL",
-                                "match exactly" if not diffs else
-                                "%d differences" % len(diffs)))
-        ok &= not diffs
+        ok &= report_stats(stats, args.stats)
     return 0 if ok else 1
 
 
@@ -838,14 +844,7 @@ def main(argv=None):
         print("%s logits: max relative error %.3e (tolerance %g, %s weights)"
               % (verdict, err, tol, dtype))
     if args.stats:
-        with open(args.stats) as f:
-            diffs = compare_stats(stats, json.load(f))
-        for line in diffs[:20]:
-            print("  " + line)
-        print("%s stats: %s" % ("PASS" if not diffs else "FAIL",
-                                "match exactly" if not diffs else
-                                "%d differences" % len(diffs)))
-        ok &= not diffs
+        ok &= report_stats(stats, args.stats)
     if warnings:
         print("note: %d routing decisions within %g of a threshold (see the "
               "warnings); a mismatch there may be f32 rounding" %
