@@ -214,12 +214,9 @@ void runGeneration(CompiledModel &model, const HostTensor &prompt,
                    const Options &options) {
   GenerateOptions request;
   request.steps = *options.generate;
-  if (options.eos) {
-    if (*options.eos < 0 || *options.eos >= model.vocabSize())
-      fail("--eos " + std::to_string(*options.eos) + " is out of range [0, " +
-           std::to_string(model.vocabSize()) + ")");
+  // In int32 range (parseOptions); generate() checks it against V.
+  if (options.eos)
     request.eos = static_cast<int32_t>(*options.eos);
-  }
   request.sampling = options.sampling;
   request.keepLogits = !options.logits.empty();
   Progress progress(request.steps);
