@@ -131,7 +131,9 @@ public:
            f32Constant(b, loc, 0), zeros});
     }
 
-    // Local keys: [lo, pos].
+    // Local keys: [lo, pos], pos the query's position among the keys'.
+    if (range.queryOffset)
+      pos = arith::AddIOp::create(b, loc, pos, range.queryOffset);
     Value c1 = indexConstant(b, loc, 1);
     Value lo = indexConstant(b, loc, 0);
     Value groupIndex;
@@ -335,6 +337,7 @@ AttentionKeyRange mlir::moe::AttentionKeyRange::of(Operation *op) {
   if (auto attention = dyn_cast<AttentionOp>(op)) {
     if (std::optional<uint64_t> window = attention.getWindow())
       range.window = static_cast<int64_t>(*window);
+    range.queryOffset = attention.getOffset();
   } else if (auto grouped = dyn_cast<GroupedAttentionOp>(op)) {
     range.window = static_cast<int64_t>(grouped.getWindow());
     range.groupSize = static_cast<int64_t>(grouped.getGroupSize());

@@ -24,6 +24,9 @@ struct AttentionKeyRange {
   /// GMHA: local keys stay in the query's group, and every earlier complete
   /// group contributes its mean key and value.
   std::optional<int64_t> groupSize;
+  /// moe.attention's `offset`: query i is at position offset + i (a decode
+  /// step against a cache); null when queries and keys start together.
+  Value queryOffset;
 
   /// The range of a moe.attention or moe.grouped_attention.
   static AttentionKeyRange of(Operation *op);

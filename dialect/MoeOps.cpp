@@ -383,13 +383,21 @@ OpFoldResult MergeTokensOp::fold(FoldAdaptor) {
 // AttentionOp / GroupedAttentionOp
 //===----------------------------------------------------------------------===//
 
+/// `offset`: the queries are positions of their own (moe.attention's
+/// offset), so their count need not be the keys'.
 static LogicalResult verifyAttention(Operation *op, Value query, Value key,
-                                     Value value, Value result) {
+                                     Value value, Value result,
+                                     bool offset = false) {
   if (failed(checkRank(op, "query", "[B, T, H, Dh]", query)) ||
       failed(checkRank(op, "key", "[B, T, KVH, Dh]", key)))
     return failure();
   int64_t b = meetDims(dim(query, 0), dim(key, 0));
   int64_t t = meetDims(dim(query, 1), dim(key, 1));
+  int64_t tq = t;
+  if (offset) {
+    t = dim(key, 1);
+    tq = dim(query, 1);
+  }
   int64_t h = dim(query, 2), kvh = dim(key, 2), dh = dim(query, 3);
   if (ShapedType::isDynamic(h) || ShapedType::isDynamic(kvh) ||
       ShapedType::isDynamic(dh))
@@ -398,18 +406,19 @@ static LogicalResult verifyAttention(Operation *op, Value query, Value key,
     return op->emitOpError()
            << "query heads H = " << h
            << " must be a multiple of the kv-heads KVH = " << kvh;
-  if (failed(checkShape(op, "query", "[B, T, H, Dh]", query, {b, t, h, dh})) ||
+  if (failed(checkShape(op, "query", "[B, T, H, Dh]", query, {b, tq, h, dh})) ||
       failed(checkShape(op, "key", "[B, T, KVH, Dh]", key, {b, t, kvh, dh})) ||
       failed(
           checkShape(op, "value", "[B, T, KVH, Dh]", value, {b, t, kvh, dh})) ||
-      failed(checkShape(op, "result", "[B, T, H, Dh]", result, {b, t, h, dh})))
+      failed(
+          checkShape(op, "result", "[B, T, H, Dh]", result, {b, tq, h, dh})))
     return failure();
   return success();
 }
 
 LogicalResult AttentionOp::verify() {
   return verifyAttention(getOperation(), getQuery(), getKey(), getValue(),
-                         getResult());
+                         getResult(), static_cast<bool>(getOffset()));
 }
 
 LogicalResult GroupedAttentionOp::verify() {

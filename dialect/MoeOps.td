@@ -340,17 +340,27 @@ def Moe_AttentionOp : Moe_AttentionBase<"attention"> {
     key `j` is kept for query `i` only when `i - W < j <= i`. The softmax is
     computed in f32. The result has the shape of `query`.
 
+    With `offset(%p)` the queries are later positions than the first keys,
+    as in a decode step against a cache: `query : [B, Tq, H, Dh]` holds the
+    positions `p .. p + Tq - 1` and `key`, `value : [B, Tk, KVH, Dh]` the
+    positions `0 .. Tk - 1`, and the masks above apply to query position
+    `p + i`. `p + Tq <= Tk` is the caller's to ensure.
+
     ```mlir
     %o = moe.attention %q, %k, %v window(4096)
         : (tensor<?x?x8x64xf32>, tensor<?x?x2x64xf32>, tensor<?x?x2x64xf32>)
         -> tensor<?x?x8x64xf32>
+    %d = moe.attention %q1, %kc, %vc offset(%p)
+        : (tensor<?x1x8x64xf32>, tensor<?x?x2x64xf32>, tensor<?x?x2x64xf32>,
+           index) -> tensor<?x1x8x64xf32>
     ```
   }];
   let arguments = (ins Moe_FloatTensor:$query, Moe_FloatTensor:$key,
-                       Moe_FloatTensor:$value,
+                       Moe_FloatTensor:$value, Optional<Index>:$offset,
                        OptionalAttr<ConfinedAttr<I64Attr, [IntPositive]>>:$window);
   let assemblyFormat = [{
-    $query `,` $key `,` $value (`window` `(` $window^ `)`)? attr-dict `:`
+    $query `,` $key `,` $value (`offset` `(` $offset^ `)`)?
+    (`window` `(` $window^ `)`)? attr-dict `:`
     functional-type(operands, results)
   }];
 }

@@ -337,10 +337,11 @@ Value Importer::attention(const LayerKind &kind, Value h) {
   Value o;
   switch (kind.attention) {
   case AttentionKind::Full:
-    o = AttentionOp::create(b, loc, q.getType(), q, k, v, IntegerAttr());
+    o = AttentionOp::create(b, loc, q.getType(), q, k, v, /*offset=*/Value(),
+                            IntegerAttr());
     break;
   case AttentionKind::Sliding:
-    o = AttentionOp::create(b, loc, q.getType(), q, k, v,
+    o = AttentionOp::create(b, loc, q.getType(), q, k, v, /*offset=*/Value(),
                             b.getI64IntegerAttr(kind.window));
     break;
   case AttentionKind::Grouped:

@@ -7,6 +7,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "codegen/AttentionUtils.h"
 #include "codegen/Passes.h"
 #include "codegen/cpu/CpuTarget.h"
 #include "dialect/MoeDialect.h"
@@ -110,7 +111,10 @@ struct SelectCpuKernelsPass
           kernelAttr.setAttr(op, matmul);
         return WalkResult::advance();
       }
-      if (!isa<AttentionOp, GroupedAttentionOp>(op))
+      // An attention with a query offset keeps the generic lowering
+      // (moe-tile-attention leaves it alone).
+      if (!isa<AttentionOp, GroupedAttentionOp>(op) ||
+          AttentionKeyRange::of(op).queryOffset)
         return WalkResult::advance();
       AttentionKernelAttr attention = attentionShape(op, *target);
       if (!attention)

@@ -640,6 +640,11 @@ template <typename OpTy> struct AttentionTiling : OpRewritePattern<OpTy> {
 
   LogicalResult matchAndRewrite(OpTy op,
                                 PatternRewriter &rewriter) const override {
+    // Queries with positions of their own (a decode step's few rows against
+    // a cache) keep the generic lowering: the blocked kernel's tiles are
+    // for prefill's square problem.
+    if (AttentionKeyRange::of(op).queryOffset)
+      return failure();
     AttentionKernelAttr shape = kernelShapeOf(op, defaults);
     if (!shape)
       return failure();

@@ -488,6 +488,32 @@ func.func @attention_result(%q: tensor<?x?x8x64xf32>, %k: tensor<?x?x2x64xf32>) 
 
 // -----
 
+func.func @attention_tokens(%q: tensor<?x1x8x64xf32>, %k: tensor<?x9x2x64xf32>) {
+  // Without an offset, queries and keys are the same positions.
+  // expected-error @+1 {{expects key of shape [B, T, KVH, Dh] = [?, 1, 2, 64], got 'tensor<?x9x2x64xf32>'}}
+  %o = moe.attention %q, %k, %k : (tensor<?x1x8x64xf32>, tensor<?x9x2x64xf32>, tensor<?x9x2x64xf32>) -> tensor<?x1x8x64xf32>
+  return
+}
+
+// -----
+
+func.func @attention_offset_result(%q: tensor<?x1x8x64xf32>, %k: tensor<?x9x2x64xf32>, %p: index) {
+  // With one, the result has the queries' positions, not the keys'.
+  // expected-error @+1 {{expects result of shape [B, T, H, Dh] = [?, 1, 8, 64], got 'tensor<?x9x8x64xf32>'}}
+  %o = moe.attention %q, %k, %k offset(%p) : (tensor<?x1x8x64xf32>, tensor<?x9x2x64xf32>, tensor<?x9x2x64xf32>, index) -> tensor<?x9x8x64xf32>
+  return
+}
+
+// -----
+
+func.func @attention_offset_values(%q: tensor<?x1x8x64xf32>, %k: tensor<?x9x2x64xf32>, %v: tensor<?x8x2x64xf32>, %p: index) {
+  // expected-error @+1 {{expects value of shape [B, T, KVH, Dh] = [?, 9, 2, 64], got 'tensor<?x8x2x64xf32>'}}
+  %o = moe.attention %q, %k, %v offset(%p) : (tensor<?x1x8x64xf32>, tensor<?x9x2x64xf32>, tensor<?x8x2x64xf32>, index) -> tensor<?x1x8x64xf32>
+  return
+}
+
+// -----
+
 func.func @attention_rank(%q: tensor<?x8x64xf32>, %k: tensor<?x?x2x64xf32>) {
   // expected-error @+1 {{expects query of rank 4 [B, T, H, Dh], got 'tensor<?x8x64xf32>'}}
   %o = moe.attention %q, %k, %k : (tensor<?x8x64xf32>, tensor<?x?x2x64xf32>, tensor<?x?x2x64xf32>) -> tensor<?x8x64xf32>

@@ -111,6 +111,19 @@ func.func @split_merge(%x: tensor<?x64xf32>) -> tensor<?x64xf32> {
   return %m : tensor<?x64xf32>
 }
 
+// A decode step's attention: one query per sequence at position %p against
+// the cached keys, the query count independent of the keys'.
+// CHECK-LABEL: func @attention_offset
+func.func @attention_offset(%q: tensor<?x1x8x64xf32>, %k: tensor<?x?x2x64xf32>,
+                            %p: index) -> tensor<?x1x8x64xf32> {
+  // CHECK: moe.attention %{{.*}}, %{{.*}}, %{{.*}} offset(%{{.*}}) window(16) :
+  // CHECK-SAME: index) -> tensor<?x1x8x64xf32>
+  %o = moe.attention %q, %k, %k offset(%p) window(16)
+      : (tensor<?x1x8x64xf32>, tensor<?x?x2x64xf32>, tensor<?x?x2x64xf32>,
+         index) -> tensor<?x1x8x64xf32>
+  return %o : tensor<?x1x8x64xf32>
+}
+
 // CHECK-LABEL: func @attention
 func.func @attention(%q: tensor<?x?x8x64xf32>, %k: tensor<?x?x2x64xf32>,
                      %v: tensor<?x?x2x64xf32>) -> tensor<?x?x8x64xf32> {

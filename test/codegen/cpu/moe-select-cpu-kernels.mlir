@@ -87,3 +87,17 @@ func.func @kernels(%x: tensor<?x64xf32>, %w: tensor<8x32x64xf32>, %up: tensor<8x
   return %a, %b, %c, %o, %g : tensor<?x32xf32>, tensor<?x32xf32>, tensor<?x32xf32>,
       tensor<?x?x16x64xf32>, tensor<?x?x8x16xf32>
 }
+
+// An attention with a query offset (a decode step) gets no kernel: the
+// generic lowering serves its few queries.
+// AVX2-LABEL: func @decode_attention
+// AVX2: moe.attention %{{.*}}, %{{.*}}, %{{.*}} offset(%{{.*}}) :
+// AVX2-NOT: moe.kernel
+// AVX512-LABEL: func @decode_attention
+// AVX512-NOT: moe.kernel
+func.func @decode_attention(%q: tensor<?x1x16x64xf32>, %k: tensor<?x?x8x64xf32>, %p: index)
+    -> tensor<?x1x16x64xf32> {
+  %o = moe.attention %q, %k, %k offset(%p)
+      : (tensor<?x1x16x64xf32>, tensor<?x?x8x64xf32>, tensor<?x?x8x64xf32>, index) -> tensor<?x1x16x64xf32>
+  return %o : tensor<?x1x16x64xf32>
+}

@@ -98,4 +98,17 @@ func.func @grouped(%q: tensor<1x?x4x16xf32>, %k: tensor<1x?x4x16xf32>, %v: tenso
   return %o : tensor<1x?x4x16xf32>
 }
 
+// -----
+
+// Queries at positions of their own (a decode step against a cache) are
+// left to convert-moe-to-linalg's lowering.
+// CHECK-LABEL: func @offset
+// CHECK-NOT: scf.forall
+// CHECK: moe.attention %{{.*}}, %{{.*}}, %{{.*}} offset(%{{.*}}) window(8)
+func.func @offset(%q: tensor<?x1x4x16xf32>, %k: tensor<?x?x2x16xf32>, %p: index) -> tensor<?x1x4x16xf32> {
+  %o = moe.attention %q, %k, %k offset(%p) window(8)
+      : (tensor<?x1x4x16xf32>, tensor<?x?x2x16xf32>, tensor<?x?x2x16xf32>, index) -> tensor<?x1x4x16xf32>
+  return %o : tensor<?x1x4x16xf32>
+}
+
 // BAD-OPTIONS: error: attention_kernel needs its query rows (heads_per_step x query_block = 16) to be a multiple of vector_width (6)
