@@ -90,6 +90,7 @@ VENV_PY = os.path.join(DIR, "venv", "bin", "python")
 
 PREFILL_CPP = r"""
 // llama-prefill MODEL.gguf TOKENS.i32 THREADS PASSES WARMUP FLASH_ATTN(-1|0|1) [LOGITS.f32]
+// LLAMA_PREFILL_LAST_ONLY=1: logits of the last position only (llama-bench -p).
 #include "llama.h"
 #include <chrono>
 #include <cstdio>
@@ -124,13 +125,14 @@ int main(int argc, char ** argv) {
     llama_context * ctx = llama_init_from_model(model, cp);
     if (!ctx) return 1;
 
+    static const bool last_only = getenv("LLAMA_PREFILL_LAST_ONLY") != nullptr;
     llama_batch batch = llama_batch_init(T, 0, 1);
     for (int i = 0; i < T; i++) {
         batch.token[i] = tokens[i];
         batch.pos[i] = i;
         batch.n_seq_id[i] = 1;
         batch.seq_id[i][0] = 0;
-        batch.logits[i] = 1;  // logits at every position
+        batch.logits[i] = !last_only || i == T - 1;  // all positions, or the last
     }
     batch.n_tokens = T;
 
@@ -148,7 +150,7 @@ int main(int argc, char ** argv) {
     if (argc > 7) {
         const int V = llama_vocab_n_tokens(llama_model_get_vocab(model));
         FILE * out = fopen(argv[7], "wb");
-        fwrite(llama_get_logits(ctx), sizeof(float), (size_t) T * V, out);
+        fwrite(llama_get_logits(ctx), sizeof(float), (size_t) (last_only ? 1 : T) * V, out);
         fclose(out);
     }
     llama_batch_free(batch);
@@ -247,12 +249,13 @@ def convert(model_dir, out_path, weights=None):
 
 
 def run_prefill(gguf_path, tokens, threads=2, passes=3, warmup=1, logits=False,
-                flash_attn=None):
+                flash_attn=None, last_only=False):
     """Times a prefill of `tokens` in a fresh process.
 
     Returns dict(tokens_per_s, peak_rss_mb, pass_s=[...], logits=[T, V] f32 of
     the last pass if logits=True). flash_attn: None (llama.cpp's auto),
-    True or False.
+    True or False. last_only: logits of the last position only, as
+    llama-bench -p computes them.
     """
     tokens = np.asarray(tokens, dtype=np.int32).ravel()
     fa = {None: -1, False: 0, True: 1}[flash_attn]
@@ -262,6 +265,8 @@ def run_prefill(gguf_path, tokens, threads=2, passes=3, warmup=1, logits=False,
         cmd = ["/usr/bin/time", "-v", PREFILL, gguf_path, tok_path, str(threads),
                str(passes), str(warmup), str(fa)] + ([out_path] if logits else [])
         env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+        if last_only:
+            env["LLAMA_PREFILL_LAST_ONLY"] = "1"
         p = subprocess.run(cmd, capture_output=True, text=True, env=env)
         if p.returncode:
             sys.exit("llama-prefill failed:\n" + p.stdout + p.stderr)
@@ -271,7 +276,8 @@ def run_prefill(gguf_path, tokens, threads=2, passes=3, warmup=1, logits=False,
                    peak_rss_mb=int(rss.group(1)) / 1024 if rss else float("nan"),
                    pass_s=[float(s) for s in re.findall(r"pass \d+: ([\d.]+) s", p.stdout)])
         if logits:
-            out["logits"] = np.fromfile(out_path, dtype=np.float32).reshape(tokens.size, -1)
+            out["logits"] = np.fromfile(out_path, dtype=np.float32).reshape(
+                1 if last_only else tokens.size, -1)
     return out
 
 

@@ -4,6 +4,7 @@
     bench/model_prefill.py [--layers L] [--tokens 512,4096] [--runs N]
                            [--repeat R] [--threads 2] [--workdir DIR]
                            [--moec-flags "--cpu znver3"] [--no-llama-cpp]
+                           [--last]
                            [--dtype f32|bf16]
 
 Builds a Mixtral-shaped config (the design brief's shape: D = 1024,
@@ -23,6 +24,10 @@ random weights with examples/make_weights.py, compiles it with
   the same weights converted to an f32 GGUF, one batch of T tokens with
   logits at every position, llama.cpp's default attention (flash attention,
   which rounds K and V to f16), the same number of threads.
+
+With --last every program computes the logits of the last position only
+(the prefill of generation; llama-bench -p's measure); the logits check
+before timing still compares every position.
 
 They are timed R times, alternating (moec, PyTorch, llama.cpp, moec, ...),
 each time in a fresh process, so that load on a shared machine hits all
@@ -162,6 +167,8 @@ def torch_main(args):
             x = x + o @ w[p + "self_attn.o_proj.weight"].T
             h = rms(x, w[p + "post_attention_layernorm.weight"])
             x = x + eager_moe_block(w, p, h, E, K)
+        if args.last:
+            x = x[-1:]
         x = rms(x, w["model.norm.weight"])
         return x @ w["lm_head.weight"].T
 
@@ -210,6 +217,11 @@ def main():
                     help="extra moec compile flags, e.g. '--cpu znver3'")
     ap.add_argument("--dtype", choices=["f32", "bf16"], default="f32",
                     help="weight type of the file and of moec's model")
+    ap.add_argument("--last", action="store_true",
+                    help="logits of the last position only, as generation's "
+                    "prefill and llama-bench -p compute them (moec "
+                    "--logits-positions last; PyTorch's LM head on the last "
+                    "row; llama.cpp's batch asks for the last logits only)")
     ap.add_argument("--no-llama-cpp", action="store_true",
                     help="leave out llama.cpp even when it is built")
     ap.add_argument("--attention", choices=["full", "grouped"], default="full",
@@ -266,7 +278,8 @@ def main():
         np.save(tokens, np.random.default_rng(T).integers(0, 32000, T).astype(np.int32))
         def moec_round():
             out, rss = run([model, "--weights", weights, "--tokens", tokens,
-                            "--bench", str(args.runs)], env)
+                            "--bench", str(args.runs)] +
+                           (["--logits-positions", "last"] if args.last else []), env)
             return float(re.search(r"([\d.]+) tokens/s", out).group(1)), rss
 
         # Largest activation: the [T, V] f32 logits or the MoE's [2T, F] rows.
@@ -304,12 +317,13 @@ def main():
             out, rss = run([sys.executable, me, "--torch", "--config", cfg_path,
                             "--weights", weights, "--tokens-file", tokens,
                             "--runs", str(args.runs), "--threads",
-                            str(args.threads)], env)
+                            str(args.threads)] + (["--last"] if args.last else []),
+                           env)
             torch.append((float(re.search(r"([\d.]+) tokens/s", out).group(1)),
                           rss))
             if gguf:
                 r = llama_cpp.run_prefill(gguf, np.load(tokens), args.threads,
-                                          args.runs, 1)
+                                          args.runs, 1, last_only=args.last)
                 llama.append((r["tokens_per_s"], r["peak_rss_mb"]))
         rows.append((T, [m for m, _ in moec], [t for t, _ in torch],
                      max(r for _, r in moec), max(r for _, r in torch),
