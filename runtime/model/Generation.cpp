@@ -70,7 +70,7 @@ int32_t Sampler::sample(const float *logits, int64_t vocab) {
 //===----------------------------------------------------------------------===//
 
 Session::Session(CompiledModel &model, int64_t maxBatch, int64_t maxLength)
-    : model(model), maxRows(maxBatch), capacity(maxLength) {}
+    : compiled(model), maxRows(maxBatch), capacity(maxLength) {}
 
 void Session::reset() {
   rows = len = 0;
@@ -78,8 +78,7 @@ void Session::reset() {
   lastPass.reset();
 }
 
-bool Session::prefill(const HostTensor &prompt, HostTensor &logits,
-                      std::string &error) {
+bool Session::prefill(const HostTensor &prompt, std::string &error) {
   int64_t b = prompt.shape()[0], t = prompt.shape()[1];
   if (b < 1 || b > maxRows) {
     error = "the prompt has " + std::to_string(b) +
@@ -92,7 +91,7 @@ bool Session::prefill(const HostTensor &prompt, HostTensor &logits,
             std::to_string(capacity);
     return false;
   }
-  if (!model.checkTokenIds(static_cast<const int32_t *>(prompt.data()),
+  if (!compiled.checkTokenIds(static_cast<const int32_t *>(prompt.data()),
                            prompt.numElements(), error))
     return false;
   reset();
@@ -102,12 +101,11 @@ bool Session::prefill(const HostTensor &prompt, HostTensor &logits,
   const auto *ids = static_cast<const int32_t *>(prompt.data());
   for (int64_t r = 0; r < rows; ++r)
     std::copy(ids + r * t, ids + (r + 1) * t, history.begin() + r * capacity);
-  run(logits);
+  run();
   return true;
 }
 
-bool Session::decode(const int32_t *tokens, HostTensor &logits,
-                     std::string &error) {
+bool Session::decode(const int32_t *tokens, std::string &error) {
   if (rows == 0) {
     error = "decode before prefill: the session holds no sequence";
     return false;
@@ -117,32 +115,34 @@ bool Session::decode(const int32_t *tokens, HostTensor &logits,
             std::to_string(capacity) + " tokens";
     return false;
   }
-  if (!model.checkTokenIds(tokens, rows, error))
+  if (!compiled.checkTokenIds(tokens, rows, error))
     return false;
   for (int64_t r = 0; r < rows; ++r)
     history[r * capacity + len] = tokens[r];
   ++len;
-  run(logits);
+  run();
   return true;
 }
 
-void Session::run(HostTensor &logits) {
+void Session::run() {
   HostTensor tokens(ElementType::I32, {rows, len});
   auto *ids = static_cast<int32_t *>(tokens.data());
   for (int64_t r = 0; r < rows; ++r)
     std::copy(history.begin() + r * capacity,
               history.begin() + r * capacity + len, ids + r * len);
   lastPass.reset();
-  lastPass = model.forward(tokens, /*positions=*/1);
-  int64_t vocab = model.vocabSize();
-  logits = HostTensor(ElementType::F32, {rows, vocab});
-  std::memcpy(logits.data(), lastPass->logits.data(),
-              static_cast<size_t>(rows * vocab) * sizeof(float));
+  lastPass = compiled.forward(tokens, /*positions=*/1);
+}
+
+const float *Session::lastLogits() const {
+  // [B, 1, V]: one position per sequence.
+  return lastPass ? static_cast<const float *>(lastPass->logits.data())
+                  : nullptr;
 }
 
 nlohmann::json Session::statistics() const {
   // Causal attention: the last pass routed every token as the steps did.
-  return lastPass ? model.statistics(*lastPass) : nlohmann::json();
+  return lastPass ? compiled.statistics(*lastPass) : nlohmann::json();
 }
 
 //===----------------------------------------------------------------------===//
@@ -181,21 +181,20 @@ std::optional<GenerateResult> moec::runtime::generate(
   }
   std::vector<char> finished(b, 0);
   std::vector<int32_t> next(b);
-  HostTensor logits(ElementType::F32, {b, vocab});
 
   Clock::time_point start = Clock::now();
-  if (!session.prefill(prompt, logits, error))
+  if (!session.prefill(prompt, error))
     return std::nullopt;
   result.prefillSeconds =
       std::chrono::duration<double>(Clock::now() - start).count();
   start = Clock::now();
   for (int64_t step = 0; step < n; ++step) {
     if (step > 0) {
-      if (!session.decode(next.data(), logits, error))
+      if (!session.decode(next.data(), error))
         return std::nullopt;
       ++result.decodeSteps;
     }
-    const auto *rowLogits = static_cast<const float *>(logits.data());
+    const float *rowLogits = session.lastLogits();
     bool all = true;
     for (int64_t r = 0; r < b; ++r) {
       if (result.logits)

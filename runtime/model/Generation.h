@@ -64,20 +64,22 @@ public:
   /// At most `maxBatch` sequences of at most `maxLength` tokens each.
   Session(CompiledModel &model, int64_t maxBatch, int64_t maxLength);
 
-  /// Starts over with the I32 [B, T] `prompt`; `logits` receives F32
-  /// [B, V], the logits of each sequence's last position. False with a
-  /// one-line `error` when the prompt does not fit the session.
-  bool prefill(const HostTensor &prompt, HostTensor &logits,
-               std::string &error);
+  /// Starts over with the I32 [B, T] `prompt`. False with a one-line
+  /// `error` when the prompt does not fit the session.
+  bool prefill(const HostTensor &prompt, std::string &error);
 
-  /// Appends `tokens[b]` to sequence b (B ids, each in [0, V)); `logits`
-  /// receives the new positions' F32 [B, V]. False with a one-line `error`
-  /// past the maximum length or before a prefill.
-  bool decode(const int32_t *tokens, HostTensor &logits, std::string &error);
+  /// Appends `tokens[b]` to sequence b (B ids, each in [0, V)). False with a
+  /// one-line `error` past the maximum length or before a prefill.
+  bool decode(const int32_t *tokens, std::string &error);
+
+  /// The logits of each sequence's last position after the last prefill or
+  /// decode, F32 [B, V] row-major; null before a prefill.
+  const float *lastLogits() const;
 
   /// Forgets the sequences (the next call must be a prefill).
   void reset();
 
+  const CompiledModel &model() const { return compiled; }
   int64_t batch() const { return rows; }
   int64_t length() const { return len; }
   int64_t maxLength() const { return capacity; }
@@ -88,9 +90,9 @@ public:
 
 private:
   /// Runs the model on the first `len` tokens of each sequence.
-  void run(HostTensor &logits);
+  void run();
 
-  CompiledModel &model;
+  CompiledModel &compiled;
   int64_t maxRows, capacity;
   int64_t rows = 0, len = 0;
   /// [B, capacity] ids, row-major; the first `len` of each row are valid.

@@ -37,10 +37,12 @@ HostTensor tokenTensor(const int32_t *tokens, int64_t batch, int64_t seqLen) {
   return input;
 }
 
-/// Copies F32 [B, V] logits to the caller's buffer.
-void copyLogits(const HostTensor &logits, float *out) {
-  std::memcpy(out, logits.data(),
-              static_cast<size_t>(logits.numElements()) * sizeof(float));
+/// Copies a session's last logits, F32 [B, V], to the caller's buffer.
+void copyLogits(const Session &session, float *out) {
+  std::memcpy(out, session.lastLogits(),
+              static_cast<size_t>(session.batch() *
+                                  session.model().vocabSize()) *
+                  sizeof(float));
 }
 
 } // namespace
@@ -115,12 +117,10 @@ MOEC_API int moec_session_prefill(moec_session *session, const int32_t *tokens,
   if (batch < 1 || seqLen < 1)
     return setError(error, errorSize,
                     "moec_session_prefill: batch and seq_len must be >= 1");
-  HostTensor last(ElementType::F32, {batch, 1});
   std::string message;
-  if (!session->session.prefill(tokenTensor(tokens, batch, seqLen), last,
-                                message))
+  if (!session->session.prefill(tokenTensor(tokens, batch, seqLen), message))
     return setError(error, errorSize, "moec_session_prefill: " + message);
-  copyLogits(last, logits);
+  copyLogits(session->session, logits);
   return 0;
 }
 
@@ -129,11 +129,10 @@ MOEC_API int moec_session_decode(moec_session *session, const int32_t *tokens,
                                  size_t errorSize) {
   if (!session || !tokens || !logits)
     return setError(error, errorSize, "moec_session_decode: null argument");
-  HostTensor last(ElementType::F32, {1, 1});
   std::string message;
-  if (!session->session.decode(tokens, last, message))
+  if (!session->session.decode(tokens, message))
     return setError(error, errorSize, "moec_session_decode: " + message);
-  copyLogits(last, logits);
+  copyLogits(session->session, logits);
   return 0;
 }
 
