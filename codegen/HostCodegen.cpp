@@ -48,6 +48,43 @@ llvm::Error inlineEntry(llvm::Module &module, llvm::StringRef entry,
   return llvm::Error::success();
 }
 
+/// Adds `<entry>_packed(void **args)`, and inlines `entry` into its C
+/// interface, which the wrapper calls: args[0] is the C interface's first
+/// argument when that is a pointer (the results' descriptors) and the address
+/// that receives its result when it returns a scalar; the arguments follow,
+/// each a pointer (a descriptor, the weight table) or the address of a scalar
+/// (an index).
+llvm::Error addPackedEntry(llvm::Module &module, llvm::StringRef entry) {
+  std::string cInterface = ("_mlir_ciface_" + entry).str();
+  llvm::Function *callee = module.getFunction(cInterface);
+  if (!callee)
+    return llvm::createStringError("no function '" + cInterface +
+                                   "' (is llvm.emit_c_interface set?)");
+  if (llvm::Error err = inlineEntry(module, entry, *callee))
+    return err;
+  llvm::LLVMContext &context = module.getContext();
+  llvm::Type *ptr = llvm::PointerType::getUnqual(context);
+  auto *packed = llvm::Function::Create(
+      llvm::FunctionType::get(llvm::Type::getVoidTy(context), {ptr}, false),
+      llvm::GlobalValue::ExternalLinkage, (entry + "_packed").str(), module);
+  llvm::IRBuilder<> b(llvm::BasicBlock::Create(context, "entry", packed));
+  auto argAt = [&](unsigned i) {
+    return b.CreateLoad(ptr, b.CreateConstGEP1_64(ptr, packed->getArg(0), i));
+  };
+  bool returns = !callee->getReturnType()->isVoidTy();
+  llvm::SmallVector<llvm::Value *> args;
+  for (unsigned i = 0, e = callee->arg_size(); i < e; ++i) {
+    llvm::Value *arg = argAt(i + returns);
+    llvm::Type *type = callee->getArg(i)->getType();
+    args.push_back(type->isPointerTy() ? arg : b.CreateLoad(type, arg));
+  }
+  llvm::Value *result = b.CreateCall(callee, args);
+  if (returns)
+    b.CreateStore(result, argAt(0));
+  b.CreateRetVoid();
+  return llvm::Error::success();
+}
+
 /// The target machine of `target`, created once per call (cheap next to
 /// codegen), with `module` given its triple and data layout.
 llvm::Expected<std::unique_ptr<llvm::TargetMachine>>
@@ -75,7 +112,7 @@ targetModuleFor(llvm::Module &module, const moe::CpuTarget &cpu) {
 
 llvm::Expected<std::unique_ptr<llvm::Module>>
 moe::translateForHost(ModuleOp module, llvm::LLVMContext &context,
-                      llvm::StringRef entry, llvm::StringRef manifest) {
+                      llvm::StringRef manifest) {
   DialectRegistry registry;
   registerAllToLLVMIRTranslations(registry);
   registerMoeToLLVMInterfaces(registry);
@@ -97,33 +134,9 @@ moe::translateForHost(ModuleOp module, llvm::LLVMContext &context,
   if (!llvmModule)
     return llvm::createStringError("translation to LLVM IR failed");
 
-  std::string cInterface = ("_mlir_ciface_" + entry).str();
-  llvm::Function *callee = llvmModule->getFunction(cInterface);
-  if (!callee)
-    return llvm::createStringError("no function '" + cInterface +
-                                   "' (is llvm.emit_c_interface set?)");
-  if (llvm::Error err = inlineEntry(*llvmModule, entry, *callee))
-    return std::move(err);
-
-  // <entry>_packed(void **args): args[i] is the C interface's argument i
-  // when that is a pointer (a descriptor, the weight table), else the
-  // address of the value (a scalar such as an index).
-  llvm::Type *ptr = llvm::PointerType::getUnqual(context);
-  auto *packed = llvm::Function::Create(
-      llvm::FunctionType::get(llvm::Type::getVoidTy(context), {ptr}, false),
-      llvm::GlobalValue::ExternalLinkage, (entry + "_packed").str(),
-      *llvmModule);
-  llvm::IRBuilder<> b(llvm::BasicBlock::Create(context, "entry", packed));
-  llvm::SmallVector<llvm::Value *> args;
-  for (unsigned i = 0, e = callee->arg_size(); i < e; ++i) {
-    llvm::Value *slot = b.CreateConstGEP1_64(ptr, packed->getArg(0), i);
-    llvm::Value *arg = b.CreateLoad(ptr, slot);
-    llvm::Type *type = callee->getArg(i)->getType();
-    args.push_back(type->isPointerTy() ? arg : b.CreateLoad(type, arg));
-  }
-  b.CreateCall(callee, args);
-  b.CreateRetVoid();
-
+  for (llvm::StringRef entry : moec::abi::kEntries)
+    if (llvm::Error err = addPackedEntry(*llvmModule, entry))
+      return std::move(err);
   llvm::Constant *text =
       llvm::ConstantDataArray::getString(context, manifest, /*AddNull=*/true);
   new llvm::GlobalVariable(*llvmModule, text->getType(), /*isConstant=*/true,

@@ -25,16 +25,18 @@
 namespace mlir::moe {
 
 /// Translates `module` (LLVM dialect only) to LLVM IR for the host and adds:
-///  * `void <entry>_packed(void **args)`, which calls the C interface of
-///    `entry` (`_mlir_ciface_<entry>`, so the function needs the
-///    `llvm.emit_c_interface` attribute) with args[0] as the results' memref
-///    descriptors and args[1..] as the arguments: a memref argument's
-///    descriptor, or the value of any other (the weight table's pointer);
+///  * for each entry of moec::abi::kEntries, `void <entry>_packed(void
+///    **args)`, which calls the C interface of `entry` (`_mlir_ciface_<entry>`,
+///    so the function needs the `llvm.emit_c_interface` attribute) with
+///    args[0] as the results' memref descriptors (or the address that
+///    receives a scalar result) and args[1..] as the arguments: a memref
+///    argument's descriptor, the weight table's pointer, or the address of a
+///    scalar;
 ///  * `const char moec_model_manifest[]`, holding `manifest`.
 /// runtime/model/ModelAbi.h describes what the runtime expects of both.
 llvm::Expected<std::unique_ptr<llvm::Module>>
 translateForHost(ModuleOp module, llvm::LLVMContext &context,
-                 llvm::StringRef entry, llvm::StringRef manifest);
+                 llvm::StringRef manifest);
 
 /// Optimises `module` at -O3 for `target` (its name and features).
 llvm::Error optimizeForCpu(llvm::Module &module, const CpuTarget &target);

@@ -36,6 +36,11 @@ constexpr auto kParallel = utils::IteratorType::parallel;
 constexpr auto kReduction = utils::IteratorType::reduction;
 constexpr int64_t kBufferAlignment = 64;
 
+/// The functions the runtime calls (runtime/model/ModelAbi.h): a forward
+/// pass, a forward pass that also fills the KV cache, and a decode step of
+/// one token per sequence against the cache.
+enum class Entry { Forward, Prefill, Decode };
+
 /// What a decoder layer computes apart from its weights. Layers with equal
 /// descriptions share one function; only the config makes layers differ.
 struct LayerKind {
@@ -44,10 +49,11 @@ struct LayerKind {
   AttentionKind attention;
   int64_t window, groupSize;
   int64_t multiHeadHeads; // 0: no MH-MoE
+  Entry entry = Entry::Forward; // the entry that calls it
 
   auto key() const {
     return std::tuple(sparse, numExperts, attention, window, groupSize,
-                      multiHeadHeads);
+                      multiHeadHeads, entry);
   }
   bool operator<(const LayerKind &other) const { return key() < other.key(); }
 
@@ -59,7 +65,12 @@ struct LayerKind {
   /// the same for every layer today); a field that can differ between
   /// layers must show in it, or the module fails to verify.
   std::string name() const {
-    return sparse ? "layer_moe_e" + std::to_string(numExperts) : "layer_mlp";
+    std::string suffix = entry == Entry::Prefill  ? "_prefill"
+                         : entry == Entry::Decode ? "_decode"
+                                                  : "";
+    return (sparse ? "layer_moe_e" + std::to_string(numExperts)
+                   : std::string("layer_mlp")) +
+           suffix;
   }
 };
 
@@ -70,6 +81,21 @@ struct Weight {
   RankedTensorType type;
 };
 
+/// The KV cache's layout for B sequences of at most C tokens
+/// (docs/contracts.md §4.3), as index values of the function being built:
+/// per layer, a key block then a value block, each [B, S + L, KVH, Dh] f32
+/// row-major. Rows [S, S + L) are the ring of the latest keys; with GMHA,
+/// rows [0, S) hold one summary per group, group g at row S - 1 - g, so that
+/// the summaries of the completed groups and the ring's valid slots are one
+/// contiguous range of rows.
+struct CacheLayout {
+  Value slots;     // L: C (full), min(W, C) (sliding), min(W, G) (GMHA)
+  Value summaries; // S: ceil(C / G) with GMHA, else 0
+  Value rows;      // S + L
+  Value block;     // the elements of one block, B·(S + L)·KVH·Dh
+  Value perLayer;  // the elements of one layer's part, 2·block
+};
+
 /// A decoder layer's function and what its callers need to know.
 struct LayerFunction {
   func::FuncOp func;
@@ -78,6 +104,14 @@ struct LayerFunction {
   std::vector<Weight> weights;
   SmallVector<int64_t> layers; // the layers it computes
 };
+
+[[maybe_unused]] bool sameWeights(ArrayRef<Weight> a, ArrayRef<Weight> b) {
+  return a.size() == b.size() &&
+         llvm::all_of(llvm::zip_equal(a, b), [](auto pair) {
+           auto [x, y] = pair;
+           return x.name == y.name && x.type == y.type;
+         });
+}
 
 class Importer {
 public:
@@ -112,8 +146,22 @@ private:
   Value embed(Value flatTokens, Value table);
   Value lastPositions(Value x, Value positions);
   Value rmsNorm(Value x, Value weight);
-  Value rope(Value x);
+  Value rope(Value x, Value offset);
   Value attention(const LayerKind &kind, Value h);
+  Value attend(const LayerKind &kind, Value q, Value k, Value v);
+
+  // The KV cache (prefill and decode entries).
+  CacheLayout cacheLayout(Value batch, Value capacity);
+  Value cacheView(Value at, Value rows);
+  Value slice(Value buffer, Value from, Value count);
+  void fillCache(const LayerKind &kind, Value k, Value v);
+  void writeRing(Value fresh, Value ring, Value base, Value count,
+                 Value slots);
+  void writeGroupSums(Value fresh, Value block, Value summaries,
+                      int64_t groupSize);
+  Value decodeAttention(const LayerKind &kind, Value q, Value k, Value v);
+  void updateSummary(Value fresh, Value block, Value row, Value offset,
+                     int64_t groupSize);
   MoeBlockOp moeBlock(const LayerKind &kind, Value h);
   RoutingPolicyAttrInterface policyFor(int64_t numExperts);
 
@@ -123,6 +171,8 @@ private:
                                   std::vector<Weight> &weights);
   void callLayer(int64_t layer, const LayerKind &kind);
   SmallVector<Value> allocateStatistics(ArrayRef<LayerKind> kinds);
+  func::FuncOp buildEntry(Entry entry);
+  void buildCacheSize();
   void setForwardAttributes();
 
   /// The residual stream's buffer type, `memref<?xDxf32>`.
@@ -147,15 +197,23 @@ private:
   Location fileLoc, loc;
   Type weightElement;
   ModuleOp module;
-  func::FuncOp forward;
-  /// The function being built: its body, the weight table, the slot of its
-  /// first weight (none in @forward: slot 0), its weights, B and T.
+  /// @forward, and the entry being built (layer functions go before it).
+  func::FuncOp forward, entryFunc;
+  /// The function being built: its entry, its body, the weight table, the
+  /// slot of its first weight (none in an entry: slot 0), its weights, B and
+  /// T; with a cache (prefill, decode): the flat cache buffer, where the
+  /// layer's part starts (in a layer function), C, and in a decode step the
+  /// position p of its tokens.
   struct FunctionState {
+    Entry entry = Entry::Forward;
     Block *body = nullptr;
     Value table, base;
     std::vector<Weight> weights;
     Value batch, seqLen;
+    Value cache, cacheAt, capacity, position;
   } fn;
+  /// In a prefill or decode entry: the cache elements of one layer.
+  Value cachePerLayer;
   std::map<LayerKind, LayerFunction> layerFunctions;
   /// In @forward: the residual stream's buffer, the buffers of the packed
   /// statistics, B·T, and the description of each MoE layer's segment.
@@ -254,9 +312,10 @@ Value Importer::rmsNorm(Value x, Value weight) {
 }
 
 /// Rotary embedding in the rotate-half convention on `[B, T, heads, Dh]`:
-/// element i < Dh/2 pairs with i + Dh/2, at angle t * theta^(-2i/Dh). The
-/// frequencies are computed here in f32, as Hugging Face does.
-Value Importer::rope(Value x) {
+/// element i < Dh/2 pairs with i + Dh/2, at angle t * theta^(-2i/Dh), t the
+/// token's position: `offset` (if given) plus its index. The frequencies are
+/// computed here in f32, as Hugging Face does.
+Value Importer::rope(Value x, Value offset) {
   int64_t dh = config.headDim, half = dh / 2;
   SmallVector<float> invFreq;
   for (int64_t i = 0; i < half; ++i)
@@ -287,9 +346,11 @@ Value Importer::rope(Value x) {
         Value partner = tensor::ExtractOp::create(
             nb, nl, x, ValueRange{bi, t, h, partnerIndex});
         Value freq = tensor::ExtractOp::create(nb, nl, freqs, ValueRange{i});
+        Value position =
+            offset ? Value(arith::AddIOp::create(nb, nl, t, offset)) : t;
         Value pos = arith::UIToFPOp::create(
             nb, nl, f32,
-            arith::IndexCastUIOp::create(nb, nl, nb.getI64Type(), t));
+            arith::IndexCastUIOp::create(nb, nl, nb.getI64Type(), position));
         Value angle = arith::MulFOp::create(nb, nl, pos, freq);
         Value c = math::CosOp::create(nb, nl, angle);
         Value s = math::SinOp::create(nb, nl, angle);
@@ -330,10 +391,24 @@ Value Importer::attention(const LayerKind &kind, Value h) {
       return db.affine(h, w, param(base + ".bias", {outHeads * dh}));
     return db.linear(h, w);
   };
-  Value q = rope(toHeads(project("q_proj", heads), heads));
-  Value k = rope(toHeads(project("k_proj", kvHeads), kvHeads));
+  Value q = rope(toHeads(project("q_proj", heads), heads), fn.position);
+  Value k = rope(toHeads(project("k_proj", kvHeads), kvHeads), fn.position);
   Value v = toHeads(project("v_proj", kvHeads), kvHeads);
 
+  Value o;
+  if (fn.entry == Entry::Decode) {
+    o = decodeAttention(kind, q, k, v);
+  } else {
+    o = attend(kind, q, k, v);
+    if (fn.entry == Entry::Prefill)
+      fillCache(kind, k, v);
+  }
+  return db.linear(fromHeads(o),
+                   param("self_attn.o_proj.weight", {d, heads * dh}));
+}
+
+/// The attention of the layer's T queries to its T keys.
+Value Importer::attend(const LayerKind &kind, Value q, Value k, Value v) {
   Value o;
   switch (kind.attention) {
   case AttentionKind::Full:
@@ -349,8 +424,279 @@ Value Importer::attention(const LayerKind &kind, Value h) {
                                    kind.window);
     break;
   }
-  return db.linear(fromHeads(o),
-                   param("self_attn.o_proj.weight", {d, heads * dh}));
+  return o;
+}
+
+//===----------------------------------------------------------------------===//
+// The KV cache
+//
+// A prefill writes, per layer, what later decode steps attend to: the keys
+// and values (after RoPE) of the positions they can still see, and with
+// GMHA one summary per group. A decode step writes its token's key and value
+// into the ring, then attends to the summaries of the completed groups and
+// the ring's valid slots, one contiguous range of n rows, as
+// `moe.attention offset(n - 1)`: RoPE is applied before caching, so the
+// keys' order in the cache does not matter to the softmax. Keys live in ring
+// slots numbered from the start of the token's segment: the whole sequence
+// (full and sliding attention), the token's group (GMHA). Slot s holds the
+// latest position base + s + k·L, so the valid slots are always a prefix
+// [0, min(offset + 1, L)) of the ring.
+//===----------------------------------------------------------------------===//
+
+CacheLayout Importer::cacheLayout(Value batch, Value capacity) {
+  const AttentionConfig &attn = config.attention;
+  auto c = [&](int64_t n) -> Value {
+    return arith::ConstantIndexOp::create(b, loc, n);
+  };
+  auto mul = [&](Value x, Value y) -> Value {
+    return arith::MulIOp::create(b, loc, x, y);
+  };
+  CacheLayout layout;
+  layout.summaries = c(0);
+  switch (attn.kind) {
+  case AttentionKind::Full:
+    layout.slots = capacity;
+    break;
+  case AttentionKind::Sliding:
+    layout.slots = arith::MinUIOp::create(b, loc, capacity, c(attn.window));
+    break;
+  case AttentionKind::Grouped:
+    layout.slots = c(std::min(attn.window, attn.groupSize));
+    layout.summaries =
+        arith::CeilDivUIOp::create(b, loc, capacity, c(attn.groupSize));
+    break;
+  }
+  layout.rows = arith::AddIOp::create(b, loc, layout.summaries, layout.slots);
+  layout.block = mul(mul(batch, c(config.numKVHeads * config.headDim)),
+                     layout.rows);
+  layout.perLayer = mul(layout.block, c(2));
+  return layout;
+}
+
+/// The [B, rows, KVH, Dh] block of the cache that starts at element `at`.
+Value Importer::cacheView(Value at, Value rows) {
+  int64_t kvh = config.numKVHeads, dh = config.headDim;
+  int64_t dyn = ShapedType::kDynamic;
+  auto layout = StridedLayoutAttr::get(&ctx, dyn, {dyn, kvh * dh, dh, 1});
+  auto type = MemRefType::get({dyn, dyn, kvh, dh}, b.getF32Type(), layout);
+  Value rowStride = arith::MulIOp::create(
+      b, loc, rows, arith::ConstantIndexOp::create(b, loc, kvh * dh));
+  return memref::ReinterpretCastOp::create(
+      b, loc, type, fn.cache, OpFoldResult(at),
+      ArrayRef<OpFoldResult>{fn.batch, rows, b.getIndexAttr(kvh),
+                             b.getIndexAttr(dh)},
+      ArrayRef<OpFoldResult>{rowStride, b.getIndexAttr(kvh * dh),
+                             b.getIndexAttr(dh), b.getIndexAttr(1)});
+}
+
+/// Rows [from, from + count) of every sequence of a cache block.
+Value Importer::slice(Value buffer, Value from, Value count) {
+  SmallVector<OpFoldResult> strides(4, b.getIndexAttr(1));
+  return memref::SubViewOp::create(
+      b, loc, buffer,
+      ArrayRef<OpFoldResult>{b.getIndexAttr(0), from, b.getIndexAttr(0),
+                             b.getIndexAttr(0)},
+      ArrayRef<OpFoldResult>{fn.batch, count,
+                             b.getIndexAttr(config.numKVHeads),
+                             b.getIndexAttr(config.headDim)},
+      strides);
+}
+
+/// Prefill: the cache of the layer's keys `k` and values `v` ([B, T, KVH,
+/// Dh], positions 0 .. T - 1).
+void Importer::fillCache(const LayerKind &kind, Value k, Value v) {
+  CacheLayout layout = cacheLayout(fn.batch, fn.capacity);
+  Value base = arith::ConstantIndexOp::create(b, loc, 0);
+  Value count = fn.seqLen;
+  bool grouped = kind.attention == AttentionKind::Grouped;
+  if (grouped) {
+    // The ring holds the positions of the group the next token joins.
+    Value g = arith::ConstantIndexOp::create(b, loc, kind.groupSize);
+    base = arith::MulIOp::create(
+        b, loc, arith::DivUIOp::create(b, loc, fn.seqLen, g), g);
+    count = arith::SubIOp::create(b, loc, fn.seqLen, base);
+  }
+  Value vAt = arith::AddIOp::create(b, loc, fn.cacheAt, layout.block);
+  for (auto [fresh, at] : {std::pair(k, fn.cacheAt), std::pair(v, vAt)}) {
+    Value block = cacheView(at, layout.rows);
+    writeRing(fresh, slice(block, layout.summaries, layout.slots), base,
+              count, layout.slots);
+    if (grouped)
+      writeGroupSums(fresh, block, layout.summaries, kind.groupSize);
+  }
+}
+
+/// Writes into the `slots`-slot ring the latest positions of the segment
+/// [base, base + count) of `fresh`: slot s, for s < min(count, slots), gets
+/// position base + s + k·slots, the largest below base + count.
+void Importer::writeRing(Value fresh, Value ring, Value base, Value count,
+                         Value slots) {
+  Value n = arith::MinUIOp::create(b, loc, count, slots);
+  Value init = tensor::EmptyOp::create(
+      b, loc,
+      ArrayRef<OpFoldResult>{fn.batch, n, b.getIndexAttr(config.numKVHeads),
+                             b.getIndexAttr(config.headDim)},
+      b.getF32Type());
+  GenericBuilder gen{b, loc, {kParallel, kParallel, kParallel, kParallel}};
+  Value gathered = gen.build(
+      {}, {}, init, {{0, 1, 2, 3}},
+      [&](OpBuilder &nb, Location nl, ValueRange) {
+        Value s = linalg::IndexOp::create(nb, nl, 1);
+        Value left = arith::SubIOp::create(
+            nb, nl, arith::SubIOp::create(nb, nl, count, s),
+            arith::ConstantIndexOp::create(nb, nl, 1));
+        Value laps = arith::DivUIOp::create(nb, nl, left, slots);
+        Value j = arith::AddIOp::create(
+            nb, nl, arith::AddIOp::create(nb, nl, base, s),
+            arith::MulIOp::create(nb, nl, laps, slots));
+        Value x = tensor::ExtractOp::create(
+            nb, nl, fresh,
+            ValueRange{linalg::IndexOp::create(nb, nl, 0), j,
+                       linalg::IndexOp::create(nb, nl, 2),
+                       linalg::IndexOp::create(nb, nl, 3)});
+        linalg::YieldOp::create(nb, nl, x);
+      })[0];
+  storeInto(gathered, slice(ring, arith::ConstantIndexOp::create(b, loc, 0), n));
+}
+
+/// Writes, per group of `groupSize` positions of `fresh`, the mean of a
+/// complete group and the running sum of the last, partial one (which the
+/// decode steps complete) into the summary rows of `block` (group g at row
+/// summaries - 1 - g). The sums run in position order, as the attention's
+/// group means do.
+void Importer::writeGroupSums(Value fresh, Value block, Value summaries,
+                              int64_t groupSize) {
+  Value g = arith::ConstantIndexOp::create(b, loc, groupSize);
+  Value one = arith::ConstantIndexOp::create(b, loc, 1);
+  Value groups = arith::CeilDivUIOp::create(b, loc, fn.seqLen, g);
+  SmallVector<OpFoldResult> sizes{fn.batch, groups,
+                                  b.getIndexAttr(config.numKVHeads),
+                                  b.getIndexAttr(config.headDim)};
+  Type f32 = b.getF32Type();
+  // A [G] zero operand gives the reduction over the members its extent.
+  auto membersType = RankedTensorType::get({groupSize}, f32);
+  Value zeros = arith::ConstantOp::create(
+      b, loc, DenseElementsAttr::get(membersType, b.getF32FloatAttr(0)));
+  GenericBuilder reduce{
+      b, loc, {kParallel, kParallel, kParallel, kParallel, kReduction}};
+  Value summed = reduce.build(
+      zeros, {{4}}, filledTensor(b, loc, sizes, b.getF32FloatAttr(0)),
+      {{0, 1, 2, 3}}, [&](OpBuilder &nb, Location nl, ValueRange a) {
+        Value j = arith::AddIOp::create(
+            nb, nl,
+            arith::MulIOp::create(nb, nl, linalg::IndexOp::create(nb, nl, 1), g),
+            linalg::IndexOp::create(nb, nl, 4));
+        Value inside = arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::ult,
+                                             j, fn.seqLen);
+        Value at = arith::SelectOp::create(
+            nb, nl, inside, j, arith::ConstantIndexOp::create(nb, nl, 0));
+        Value x = tensor::ExtractOp::create(
+            nb, nl, fresh,
+            ValueRange{linalg::IndexOp::create(nb, nl, 0), at,
+                       linalg::IndexOp::create(nb, nl, 2),
+                       linalg::IndexOp::create(nb, nl, 3)});
+        x = arith::SelectOp::create(nb, nl, inside, x, a[0]);
+        linalg::YieldOp::create(
+            nb, nl, Value(arith::AddFOp::create(nb, nl, a[1], x)));
+      })[0];
+  // Row r of the output is group groups - 1 - r: the cache's order.
+  GenericBuilder scale{b, loc, {kParallel, kParallel, kParallel, kParallel}};
+  Value init = tensor::EmptyOp::create(b, loc, sizes, f32);
+  Value means = scale.build(
+      {}, {}, init, {{0, 1, 2, 3}}, [&](OpBuilder &nb, Location nl, ValueRange) {
+        Value group = arith::SubIOp::create(
+            nb, nl, arith::SubIOp::create(nb, nl, groups, one),
+            linalg::IndexOp::create(nb, nl, 1));
+        Value sum = tensor::ExtractOp::create(
+            nb, nl, summed,
+            ValueRange{linalg::IndexOp::create(nb, nl, 0), group,
+                       linalg::IndexOp::create(nb, nl, 2),
+                       linalg::IndexOp::create(nb, nl, 3)});
+        Value end = arith::MulIOp::create(
+            nb, nl, arith::AddIOp::create(nb, nl, group, one), g);
+        Value complete = arith::CmpIOp::create(
+            nb, nl, arith::CmpIPredicate::ule, end, fn.seqLen);
+        Value inv = arith::ConstantOp::create(
+            nb, nl, nb.getF32FloatAttr(1.0 / static_cast<double>(groupSize)));
+        Value mean = arith::MulFOp::create(nb, nl, sum, inv);
+        linalg::YieldOp::create(
+            nb, nl, Value(arith::SelectOp::create(nb, nl, complete, mean, sum)));
+      })[0];
+  storeInto(means, slice(block, arith::SubIOp::create(b, loc, summaries, groups),
+                         groups));
+}
+
+/// Decode: the attention of the token at position p (`q`, `k`, `v`:
+/// [B, 1, heads, Dh]) to the cache, after writing its key and value there.
+Value Importer::decodeAttention(const LayerKind &kind, Value q, Value k,
+                                Value v) {
+  CacheLayout layout = cacheLayout(fn.batch, fn.capacity);
+  auto c = [&](int64_t n) -> Value {
+    return arith::ConstantIndexOp::create(b, loc, n);
+  };
+  bool grouped = kind.attention == AttentionKind::Grouped;
+  // The completed groups before the token's, and where its segment starts.
+  Value groups = c(0), base = c(0);
+  if (grouped) {
+    groups = arith::DivUIOp::create(b, loc, fn.position, c(kind.groupSize));
+    base = arith::MulIOp::create(b, loc, groups, c(kind.groupSize));
+  }
+  // The token's place in its segment, its slot, and the valid slots.
+  Value offset = arith::SubIOp::create(b, loc, fn.position, base);
+  Value slot = arith::AddIOp::create(
+      b, loc, layout.summaries,
+      arith::RemUIOp::create(b, loc, offset, layout.slots));
+  Value valid = arith::MinUIOp::create(
+      b, loc, arith::AddIOp::create(b, loc, offset, c(1)), layout.slots);
+  // The keys: the summaries of groups groups - 1 .. 0, then the ring.
+  Value first = arith::SubIOp::create(b, loc, layout.summaries, groups);
+  Value n = arith::AddIOp::create(b, loc, groups, valid);
+  Value vAt = arith::AddIOp::create(b, loc, fn.cacheAt, layout.block);
+  SmallVector<Value, 2> seen;
+  for (auto [fresh, at] : {std::pair(k, fn.cacheAt), std::pair(v, vAt)}) {
+    Value block = cacheView(at, layout.rows);
+    storeInto(fresh, slice(block, slot, c(1)));
+    if (grouped)
+      updateSummary(fresh, block, arith::SubIOp::create(b, loc, first, c(1)),
+                    offset, kind.groupSize);
+    seen.push_back(asTensor(slice(block, first, n), /*writable=*/false));
+  }
+  // The query is the last of the n keys' positions: it sees them all.
+  Value last = arith::SubIOp::create(b, loc, n, c(1));
+  return AttentionOp::create(b, loc, q.getType(), q, seen[0], seen[1], last,
+                             IntegerAttr());
+}
+
+/// Adds `fresh` ([B, 1, KVH, Dh]), the member at `offset` of its group, to
+/// that group's summary at `row` of `block`: a running sum that the group's
+/// last member turns into the mean (the first member starts it).
+void Importer::updateSummary(Value fresh, Value block, Value row,
+                             Value offset, int64_t groupSize) {
+  Value slotBuffer =
+      slice(block, row, arith::ConstantIndexOp::create(b, loc, 1));
+  Value old = asTensor(slotBuffer, /*writable=*/false);
+  Value first = arith::CmpIOp::create(
+      b, loc, arith::CmpIPredicate::eq, offset,
+      arith::ConstantIndexOp::create(b, loc, 0));
+  Value complete = arith::CmpIOp::create(
+      b, loc, arith::CmpIPredicate::eq, offset,
+      arith::ConstantIndexOp::create(b, loc, groupSize - 1));
+  Value init = tensor::EmptyOp::create(
+      b, loc, tensor::getMixedSizes(b, loc, fresh), b.getF32Type());
+  GenericBuilder gen{b, loc, {kParallel, kParallel, kParallel, kParallel}};
+  Value updated = gen.build(
+      ValueRange{fresh, old}, {{0, 1, 2, 3}, {0, 1, 2, 3}}, init,
+      {{0, 1, 2, 3}}, [&](OpBuilder &nb, Location nl, ValueRange a) {
+        Value zero = arith::ConstantOp::create(nb, nl, nb.getF32FloatAttr(0));
+        Value sum = arith::AddFOp::create(
+            nb, nl, arith::SelectOp::create(nb, nl, first, zero, a[1]), a[0]);
+        Value inv = arith::ConstantOp::create(
+            nb, nl, nb.getF32FloatAttr(1.0 / static_cast<double>(groupSize)));
+        Value mean = arith::MulFOp::create(nb, nl, sum, inv);
+        linalg::YieldOp::create(
+            nb, nl, Value(arith::SelectOp::create(nb, nl, complete, mean, sum)));
+      })[0];
+  storeInto(updated, slotBuffer);
 }
 
 RoutingPolicyAttrInterface Importer::policyFor(int64_t numExperts) {
@@ -462,7 +808,8 @@ LayerKind Importer::describeLayer(int64_t layer) {
 ///   func.func private @layer_moe_e8(%x: memref<?xDxf32>, %B: index,
 ///       %T: index, %table: !llvm.ptr, %base: index[, %counts: memref<?xi32>,
 ///       %load: memref<sum of E_l x i32>, %level: memref<?xi32>, %countsAt,
-///       %loadAt, %levelAt: index])
+///       %loadAt, %levelAt: index][, %cache: memref<?xf32>, %cacheAt: index,
+///       %capacity: index[, %position: index]])
 ///
 /// `x` is the buffer of the residual stream's B·T rows, which the layer
 /// reads and updates in place; a MoE layer also writes its statistics into
@@ -472,14 +819,16 @@ LayerKind Importer::describeLayer(int64_t layer) {
 /// chain of tensor values through the calls made bufferization's alias
 /// analysis of @forward grow with the cube of the depth. The weights come
 /// from the table at slots `base`, `base + 1`, ...; `weights` receives their
-/// names (relative to the layer) and types.
+/// names (relative to the layer) and types. The functions of a prefill and
+/// of a decode step also take the cache, where the layer's part of it
+/// starts, C, and (decode) the position p of their tokens.
 func::FuncOp Importer::buildLayerFunction(const LayerKind &kind,
                                           std::vector<Weight> &weights) {
   OpBuilder::InsertionGuard guard(b);
   FunctionState caller = std::exchange(fn, {});
   Location callerLoc = loc;
-  // Before @forward, in the order of first use.
-  b.setInsertionPoint(forward);
+  // Before the entry, in the order of first use.
+  b.setInsertionPoint(entryFunc);
   auto func =
       func::FuncOp::create(b, fileLoc, kind.name(), b.getFunctionType({}, {}));
   func.setPrivate();
@@ -497,6 +846,14 @@ func::FuncOp Importer::buildLayerFunction(const LayerKind &kind,
     for (unsigned i = 0; i < statsBuffers.size(); ++i)
       statsAt.push_back(fn.body->addArgument(b.getIndexType(), fileLoc));
   }
+  fn.entry = kind.entry;
+  if (kind.entry != Entry::Forward) {
+    fn.cache = fn.body->addArgument(caller.cache.getType(), fileLoc);
+    fn.cacheAt = fn.body->addArgument(b.getIndexType(), fileLoc);
+    fn.capacity = fn.body->addArgument(b.getIndexType(), fileLoc);
+  }
+  if (kind.entry == Entry::Decode)
+    fn.position = fn.body->addArgument(b.getIndexType(), fileLoc);
   b.setInsertionPointToStart(fn.body);
   Value x = asTensor(xBuffer, /*writable=*/true);
 
@@ -574,6 +931,14 @@ void Importer::callLayer(int64_t layer, const LayerKind &kind) {
     statsLayers.push_back(
         {layer, kind.numExperts, kind.subTokens(), experts, heads});
   }
+  if (fn.cache)
+    args.append({fn.cache,
+                 arith::MulIOp::create(
+                     b, loc, arith::ConstantIndexOp::create(b, loc, layer),
+                     cachePerLayer),
+                 fn.capacity});
+  if (fn.position)
+    args.push_back(fn.position);
   auto call = func::CallOp::create(b, loc, callee.func, args);
   // One body per kind of layer: MLIR's inliner must not undo that.
   call.setNoInline(true);
@@ -626,11 +991,6 @@ void Importer::storeInto(Value value, Value buffer) {
                                                     /*writable=*/true);
 }
 
-/// @forward(%tokens: tensor<?x?xi32>, %weights: !llvm.ptr, %positions:
-/// index): the embedding, one call per decoder layer on the residual
-/// stream's buffer, the final norm and the LM head on the last `positions`
-/// positions of each sequence; their logits [B, P, V] and the packed
-/// statistics (of every token).
 OwningOpRef<ModuleOp> Importer::run() {
   ctx.loadDialect<MoeDialect, arith::ArithDialect,
                   bufferization::BufferizationDialect, func::FuncDialect,
@@ -638,35 +998,93 @@ OwningOpRef<ModuleOp> Importer::run() {
                   memref::MemRefDialect, tensor::TensorDialect>();
   OwningOpRef<ModuleOp> owned = ModuleOp::create(fileLoc);
   module = *owned;
+  forward = buildEntry(Entry::Forward);
+  std::vector<Weight> weights = fn.weights;
+  setForwardAttributes();
+  for (Entry entry : {Entry::Prefill, Entry::Decode}) {
+    buildEntry(entry);
+    // One weight table for every entry: the manifest lists @forward's.
+    assert(sameWeights(fn.weights, weights) &&
+           "the entries read different weight tables");
+  }
+  (void)weights;
+  buildCacheSize();
+  auto *dialect = ctx.getLoadedDialect<MoeDialect>();
+  for (auto &entry : layerFunctions)
+    dialect->getLayersAttrHelper().setAttr(
+        entry.second.func, b.getDenseI64ArrayAttr(entry.second.layers));
+  return owned;
+}
+
+/// An entry of the ABI (runtime/model/ModelAbi.h):
+///
+///   @forward(%tokens: tensor<?x?xi32>, %weights: !llvm.ptr, %P: index)
+///   @prefill(%tokens, %weights, %P, %cache: memref<?xf32>, %C: index)
+///   @decode(%tokens: tensor<?x1xi32>, %weights, %cache, %C, %p: index)
+///
+/// the embedding, one call per decoder layer on the residual stream's
+/// buffer, the final norm and the LM head on the last P positions of each
+/// sequence (decode: its one position); their logits [B, P, V] and the
+/// packed statistics (of every token).
+func::FuncOp Importer::buildEntry(Entry entry) {
+  fn = {};
+  fn.entry = entry;
+  statsLayers.clear();
+  loc = fileLoc;
   b.setInsertionPointToEnd(module.getBody());
 
   int64_t d = config.hiddenSize, v = config.vocabSize;
+  bool decode = entry == Entry::Decode;
   auto tokensType = RankedTensorType::get(
-      {ShapedType::kDynamic, ShapedType::kDynamic}, b.getI32Type());
+      {ShapedType::kDynamic, decode ? 1 : ShapedType::kDynamic},
+      b.getI32Type());
   auto logitsType = RankedTensorType::get(
       {ShapedType::kDynamic, ShapedType::kDynamic, v}, b.getF32Type());
-  Type tablePtr = LLVM::LLVMPointerType::get(&ctx);
-  forward = func::FuncOp::create(
-      b, fileLoc, moec::abi::kEntry,
-      b.getFunctionType({tokensType, tablePtr, b.getIndexType()},
-                        {logitsType}));
-  fn.body = forward.addEntryBlock();
+  Type index = b.getIndexType();
+  SmallVector<Type> inputs{tokensType, LLVM::LLVMPointerType::get(&ctx)};
+  if (!decode)
+    inputs.push_back(index);
+  if (entry != Entry::Forward)
+    inputs.append({MemRefType::get({ShapedType::kDynamic}, b.getF32Type()),
+                   index});
+  if (decode)
+    inputs.push_back(index);
+  StringRef name = entry == Entry::Forward   ? moec::abi::kEntry
+                   : entry == Entry::Prefill ? moec::abi::kPrefillEntry
+                                             : moec::abi::kDecodeEntry;
+  entryFunc = func::FuncOp::create(b, fileLoc, name,
+                                   b.getFunctionType(inputs, {logitsType}));
+  entryFunc->setAttr(LLVM::LLVMDialect::getEmitCWrapperAttrName(),
+                     b.getUnitAttr());
+  fn.body = entryFunc.addEntryBlock();
   b.setInsertionPointToStart(fn.body);
-  Value tokens = fn.body->getArgument(0);
-  fn.table = fn.body->getArgument(1);
-  Value positions = fn.body->getArgument(2);
+  auto args = fn.body->getArguments();
+  Value tokens = args[0];
+  fn.table = args[1];
+  Value positions = decode ? Value(arith::ConstantIndexOp::create(b, loc, 1))
+                           : args[2];
+  if (entry != Entry::Forward) {
+    fn.cache = args[decode ? 2 : 3];
+    fn.capacity = args[decode ? 3 : 4];
+  }
+  if (decode)
+    fn.position = args[4];
 
   at("embedding");
   fn.batch = tensor::DimOp::create(b, loc, tokens, 0);
   fn.seqLen = tensor::DimOp::create(b, loc, tokens, 1);
+  if (fn.cache)
+    cachePerLayer = cacheLayout(fn.batch, fn.capacity).perLayer;
   Value flatTokens = tensor::CollapseShapeOp::create(
       b, loc, tokens, ArrayRef<ReassociationIndices>{{0, 1}});
   Value embedTable = param("model.embed_tokens.weight", {v, d});
   Value x = embed(flatTokens, embedTable);
 
   SmallVector<LayerKind> kinds;
-  for (int64_t l = 0; l < config.numLayers; ++l)
+  for (int64_t l = 0; l < config.numLayers; ++l) {
     kinds.push_back(describeLayer(l));
+    kinds.back().entry = entry;
+  }
   packedStats = allocateStatistics(kinds);
   residual =
       allocate(residualType(), getValueOrCreateConstantIndexOp(
@@ -688,18 +1106,35 @@ OwningOpRef<ModuleOp> Importer::run() {
   for (Value buffer : packedStats)
     results.push_back(asTensor(buffer, /*writable=*/false));
   func::ReturnOp::create(b, loc, results);
-  forward.setFunctionType(b.getFunctionType(fn.body->getArgumentTypes(),
-                                            ValueRange(results).getTypes()));
-  setForwardAttributes();
-  return owned;
+  entryFunc.setFunctionType(b.getFunctionType(
+      fn.body->getArgumentTypes(), ValueRange(results).getTypes()));
+  return entryFunc;
+}
+
+/// @cache_size(%B: index, %C: index) -> index: the cache's f32 elements for
+/// B sequences of at most C tokens, under the layout the layers use.
+void Importer::buildCacheSize() {
+  fn = {};
+  loc = fileLoc;
+  b.setInsertionPointToEnd(module.getBody());
+  Type index = b.getIndexType();
+  auto func = func::FuncOp::create(b, fileLoc, moec::abi::kCacheSizeEntry,
+                                   b.getFunctionType({index, index}, {index}));
+  func->setAttr(LLVM::LLVMDialect::getEmitCWrapperAttrName(), b.getUnitAttr());
+  Block *body = func.addEntryBlock();
+  b.setInsertionPointToStart(body);
+  Value perLayer =
+      cacheLayout(body->getArgument(0), body->getArgument(1)).perLayer;
+  Value total = arith::MulIOp::create(
+      b, loc, perLayer,
+      arith::ConstantIndexOp::create(b, loc, config.numLayers));
+  func::ReturnOp::create(b, loc, total);
 }
 
 /// What the manifest and readers of the IR need: the C interface the
 /// runtime calls, the weight table's entries, the statistics segments, and
 /// the layers each layer function computes.
 void Importer::setForwardAttributes() {
-  forward->setAttr(LLVM::LLVMDialect::getEmitCWrapperAttrName(),
-                   b.getUnitAttr());
   auto *dialect = ctx.getLoadedDialect<MoeDialect>();
   SmallVector<Attribute> weights;
   for (const Weight &w : fn.weights)
@@ -720,9 +1155,6 @@ void Importer::setForwardAttributes() {
                                                b.getDenseI64ArrayAttr(experts));
   dialect->getStatsHeadsAttrHelper().setAttr(forward,
                                              b.getDenseI64ArrayAttr(heads));
-  for (auto &entry : layerFunctions)
-    dialect->getLayersAttrHelper().setAttr(
-        entry.second.func, b.getDenseI64ArrayAttr(entry.second.layers));
 }
 
 } // namespace

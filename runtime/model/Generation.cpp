@@ -74,8 +74,8 @@ Session::Session(CompiledModel &model, int64_t maxBatch, int64_t maxLength)
 
 void Session::reset() {
   rows = len = 0;
-  history.clear();
-  lastPass.reset();
+  logits.reset();
+  passStats.clear();
 }
 
 bool Session::prefill(const HostTensor &prompt, std::string &error) {
@@ -91,17 +91,22 @@ bool Session::prefill(const HostTensor &prompt, std::string &error) {
             std::to_string(capacity);
     return false;
   }
-  if (!compiled.checkTokenIds(static_cast<const int32_t *>(prompt.data()),
-                           prompt.numElements(), error))
+  const auto *ids = static_cast<const int32_t *>(prompt.data());
+  if (!compiled.checkTokenIds(ids, prompt.numElements(), error))
     return false;
   reset();
+  // The cache's layout depends on B: a new batch size needs a new cache.
+  if (!cache || cache->batch() != b) {
+    cache.reset();
+    cache = compiled.createCache(b, capacity, error);
+    if (!cache)
+      return false;
+  }
+  HostTensor tokens(ElementType::I32, {b, t});
+  std::copy(ids, ids + b * t, static_cast<int32_t *>(tokens.data()));
+  keep(compiled.prefill(tokens, /*positions=*/1, *cache));
   rows = b;
   len = t;
-  history.assign(rows * capacity, 0);
-  const auto *ids = static_cast<const int32_t *>(prompt.data());
-  for (int64_t r = 0; r < rows; ++r)
-    std::copy(ids + r * t, ids + (r + 1) * t, history.begin() + r * capacity);
-  run();
   return true;
 }
 
@@ -117,32 +122,31 @@ bool Session::decode(const int32_t *tokens, std::string &error) {
   }
   if (!compiled.checkTokenIds(tokens, rows, error))
     return false;
-  for (int64_t r = 0; r < rows; ++r)
-    history[r * capacity + len] = tokens[r];
+  HostTensor step(ElementType::I32, {rows, 1});
+  std::copy(tokens, tokens + rows, static_cast<int32_t *>(step.data()));
+  keep(compiled.decode(step, len, *cache));
   ++len;
-  run();
   return true;
 }
 
-void Session::run() {
-  HostTensor tokens(ElementType::I32, {rows, len});
-  auto *ids = static_cast<int32_t *>(tokens.data());
-  for (int64_t r = 0; r < rows; ++r)
-    std::copy(history.begin() + r * capacity,
-              history.begin() + r * capacity + len, ids + r * len);
-  lastPass.reset();
-  lastPass = compiled.forward(tokens, /*positions=*/1);
+void Session::keep(CompiledModel::Outputs outputs) {
+  logits.reset();
+  logits = std::move(outputs.logits);
+  passStats.push_back(std::move(outputs.stats));
 }
 
 const float *Session::lastLogits() const {
   // [B, 1, V]: one position per sequence.
-  return lastPass ? static_cast<const float *>(lastPass->logits.data())
-                  : nullptr;
+  return logits ? static_cast<const float *>(logits->data()) : nullptr;
 }
 
 nlohmann::json Session::statistics() const {
-  // Causal attention: the last pass routed every token as the steps did.
-  return lastPass ? compiled.statistics(*lastPass) : nlohmann::json();
+  if (passStats.empty())
+    return nullptr;
+  std::vector<const std::vector<HostTensor> *> passes;
+  for (const std::vector<HostTensor> &stats : passStats)
+    passes.push_back(&stats);
+  return compiled.statistics(passes);
 }
 
 //===----------------------------------------------------------------------===//
@@ -220,5 +224,7 @@ std::optional<GenerateResult> moec::runtime::generate(
   result.decodeSeconds =
       std::chrono::duration<double>(Clock::now() - start).count();
   result.stats = session.statistics();
+  result.cacheBytes = session.cacheBytes();
+  result.cacheLength = session.maxLength();
   return result;
 }

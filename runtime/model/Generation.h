@@ -6,10 +6,10 @@
 // holds B sequences that grow by one token per decode step, and generate()
 // is the loop the command line runs (--generate).
 //
-// A session runs each step as a forward pass over the whole sequence so
-// far, with the LM head on its last position only: correct, O(T) per step.
-// The compiled decode step against a KV cache replaces the inside of
-// Session::decode without changing this interface.
+// A session owns a KV cache: its prefill runs the compiled model's prefill
+// entry (a forward pass that fills the cache, with the LM head on the last
+// position only), each decode step the decode entry (one token per
+// sequence against the cache).
 //
 //===----------------------------------------------------------------------===//
 
@@ -83,21 +83,26 @@ public:
   int64_t batch() const { return rows; }
   int64_t length() const { return len; }
   int64_t maxLength() const { return capacity; }
+  /// The bytes of its KV cache (0 before the first prefill).
+  int64_t cacheBytes() const { return cache ? cache->bytes() : 0; }
 
   /// The routing statistics (docs/semantics.md §8) of every token fed to
   /// the model so far; null before a prefill.
   nlohmann::json statistics() const;
 
 private:
-  /// Runs the model on the first `len` tokens of each sequence.
-  void run();
+  /// Keeps a pass's logits and statistics.
+  void keep(CompiledModel::Outputs outputs);
 
   CompiledModel &compiled;
   int64_t maxRows, capacity;
   int64_t rows = 0, len = 0;
-  /// [B, capacity] ids, row-major; the first `len` of each row are valid.
-  std::vector<int32_t> history;
-  std::optional<CompiledModel::Outputs> lastPass;
+  /// Created by the first prefill, for that many sequences.
+  std::unique_ptr<CompiledModel::Cache> cache;
+  /// The last pass's logits, F32 [B, 1, V].
+  std::optional<HostTensor> logits;
+  /// The statistics of every pass since the prefill.
+  std::vector<std::vector<HostTensor>> passStats;
 };
 
 struct GenerateOptions {
@@ -115,6 +120,8 @@ struct GenerateResult {
   nlohmann::json stats;
   double prefillSeconds = 0, decodeSeconds = 0;
   int64_t decodeSteps = 0; // steps run after the prefill
+  int64_t cacheBytes = 0;  // the KV cache of the generation
+  int64_t cacheLength = 0; // the tokens per sequence it was sized for
 };
 
 /// Generates `options.steps` tokens after each sequence of the I32 [B, T]

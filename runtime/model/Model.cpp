@@ -8,13 +8,18 @@
 #include <cstdio>
 #include <optional>
 #include <cstdlib>
+#include <cstring>
 
 #include <sys/mman.h>
 #include <unistd.h>
 
-// The symbols of runtime/model/ModelAbi.h (kManifestSymbol, kPackedEntry).
+// The symbols of runtime/model/ModelAbi.h (kManifestSymbol and the packed
+// entries).
 extern "C" const char moec_model_manifest[];
 extern "C" void forward_packed(void **args);
+extern "C" void prefill_packed(void **args);
+extern "C" void decode_packed(void **args);
+extern "C" void cache_size_packed(void **args);
 
 using namespace moec::runtime;
 namespace st = moec::safetensors;
@@ -165,12 +170,14 @@ CompiledModel::Outputs CompiledModel::downloadResults(const ResultPack &results,
 }
 
 /// One forward pass's arguments: where its results go, and its tokens (in
-/// device memory for a GPU model).
+/// device memory for a GPU model); of a prefill or a decode step, the cache's
+/// capacity and the decode step's position.
 struct CompiledModel::Pass {
   ResultPack results;
   MemRefDescriptor tokens;
   void *deviceTokens = nullptr;
-  int64_t positions;
+  int64_t positions, capacity = 0, position = 0;
+  void (*entry)(void **) = forward_packed;
   std::vector<void *> args;
 
   Pass(const std::vector<unsigned> &ranks, HostTensor &hostTokens,
@@ -188,7 +195,8 @@ static std::vector<unsigned> resultRanks() {
 }
 
 std::unique_ptr<CompiledModel::Pass>
-CompiledModel::preparePass(HostTensor &tokens, int64_t positions) {
+CompiledModel::preparePass(HostTensor &tokens, int64_t positions, Cache *cache,
+                           int64_t position) {
   int64_t seqLen = tokens.shape()[1];
   if (positions < 1 || positions > seqLen)
     positions = seqLen;
@@ -203,9 +211,65 @@ CompiledModel::preparePass(HostTensor &tokens, int64_t positions) {
       deviceFailure(error);
     pass->tokens = MemRefDescriptor(pass->deviceTokens, tokens.shape());
   }
-  pass->args = {pass->results.data(), pass->tokens.data(), table.data(),
-                &pass->positions};
+  // The argument lists of runtime/model/ModelAbi.h.
+  pass->args = {pass->results.data(), pass->tokens.data(), table.data()};
+  if (position < 0)
+    pass->args.push_back(&pass->positions);
+  if (cache) {
+    pass->capacity = cache->capacity();
+    pass->args.insert(pass->args.end(),
+                      {cache->descriptor.data(), &pass->capacity});
+    pass->entry = prefill_packed;
+  }
+  if (position >= 0) {
+    pass->position = position;
+    pass->args.push_back(&pass->position);
+    pass->entry = decode_packed;
+  }
   return pass;
+}
+
+CompiledModel::Cache::~Cache() {
+  if (onDevice)
+    device.release(onDevice);
+}
+
+std::unique_ptr<CompiledModel::Cache>
+CompiledModel::createCache(int64_t batch, int64_t capacity,
+                           std::string &error) {
+  int64_t elements = 0;
+  void *args[] = {&elements, &batch, &capacity};
+  cache_size_packed(args);
+  std::unique_ptr<Cache> cache(new Cache(*device, batch, capacity, elements));
+  // Zeroed, though a step reads only what the steps before it wrote.
+  cache->host.emplace(ElementType::F32, std::vector<int64_t>{elements});
+  std::memset(cache->host->data(), 0, elements * sizeof(float));
+  if (!device->hostMemory()) {
+    cache->onDevice =
+        device->upload(cache->host->data(), elements * sizeof(float),
+                       "the KV cache", error);
+    cache->host.reset();
+    if (!cache->onDevice)
+      return nullptr;
+  }
+  cache->descriptor = MemRefDescriptor(
+      cache->onDevice ? cache->onDevice : cache->host->data(), {elements});
+  return cache;
+}
+
+CompiledModel::Outputs CompiledModel::prefill(HostTensor &tokens,
+                                              int64_t positions,
+                                              Cache &cache) {
+  std::unique_ptr<Pass> pass = preparePass(tokens, positions, &cache);
+  pass->entry(pass->args.data());
+  return finishPass(*pass);
+}
+
+CompiledModel::Outputs CompiledModel::decode(HostTensor &tokens,
+                                             int64_t position, Cache &cache) {
+  std::unique_ptr<Pass> pass = preparePass(tokens, 1, &cache, position);
+  pass->entry(pass->args.data());
+  return finishPass(*pass);
 }
 
 CompiledModel::Outputs CompiledModel::finishPass(Pass &pass) {
@@ -280,33 +344,51 @@ bool CompiledModel::checkTokenIds(const int32_t *ids, int64_t count,
 }
 
 nlohmann::json CompiledModel::statistics(const Outputs &outputs) const {
+  return statistics({&outputs.stats});
+}
+
+nlohmann::json CompiledModel::statistics(
+    const std::vector<const std::vector<HostTensor> *> &passes) const {
   // Per MoE layer: experts per (sub-)token, rows per expert, and each
-  // token's ADR level (1 complex, 0 simple). Each layer's segment of the packed
-  // vectors: B·T·heads counts, E load entries, B·T levels.
+  // token's ADR level (1 complex, 0 simple). Each layer's segment of a
+  // pass's packed vectors: B·T·heads counts, E load entries, B·T levels.
   const nlohmann::json &layers = manifest.at(key::kStats);
   nlohmann::json out = {{"layers", nlohmann::json::array()}};
   if (layers.empty())
     return out;
-  auto *c = static_cast<const int32_t *>(outputs.stats[0].data());
-  auto *l = static_cast<const int32_t *>(outputs.stats[1].data());
-  auto *v = static_cast<const int32_t *>(outputs.stats[2].data());
-  int64_t tokens = outputs.stats[2].numElements() / layers.size();
+  // Where the next layer's segments start in each pass's vectors.
+  struct Cursor {
+    const int32_t *counts, *load, *levels;
+    int64_t tokens;
+  };
+  std::vector<Cursor> cursors;
+  for (const std::vector<HostTensor> *stats : passes)
+    cursors.push_back({static_cast<const int32_t *>((*stats)[0].data()),
+                       static_cast<const int32_t *>((*stats)[1].data()),
+                       static_cast<const int32_t *>((*stats)[2].data()),
+                       (*stats)[2].numElements() /
+                           static_cast<int64_t>(layers.size())});
   for (const nlohmann::json &layer : layers) {
     int64_t experts = layer.at(key::kExperts), heads = layer.at(key::kHeads);
-    int64_t n = tokens * heads;
-    std::vector<int64_t> histogram(experts + 1, 0),
-        tokensPerExpert(l, l + experts);
+    std::vector<int64_t> histogram(experts + 1, 0), tokensPerExpert(experts, 0);
     double sum = 0;
-    for (int64_t t = 0; t < n; ++t) {
-      histogram[std::min<int64_t>(std::max(c[t], 0), experts)] += 1;
-      sum += c[t];
+    int64_t n = 0, tokens = 0, simple = 0;
+    for (Cursor &c : cursors) {
+      int64_t subTokens = c.tokens * heads;
+      for (int64_t t = 0; t < subTokens; ++t) {
+        histogram[std::min<int64_t>(std::max(c.counts[t], 0), experts)] += 1;
+        sum += c.counts[t];
+      }
+      for (int64_t e = 0; e < experts; ++e)
+        tokensPerExpert[e] += c.load[e];
+      for (int64_t t = 0; t < c.tokens; ++t)
+        simple += c.levels[t] == 0;
+      n += subTokens;
+      tokens += c.tokens;
+      c.counts += subTokens;
+      c.load += experts;
+      c.levels += c.tokens;
     }
-    int64_t simple = 0;
-    for (int64_t t = 0; t < tokens; ++t)
-      simple += v[t] == 0;
-    c += n;
-    l += experts;
-    v += tokens;
     out["layers"].push_back(
         {{"layer", layer.at(key::kLayer)},
          {"experts", experts},

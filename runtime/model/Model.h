@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -48,6 +49,43 @@ public:
   /// them outside [1, T]).
   Outputs forward(HostTensor &tokens, int64_t positions = 0);
 
+  /// The KV cache (runtime/model/ModelAbi.h) of B sequences of at most C
+  /// tokens, on the model's device: prefill() fills it and decode() extends
+  /// it. It must not outlive its model.
+  class Cache {
+  public:
+    ~Cache();
+    int64_t batch() const { return rows; }
+    int64_t capacity() const { return positions; }
+    /// The memory it holds (docs/contracts.md §4.3 gives its layout).
+    int64_t bytes() const { return elements * int64_t(sizeof(float)); }
+
+  private:
+    friend class CompiledModel;
+    Cache(Device &device, int64_t rows, int64_t positions, int64_t elements)
+        : device(device), rows(rows), positions(positions),
+          elements(elements) {}
+    Device &device;
+    int64_t rows, positions, elements;
+    std::optional<HostTensor> host; // a CPU model's cache
+    void *onDevice = nullptr;       // a GPU model's
+    MemRefDescriptor descriptor{1}; // F32 [n]
+  };
+
+  /// A cache for `batch` sequences of at most `capacity` tokens; null with
+  /// a one-line `error` when the device cannot hold it.
+  std::unique_ptr<Cache> createCache(int64_t batch, int64_t capacity,
+                                     std::string &error);
+
+  /// forward() on I32 [B, T] tokens (B and T within the cache's sizes)
+  /// that also fills `cache` with what the decode steps after it need.
+  Outputs prefill(HostTensor &tokens, int64_t positions, Cache &cache);
+
+  /// One decode step: the I32 [B, 1] tokens at position `position` (the
+  /// tokens each sequence holds in `cache` so far, below its capacity);
+  /// logits F32 [B, 1, V] and the statistics of the B tokens.
+  Outputs decode(HostTensor &tokens, int64_t position, Cache &cache);
+
   struct BenchResult {
     double seconds = 0; // the `runs` timed passes
     bool replayed = false; // recorded once and replayed (a CUDA graph)
@@ -60,8 +98,11 @@ public:
   Outputs bench(HostTensor &tokens, int64_t positions, int runs,
                 BenchResult &result);
 
-  /// The docs/semantics.md §8 statistics of one forward pass.
+  /// The docs/semantics.md §8 statistics of one forward pass, and of the
+  /// tokens of several (each element: one pass's Outputs::stats).
   nlohmann::json statistics(const Outputs &outputs) const;
+  nlohmann::json
+  statistics(const std::vector<const std::vector<HostTensor> *> &passes) const;
 
   ~CompiledModel();
 
@@ -73,8 +114,11 @@ private:
   bool uploadParams(std::string &error);
 
   struct Pass;
-  /// The arguments of a forward pass on `tokens` (uploaded to the device).
-  std::unique_ptr<Pass> preparePass(HostTensor &tokens, int64_t positions);
+  /// The arguments of a forward pass on `tokens` (uploaded to the device);
+  /// with a cache, of a prefill, or of a decode step at `position` >= 0.
+  std::unique_ptr<Pass> preparePass(HostTensor &tokens, int64_t positions,
+                                    Cache *cache = nullptr,
+                                    int64_t position = -1);
   /// The outputs of a pass that ran, as host tensors; its device buffers are
   /// freed.
   Outputs finishPass(Pass &pass);

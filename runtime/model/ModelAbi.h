@@ -19,6 +19,28 @@
 //     args[3]: the address of an int64_t P in [1, T]: the positions whose
 //              logits are computed (T: all; 1: the last, as generation
 //              needs). The routing statistics cover every token whatever P.
+//   extern "C" void prefill_packed(void **args);
+//     forward_packed's arguments and results, then
+//     args[4]: the descriptor of the F32 [n] KV cache, n =
+//              cache_size(B, C) for B sequences of at most C tokens;
+//     args[5]: the address of an int64_t C >= T.
+//     It also writes what the decode steps need of the prompt into the cache
+//     (docs/contracts.md §4.3 gives the layout).
+//   extern "C" void decode_packed(void **args);
+//     One token per sequence at position p, against the cache:
+//     args[0]: the results as forward_packed's with T = P = 1 (the logits
+//              F32 [B, 1, V] and the statistics of the B tokens);
+//     args[1]: the descriptor of the I32 [B, 1] token ids;
+//     args[2]: the weight table;
+//     args[3]: the cache, which a prefill_packed or decode_packed with the
+//              same B and C filled up to position p - 1;
+//     args[4]: the address of an int64_t C;
+//     args[5]: the address of an int64_t p in [1, C): the tokens each
+//              sequence holds before this one.
+//   extern "C" void cache_size_packed(void **args);
+//     args[0]: the address of an int64_t that receives n, the cache's F32
+//              elements for args[1] -> int64_t B sequences of args[2] ->
+//              int64_t C tokens at most.
 //   extern "C" const char moec_model_manifest[];
 //     JSON, with the keys of namespace `manifest` below:
 //     {"format": kManifestFormat,
@@ -41,9 +63,18 @@ namespace moec::abi {
 /// `<kEntry>_packed`.
 inline constexpr const char kEntry[] = "forward";
 inline constexpr const char kPackedEntry[] = "forward_packed";
+/// The entries of generation: a forward pass that also fills the KV cache,
+/// a decode step against it, and the cache's size. Each is exported as
+/// `<name>_packed`.
+inline constexpr const char kPrefillEntry[] = "prefill";
+inline constexpr const char kDecodeEntry[] = "decode";
+inline constexpr const char kCacheSizeEntry[] = "cache_size";
+/// Every entry, in the order above.
+inline constexpr const char *kEntries[] = {kEntry, kPrefillEntry,
+                                           kDecodeEntry, kCacheSizeEntry};
 inline constexpr const char kManifestSymbol[] = "moec_model_manifest";
 /// Changes whenever the layout above does.
-inline constexpr const char kManifestFormat[] = "moec-model-5";
+inline constexpr const char kManifestFormat[] = "moec-model-6";
 inline constexpr unsigned kNumStatsResults = 3;
 
 /// The manifest's keys, written by the importer (importer/ModelImporter.cpp)

@@ -140,6 +140,10 @@ MOEC_API int64_t moec_session_length(const moec_session *session) {
   return session ? session->session.length() : 0;
 }
 
+MOEC_API int64_t moec_session_cache_bytes(const moec_session *session) {
+  return session ? session->session.cacheBytes() : 0;
+}
+
 MOEC_API void moec_session_reset(moec_session *session) {
   if (session)
     session->session.reset();

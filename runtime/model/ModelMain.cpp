@@ -246,6 +246,11 @@ void runGeneration(CompiledModel &model, const HostTensor &prompt,
                     prefill,
                 static_cast<double>(b * steps) / decode,
                 steps ? 1e3 * decode / steps : 0.0, static_cast<long long>(b));
+    std::printf("KV cache: %lld bytes for %lld sequences of up to %lld "
+                "tokens\n",
+                static_cast<long long>(result->cacheBytes),
+                static_cast<long long>(b),
+                static_cast<long long>(result->cacheLength));
   }
   const auto *ids = static_cast<const int32_t *>(result->ids.data());
   int64_t n = result->ids.shape()[1];

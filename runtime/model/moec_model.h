@@ -38,7 +38,11 @@ int moec_model_forward(moec_model *model, const int32_t *tokens, int64_t batch,
 void moec_model_free(moec_model *model);
 
 /* Generation: a session holds up to `max_batch` sequences of up to
- * `max_length` tokens each, extended one token per decode step. It uses its
+ * `max_length` tokens each, extended one token per decode step. It owns a
+ * KV cache (the keys and values each decode step attends to), sized by a
+ * prefill for its batch and max_length (and kept while the batch stays the
+ * same), so a decode step costs one token's work, not a pass over the whole
+ * sequence. It uses its
  * model, which must outlive it. */
 typedef struct moec_session moec_session;
 
@@ -62,6 +66,11 @@ int moec_session_decode(moec_session *session, const int32_t *tokens,
 
 /* The tokens per sequence so far (prompt and decoded); 0 after a reset. */
 int64_t moec_session_length(const moec_session *session);
+
+/* The bytes of the session's KV cache; 0 before the first prefill. It grows
+ * with max_length for full attention, is bounded by the window with
+ * sliding-window attention, and grows by one summary per group with GMHA. */
+int64_t moec_session_cache_bytes(const moec_session *session);
 
 /* Drops the sequences; the next call must be a prefill. */
 void moec_session_reset(moec_session *session);

@@ -11,7 +11,8 @@ result with format=isa: each gpu.binary's PTX is assembled by ptxas -v for
 the architecture, and its spill bytes are summed. Prints one line per check:
 
   host: N launches, M GPU allocations, K host accesses to GPU memory
-  streams: C created, S synchronisations (in the lowered host code)
+  streams: @F C/S, ... (for each host function F of the lowered code that
+           creates or synchronises streams: C created, S synchronisations)
   device: N modules, K kernels assembled for ARCH, S bytes spill stores, L bytes spill loads
 
 and the offending host lines, if any.
@@ -58,9 +59,18 @@ def check_host(path):
 
 
 def check_streams(source):
-    created = len(re.findall(r"llvm\.call @mgpuStreamCreate\(", source))
-    synced = len(re.findall(r"llvm\.call @mgpuStreamSynchronize\(", source))
-    print("streams: %d created, %d synchronisations" % (created, synced))
+    """Streams created and synchronised, per host function that has any."""
+    counts = {}
+    name = None
+    for line in source.splitlines():
+        m = re.match(r"\s*llvm\.func @([\w.]+)\(", line)
+        if m:
+            name = m.group(1)
+        for call, i in (("mgpuStreamCreate", 0), ("mgpuStreamSynchronize", 1)):
+            if name and re.search(r"llvm\.call @%s\(" % call, line):
+                counts.setdefault(name, [0, 0])[i] += 1
+    print("streams: " + ", ".join("@%s %d/%d" % (f, c, s)
+                                  for f, (c, s) in sorted(counts.items())))
 
 
 def check_device(path, ptxas, arch):

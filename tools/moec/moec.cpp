@@ -282,8 +282,8 @@ compileToLLVM(mlir::ModuleOp module, StringRef manifest,
   std::unique_ptr<llvm::Module> llvmModule;
   {
     Stage stage("translate");
-    auto translated = mlir::moe::translateForHost(module, llvmContext,
-                                                  moec::abi::kEntry, manifest);
+    auto translated =
+        mlir::moe::translateForHost(module, llvmContext, manifest);
     if (!translated)
       return translated.takeError();
     llvmModule = std::move(*translated);
@@ -357,8 +357,7 @@ int compileCuda(mlir::ModuleOp module, const moec::ModelConfig &config,
   llvm::LLVMContext llvmContext;
   Expected<std::unique_ptr<llvm::Module>> translated = [&] {
     Stage stage("translate");
-    return mlir::moe::translateForHost(module, llvmContext, moec::abi::kEntry,
-                                       manifest);
+    return mlir::moe::translateForHost(module, llvmContext, manifest);
   }();
   if (!translated)
     return fail(toString(translated.takeError()));
