@@ -2,7 +2,7 @@
 """Decode speed of a compiled model vs PyTorch eager with a KV cache, and the
 bandwidth floor of a decode step.
 
-    bench/decode.py [--layers 4] [--cases 1x512,1x4096,8x512] [--steps 4]
+    bench/decode.py [--layers 4] [--cases 1x512,1x4096,8x512,8x4096] [--steps 8]
                     [--threads 2] [--workdir DIR] [--moec-flags "..."]
 
 The design brief's shape (bench/model_prefill.py's config: D = 1024,
@@ -14,8 +14,9 @@ prompt) it generates --steps tokens greedily with:
   prefill and decode tokens/s separately (decode: B tokens per step);
 * PyTorch eager with a KV cache: the model of bench/model_prefill.py
   (Hugging Face's eager Mixtral: per-expert loop, explicit-mask attention),
-  its prefill storing each layer's post-RoPE keys and values, each decode
-  step one token per sequence against them; the same threads. It also
+  its prefill (untimed) storing each layer's post-RoPE keys and values,
+  each decode step one token per sequence against them (explicit scores
+  and softmax; the prefill a sequence at a time); the same threads. It also
   counts the distinct experts each layer's step activates;
 * the bandwidth floor: the bytes of weights one decode step must read
   (per layer the attention projections, the router and the experts the step
@@ -88,10 +89,17 @@ def torch_main(args):
                 cache.append((k, v))
             kk = k.repeat_interleave(H // KVH, dim=1)
             vv = v.repeat_interleave(H // KVH, dim=1)
-            s = torch.einsum("bshd,bhtd->bhst", q, kk) / Dh ** 0.5
+            # Explicit scores and softmax, one sequence at a time so that a
+            # long prompt's prefill (not timed) holds [H, T, T], not
+            # [B, H, T, T].
             T = kk.shape[2]
             mask = torch.full((S, T), float("-inf")).triu(T - S + 1)
-            o = torch.einsum("bhst,bhtd->bshd", (s + mask).softmax(-1), vv)
+            rows = []
+            for b in (range(B) if S > 1 else [slice(None)]):
+                s = torch.einsum("...shd,...htd->...hst", q[b], kk[b]) / Dh ** 0.5
+                rows.append(torch.einsum("...hst,...htd->...shd",
+                                         (s + mask).softmax(-1), vv[b]))
+            o = torch.stack(rows) if S > 1 else rows[0]
             x = x + o.reshape(B * S, D) @ w[p + "self_attn.o_proj.weight"].T
             h = rms(x, w[p + "post_attention_layernorm.weight"])
             x = x + model_prefill.eager_moe_block(w, p, h, E, K, used)
@@ -132,9 +140,9 @@ def copy_bandwidth(threads):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--layers", type=int, default=4)
-    ap.add_argument("--cases", default="1x512,1x4096,8x512",
+    ap.add_argument("--cases", default="1x512,1x4096,8x512,8x4096",
                     help="BxT prompts")
-    ap.add_argument("--steps", type=int, default=4,
+    ap.add_argument("--steps", type=int, default=8,
                     help="generated tokens per sequence (the first comes from "
                     "the prefill)")
     ap.add_argument("--threads", type=int, default=2)
@@ -183,8 +191,9 @@ def main():
                              env=env).stdout
         m = re.search(r"prefill ([\d.]+) tokens/s, decode ([\d.]+) tokens/s "
                       r"\(([\d.]+) ms per step", out)
+        cache = int(re.search(r"KV cache: (\d+) bytes", out).group(1))
         moec_ids = [[int(t) for t in line.split()]
-                    for line in out.splitlines()[1:]]
+                    for line in out.splitlines()[2:]]
         t = json.loads(subprocess.run(
             [sys.executable, os.path.abspath(__file__), "--torch", "--config",
              cfg_path, "--weights", weights, "--tokens", tokens, "--steps",
@@ -199,15 +208,18 @@ def main():
         floor_kv = B * bandwidth / (weight_bytes + kv_bytes)
         rows.append((B, T, float(m.group(1)), float(m.group(2)), float(m.group(3)),
                      t["decode_tokens_per_s"], t["ms_per_step"], floor, floor_kv,
-                     t["experts_per_layer_step"], agree, B * args.steps))
+                     t["experts_per_layer_step"], agree, B * args.steps,
+                     cache / 2**20))
 
-    print("%2s %5s %12s %11s %9s %11s %9s %7s %10s %12s %7s %8s %6s" % (
+    print("%2s %5s %12s %11s %9s %11s %9s %7s %10s %12s %7s %8s %7s %6s" % (
         "B", "T", "moec prefill", "moec decode", "ms/step", "torch dec",
-        "ms/step", "/torch", "floor", "floor+KV", "/floor", "experts", "ids"))
-    for B, T, pre, dec, ms, tdec, tms, floor, floor_kv, ex, agree, n in rows:
+        "ms/step", "/torch", "floor", "floor+KV", "/floor", "experts",
+        "KV MiB", "ids"))
+    for B, T, pre, dec, ms, tdec, tms, floor, floor_kv, ex, agree, n, kv in rows:
         print("%2d %5d %12.1f %11.2f %9.1f %11.2f %9.1f %7.3f %10.1f %12.1f %7.4f "
-              "%8.2f %3d/%d" % (B, T, pre, dec, ms, tdec, tms, dec / tdec, floor,
-                                floor_kv, dec / floor, ex, agree, n))
+              "%8.2f %7.1f %3d/%d" % (B, T, pre, dec, ms, tdec, tms, dec / tdec,
+                                      floor, floor_kv, dec / floor, ex, kv,
+                                      agree, n))
 
 
 if __name__ == "__main__":
