@@ -113,6 +113,17 @@ struct LayerFunction {
          });
 }
 
+/// Yields a group summary's cache value: the mean of the group's
+/// `groupSize` members once it is `complete`, else their running `sum`.
+void yieldSummary(OpBuilder &nb, Location nl, Value sum, Value complete,
+                  int64_t groupSize) {
+  Value inv = arith::ConstantOp::create(
+      nb, nl, nb.getF32FloatAttr(1.0 / static_cast<double>(groupSize)));
+  Value mean = arith::MulFOp::create(nb, nl, sum, inv);
+  linalg::YieldOp::create(
+      nb, nl, Value(arith::SelectOp::create(nb, nl, complete, mean, sum)));
+}
+
 class Importer {
 public:
   Importer(MLIRContext &ctx, const ModelConfig &config, WeightType weightType,
@@ -616,11 +627,7 @@ void Importer::writeGroupSums(Value fresh, Value block, Value summaries,
             nb, nl, arith::AddIOp::create(nb, nl, group, one), g);
         Value complete = arith::CmpIOp::create(
             nb, nl, arith::CmpIPredicate::ule, end, fn.seqLen);
-        Value inv = arith::ConstantOp::create(
-            nb, nl, nb.getF32FloatAttr(1.0 / static_cast<double>(groupSize)));
-        Value mean = arith::MulFOp::create(nb, nl, sum, inv);
-        linalg::YieldOp::create(
-            nb, nl, Value(arith::SelectOp::create(nb, nl, complete, mean, sum)));
+        yieldSummary(nb, nl, sum, complete, groupSize);
       })[0];
   storeInto(means, slice(block, arith::SubIOp::create(b, loc, summaries, groups),
                          groups));
@@ -690,11 +697,7 @@ void Importer::updateSummary(Value fresh, Value block, Value row,
         Value zero = arith::ConstantOp::create(nb, nl, nb.getF32FloatAttr(0));
         Value sum = arith::AddFOp::create(
             nb, nl, arith::SelectOp::create(nb, nl, first, zero, a[1]), a[0]);
-        Value inv = arith::ConstantOp::create(
-            nb, nl, nb.getF32FloatAttr(1.0 / static_cast<double>(groupSize)));
-        Value mean = arith::MulFOp::create(nb, nl, sum, inv);
-        linalg::YieldOp::create(
-            nb, nl, Value(arith::SelectOp::create(nb, nl, complete, mean, sum)));
+        yieldSummary(nb, nl, sum, complete, groupSize);
       })[0];
   storeInto(updated, slotBuffer);
 }
