@@ -305,8 +305,14 @@ template <typename OpTy> struct AttentionLowering : OpRewritePattern<OpTy> {
                     cast<RankedTensorType>(op.getKey().getType()).getDimSize(2);
     // One head per iteration unless a `moe.kernel` says otherwise (on the
     // CPU, moe-tile-attention lowers the ops that carry one first; this
-    // lowering follows only its heads_per_step).
-    int64_t step = 1;
+    // lowering follows only its heads_per_step). Queries with an offset (a
+    // decode step's one position per sequence against a cache) take their
+    // whole GQA group: each cached key and value row is then read once, and
+    // B x KVH iterations still outnumber the CPU's workers. At Dh = 64 on
+    // AVX2 two heads' rows exceed the register file and spill, and still
+    // the step at T = 4096 took 31-35 ms against 37-48 ms with one head
+    // (docs/performance.md).
+    int64_t step = AttentionKeyRange::of(op).queryOffset ? group : 1;
     if (auto kernel = dyn_cast_if_present<AttentionKernelAttr>(
             MoeDialect::KernelAttrHelper(op->getContext()).getAttr(op))) {
       step = kernel.getHeadsPerStep();

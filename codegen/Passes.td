@@ -134,6 +134,12 @@ def SelectCpuKernels : Pass<"moe-select-cpu-kernels"> {
     * with `bf16-dot`, the `dot` kernel (AVX-512 BF16 multiplies along K):
       4 x 4 accumulators with 32 registers, 4 x 3 with 16, 64 x 64 tiles,
       K in chunks of 1024;
+    * in a function marked `moe.decode_step` (one token per sequence, so a
+      row or two per group, and the step bound by reading the weights): the
+      `dot` kernel, which reads the weights in place instead of packing a
+      copy, with blocks of 1 row x 4 columns, 64 x 64 tiles, K in chunks of
+      1024 (0.55x the outer kernel's decode-step time at B = 1 on Zen 3;
+      docs/performance.md);
     * attention: work items of 2 row vectors of query rows (as many heads
       of the GQA group as divide them, times positions), key blocks of 64,
       register blocks of 4 keys with 16 registers (8 accumulators, 2 row
@@ -142,7 +148,8 @@ def SelectCpuKernels : Pass<"moe-select-cpu-kernels"> {
       faster on AVX-512 (docs/performance.md).
 
     Every option other than `cpu` and `cpu-features` overrides the chosen
-    value when set (non-zero, non-empty), for experiments and for tests that
+    value (the decode step's included) when set (non-zero, non-empty), for
+    experiments and for tests that
     run each kernel shape on any machine (the shape, not the instruction
     set, is what they force). `bf16-dot` needs a target with avx512bf16.
 
@@ -453,7 +460,11 @@ def InlineLayers : Pass<"moe-inline-layers", "::mlir::ModuleOp"> {
     launches; this pass inlines every call of such a function (the calls
     then launch the same kernels) and erases the functions, so that the
     forward pass is one straight-line host function, which
-    `gpu-async-region` puts on one stream.
+    `gpu-async-region` puts on one stream. An `scf.if` (without results)
+    whose condition the inlining made constant, such as the flag under
+    which a prefill fills the KV cache (false from `@forward`), is then
+    replaced by the region it takes: left in place, it would split the
+    entry's stream.
 
     Before:
     ```mlir

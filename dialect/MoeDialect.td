@@ -45,7 +45,11 @@ def Moe_Dialect : Dialect {
   // the kernel shape moe-select-cpu-kernels chose for the target
   // (`#moe.cpu_matmul_kernel`, `#moe.attention_kernel`), which the
   // lowerings follow.
+  // `moe.decode_step` on a function: it runs one token per sequence (a
+  // decode step against a KV cache), so each GEMM in it has a few rows per
+  // group; moe-select-cpu-kernels shapes its kernels for that.
   let discardableAttrs = (ins "::mlir::Attribute":$kernel,
+                              "::mlir::UnitAttr":$decode_step,
                               "::mlir::DenseI64ArrayAttr":$layers,
                               "::mlir::ArrayAttr":$weights,
                               "::mlir::DenseI64ArrayAttr":$stats_layers,

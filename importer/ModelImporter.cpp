@@ -17,6 +17,7 @@
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Builders.h"
 
@@ -49,11 +50,13 @@ struct LayerKind {
   AttentionKind attention;
   int64_t window, groupSize;
   int64_t multiHeadHeads; // 0: no MH-MoE
-  Entry entry = Entry::Forward; // the entry that calls it
+  /// Called by @decode, else by @forward and @prefill (which fills the
+  /// cache; @forward passes C = 0, and nothing is written).
+  bool decode = false;
 
   auto key() const {
     return std::tuple(sparse, numExperts, attention, window, groupSize,
-                      multiHeadHeads, entry);
+                      multiHeadHeads, decode);
   }
   bool operator<(const LayerKind &other) const { return key() < other.key(); }
 
@@ -65,12 +68,9 @@ struct LayerKind {
   /// the same for every layer today); a field that can differ between
   /// layers must show in it, or the module fails to verify.
   std::string name() const {
-    std::string suffix = entry == Entry::Prefill  ? "_prefill"
-                         : entry == Entry::Decode ? "_decode"
-                                                  : "";
     return (sparse ? "layer_moe_e" + std::to_string(numExperts)
                    : std::string("layer_mlp")) +
-           suffix;
+           (decode ? "_decode" : "");
   }
 };
 
@@ -166,8 +166,7 @@ private:
   Value cacheView(Value at, Value rows);
   Value slice(Value buffer, Value from, Value count);
   void fillCache(const LayerKind &kind, Value k, Value v);
-  void writeRing(Value fresh, Value ring, Value base, Value count,
-                 Value slots);
+  void writeRing(Value fresh, Value ring, Value base, Value count, Value slots);
   void writeGroupSums(Value fresh, Value block, Value summaries,
                       int64_t groupSize);
   Value decodeAttention(const LayerKind &kind, Value q, Value k, Value v);
@@ -185,6 +184,12 @@ private:
   func::FuncOp buildEntry(Entry entry);
   void buildCacheSize();
   void setForwardAttributes();
+  /// `moe.decode_step` on a function of the decode entry: its GEMMs have a
+  /// few rows per group, and the CPU's kernels are chosen for that.
+  void markDecodeStep(func::FuncOp func) {
+    ctx.getLoadedDialect<MoeDialect>()->getDecodeStepAttrHelper().setAttr(
+        func, b.getUnitAttr());
+  }
 
   /// The residual stream's buffer type, `memref<?xDxf32>`.
   MemRefType residualType() {
@@ -212,8 +217,9 @@ private:
   func::FuncOp forward, entryFunc;
   /// The function being built: its entry, its body, the weight table, the
   /// slot of its first weight (none in an entry: slot 0), its weights, B and
-  /// T; with a cache (prefill, decode): the flat cache buffer, where the
-  /// layer's part starts (in a layer function), C, and in a decode step the
+  /// T; the flat cache buffer, where the layer's part starts (in a layer
+  /// function), C; in a layer function of @forward and @prefill whether to
+  /// fill the cache (an i1: false from @forward), and in a decode step the
   /// position p of its tokens.
   struct FunctionState {
     Entry entry = Entry::Forward;
@@ -221,7 +227,7 @@ private:
     Value table, base;
     std::vector<Weight> weights;
     Value batch, seqLen;
-    Value cache, cacheAt, capacity, position;
+    Value cache, cacheAt, capacity, fill, position;
   } fn;
   /// In a prefill or decode entry: the cache elements of one layer.
   Value cachePerLayer;
@@ -411,8 +417,7 @@ Value Importer::attention(const LayerKind &kind, Value h) {
     o = decodeAttention(kind, q, k, v);
   } else {
     o = attend(kind, q, k, v);
-    if (fn.entry == Entry::Prefill)
-      fillCache(kind, k, v);
+    fillCache(kind, k, v);
   }
   return db.linear(fromHeads(o),
                    param("self_attn.o_proj.weight", {d, heads * dh}));
@@ -478,8 +483,8 @@ CacheLayout Importer::cacheLayout(Value batch, Value capacity) {
     break;
   }
   layout.rows = arith::AddIOp::create(b, loc, layout.summaries, layout.slots);
-  layout.block = mul(mul(batch, c(config.numKVHeads * config.headDim)),
-                     layout.rows);
+  layout.block =
+      mul(mul(batch, c(config.numKVHeads * config.headDim)), layout.rows);
   layout.perLayer = mul(layout.block, c(2));
   return layout;
 }
@@ -507,8 +512,7 @@ Value Importer::slice(Value buffer, Value from, Value count) {
       b, loc, buffer,
       ArrayRef<OpFoldResult>{b.getIndexAttr(0), from, b.getIndexAttr(0),
                              b.getIndexAttr(0)},
-      ArrayRef<OpFoldResult>{fn.batch, count,
-                             b.getIndexAttr(config.numKVHeads),
+      ArrayRef<OpFoldResult>{fn.batch, count, b.getIndexAttr(config.numKVHeads),
                              b.getIndexAttr(config.headDim)},
       strides);
 }
@@ -516,6 +520,12 @@ Value Importer::slice(Value buffer, Value from, Value count) {
 /// Prefill: the cache of the layer's keys `k` and values `v` ([B, T, KVH,
 /// Dh], positions 0 .. T - 1).
 void Importer::fillCache(const LayerKind &kind, Value k, Value v) {
+  // Nothing to fill when called from @forward. A flag rather than C != 0:
+  // once the GPU pipeline inlines the layers, the branch folds away in both
+  // entries.
+  auto guard = scf::IfOp::create(b, loc, fn.fill, /*withElseRegion=*/false);
+  OpBuilder::InsertionGuard insertion(b);
+  b.setInsertionPoint(guard.thenBlock()->getTerminator());
   CacheLayout layout = cacheLayout(fn.batch, fn.capacity);
   Value base = arith::ConstantIndexOp::create(b, loc, 0);
   Value count = fn.seqLen;
@@ -530,8 +540,8 @@ void Importer::fillCache(const LayerKind &kind, Value k, Value v) {
   Value vAt = arith::AddIOp::create(b, loc, fn.cacheAt, layout.block);
   for (auto [fresh, at] : {std::pair(k, fn.cacheAt), std::pair(v, vAt)}) {
     Value block = cacheView(at, layout.rows);
-    writeRing(fresh, slice(block, layout.summaries, layout.slots), base,
-              count, layout.slots);
+    writeRing(fresh, slice(block, layout.summaries, layout.slots), base, count,
+              layout.slots);
     if (grouped)
       writeGroupSums(fresh, block, layout.summaries, kind.groupSize);
   }
@@ -549,25 +559,26 @@ void Importer::writeRing(Value fresh, Value ring, Value base, Value count,
                              b.getIndexAttr(config.headDim)},
       b.getF32Type());
   GenericBuilder gen{b, loc, {kParallel, kParallel, kParallel, kParallel}};
-  Value gathered = gen.build(
-      {}, {}, init, {{0, 1, 2, 3}},
-      [&](OpBuilder &nb, Location nl, ValueRange) {
-        Value s = linalg::IndexOp::create(nb, nl, 1);
-        Value left = arith::SubIOp::create(
-            nb, nl, arith::SubIOp::create(nb, nl, count, s),
-            arith::ConstantIndexOp::create(nb, nl, 1));
-        Value laps = arith::DivUIOp::create(nb, nl, left, slots);
-        Value j = arith::AddIOp::create(
-            nb, nl, arith::AddIOp::create(nb, nl, base, s),
-            arith::MulIOp::create(nb, nl, laps, slots));
-        Value x = tensor::ExtractOp::create(
-            nb, nl, fresh,
-            ValueRange{linalg::IndexOp::create(nb, nl, 0), j,
-                       linalg::IndexOp::create(nb, nl, 2),
-                       linalg::IndexOp::create(nb, nl, 3)});
-        linalg::YieldOp::create(nb, nl, x);
-      })[0];
-  storeInto(gathered, slice(ring, arith::ConstantIndexOp::create(b, loc, 0), n));
+  Value gathered =
+      gen.build({}, {}, init, {{0, 1, 2, 3}},
+                [&](OpBuilder &nb, Location nl, ValueRange) {
+                  Value s = linalg::IndexOp::create(nb, nl, 1);
+                  Value left = arith::SubIOp::create(
+                      nb, nl, arith::SubIOp::create(nb, nl, count, s),
+                      arith::ConstantIndexOp::create(nb, nl, 1));
+                  Value laps = arith::DivUIOp::create(nb, nl, left, slots);
+                  Value j = arith::AddIOp::create(
+                      nb, nl, arith::AddIOp::create(nb, nl, base, s),
+                      arith::MulIOp::create(nb, nl, laps, slots));
+                  Value x = tensor::ExtractOp::create(
+                      nb, nl, fresh,
+                      ValueRange{linalg::IndexOp::create(nb, nl, 0), j,
+                                 linalg::IndexOp::create(nb, nl, 2),
+                                 linalg::IndexOp::create(nb, nl, 3)});
+                  linalg::YieldOp::create(nb, nl, x);
+                })[0];
+  storeInto(gathered,
+            slice(ring, arith::ConstantIndexOp::create(b, loc, 0), n));
 }
 
 /// Writes, per group of `groupSize` positions of `fresh`, the mean of a
@@ -595,7 +606,8 @@ void Importer::writeGroupSums(Value fresh, Value block, Value summaries,
       {{0, 1, 2, 3}}, [&](OpBuilder &nb, Location nl, ValueRange a) {
         Value j = arith::AddIOp::create(
             nb, nl,
-            arith::MulIOp::create(nb, nl, linalg::IndexOp::create(nb, nl, 1), g),
+            arith::MulIOp::create(nb, nl, linalg::IndexOp::create(nb, nl, 1),
+                                  g),
             linalg::IndexOp::create(nb, nl, 4));
         Value inside = arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::ult,
                                              j, fn.seqLen);
@@ -607,30 +619,32 @@ void Importer::writeGroupSums(Value fresh, Value block, Value summaries,
                        linalg::IndexOp::create(nb, nl, 2),
                        linalg::IndexOp::create(nb, nl, 3)});
         x = arith::SelectOp::create(nb, nl, inside, x, a[0]);
-        linalg::YieldOp::create(
-            nb, nl, Value(arith::AddFOp::create(nb, nl, a[1], x)));
+        linalg::YieldOp::create(nb, nl,
+                                Value(arith::AddFOp::create(nb, nl, a[1], x)));
       })[0];
   // Row r of the output is group groups - 1 - r: the cache's order.
   GenericBuilder scale{b, loc, {kParallel, kParallel, kParallel, kParallel}};
   Value init = tensor::EmptyOp::create(b, loc, sizes, f32);
-  Value means = scale.build(
-      {}, {}, init, {{0, 1, 2, 3}}, [&](OpBuilder &nb, Location nl, ValueRange) {
-        Value group = arith::SubIOp::create(
-            nb, nl, arith::SubIOp::create(nb, nl, groups, one),
-            linalg::IndexOp::create(nb, nl, 1));
-        Value sum = tensor::ExtractOp::create(
-            nb, nl, summed,
-            ValueRange{linalg::IndexOp::create(nb, nl, 0), group,
-                       linalg::IndexOp::create(nb, nl, 2),
-                       linalg::IndexOp::create(nb, nl, 3)});
-        Value end = arith::MulIOp::create(
-            nb, nl, arith::AddIOp::create(nb, nl, group, one), g);
-        Value complete = arith::CmpIOp::create(
-            nb, nl, arith::CmpIPredicate::ule, end, fn.seqLen);
-        yieldSummary(nb, nl, sum, complete, groupSize);
-      })[0];
-  storeInto(means, slice(block, arith::SubIOp::create(b, loc, summaries, groups),
-                         groups));
+  Value means =
+      scale.build({}, {}, init, {{0, 1, 2, 3}},
+                  [&](OpBuilder &nb, Location nl, ValueRange) {
+                    Value group = arith::SubIOp::create(
+                        nb, nl, arith::SubIOp::create(nb, nl, groups, one),
+                        linalg::IndexOp::create(nb, nl, 1));
+                    Value sum = tensor::ExtractOp::create(
+                        nb, nl, summed,
+                        ValueRange{linalg::IndexOp::create(nb, nl, 0), group,
+                                   linalg::IndexOp::create(nb, nl, 2),
+                                   linalg::IndexOp::create(nb, nl, 3)});
+                    Value end = arith::MulIOp::create(
+                        nb, nl, arith::AddIOp::create(nb, nl, group, one), g);
+                    Value complete = arith::CmpIOp::create(
+                        nb, nl, arith::CmpIPredicate::ule, end, fn.seqLen);
+                    yieldSummary(nb, nl, sum, complete, groupSize);
+                  })[0];
+  storeInto(
+      means,
+      slice(block, arith::SubIOp::create(b, loc, summaries, groups), groups));
 }
 
 /// Decode: the attention of the token at position p (`q`, `k`, `v`:
@@ -677,14 +691,14 @@ Value Importer::decodeAttention(const LayerKind &kind, Value q, Value k,
 /// Adds `fresh` ([B, 1, KVH, Dh]), the member at `offset` of its group, to
 /// that group's summary at `row` of `block`: a running sum that the group's
 /// last member turns into the mean (the first member starts it).
-void Importer::updateSummary(Value fresh, Value block, Value row,
-                             Value offset, int64_t groupSize) {
+void Importer::updateSummary(Value fresh, Value block, Value row, Value offset,
+                             int64_t groupSize) {
   Value slotBuffer =
       slice(block, row, arith::ConstantIndexOp::create(b, loc, 1));
   Value old = asTensor(slotBuffer, /*writable=*/false);
-  Value first = arith::CmpIOp::create(
-      b, loc, arith::CmpIPredicate::eq, offset,
-      arith::ConstantIndexOp::create(b, loc, 0));
+  Value first =
+      arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, offset,
+                            arith::ConstantIndexOp::create(b, loc, 0));
   Value complete = arith::CmpIOp::create(
       b, loc, arith::CmpIPredicate::eq, offset,
       arith::ConstantIndexOp::create(b, loc, groupSize - 1));
@@ -811,8 +825,8 @@ LayerKind Importer::describeLayer(int64_t layer) {
 ///   func.func private @layer_moe_e8(%x: memref<?xDxf32>, %B: index,
 ///       %T: index, %table: !llvm.ptr, %base: index[, %counts: memref<?xi32>,
 ///       %load: memref<sum of E_l x i32>, %level: memref<?xi32>, %countsAt,
-///       %loadAt, %levelAt: index][, %cache: memref<?xf32>, %cacheAt: index,
-///       %capacity: index[, %position: index]])
+///       %loadAt, %levelAt: index], %cache: memref<?xf32>, %cacheAt: index,
+///       %capacity: index, %fill: i1 | %position: index)
 ///
 /// `x` is the buffer of the residual stream's B·T rows, which the layer
 /// reads and updates in place; a MoE layer also writes its statistics into
@@ -822,9 +836,10 @@ LayerKind Importer::describeLayer(int64_t layer) {
 /// chain of tensor values through the calls made bufferization's alias
 /// analysis of @forward grow with the cube of the depth. The weights come
 /// from the table at slots `base`, `base + 1`, ...; `weights` receives their
-/// names (relative to the layer) and types. The functions of a prefill and
-/// of a decode step also take the cache, where the layer's part of it
-/// starts, C, and (decode) the position p of their tokens.
+/// names (relative to the layer) and types. Every layer function takes the
+/// cache, where the layer's part of it starts and C; those of @forward and
+/// @prefill then whether to fill it (@forward: false, with an empty cache),
+/// those of the decode step the position p of their tokens.
 func::FuncOp Importer::buildLayerFunction(const LayerKind &kind,
                                           std::vector<Weight> &weights) {
   OpBuilder::InsertionGuard guard(b);
@@ -849,14 +864,16 @@ func::FuncOp Importer::buildLayerFunction(const LayerKind &kind,
     for (unsigned i = 0; i < statsBuffers.size(); ++i)
       statsAt.push_back(fn.body->addArgument(b.getIndexType(), fileLoc));
   }
-  fn.entry = kind.entry;
-  if (kind.entry != Entry::Forward) {
-    fn.cache = fn.body->addArgument(caller.cache.getType(), fileLoc);
-    fn.cacheAt = fn.body->addArgument(b.getIndexType(), fileLoc);
-    fn.capacity = fn.body->addArgument(b.getIndexType(), fileLoc);
-  }
-  if (kind.entry == Entry::Decode)
+  fn.entry = kind.decode ? Entry::Decode : Entry::Prefill;
+  fn.cache = fn.body->addArgument(caller.cache.getType(), fileLoc);
+  fn.cacheAt = fn.body->addArgument(b.getIndexType(), fileLoc);
+  fn.capacity = fn.body->addArgument(b.getIndexType(), fileLoc);
+  if (!kind.decode)
+    fn.fill = fn.body->addArgument(b.getI1Type(), fileLoc);
+  if (kind.decode) {
     fn.position = fn.body->addArgument(b.getIndexType(), fileLoc);
+    markDecodeStep(func);
+  }
   b.setInsertionPointToStart(fn.body);
   Value x = asTensor(xBuffer, /*writable=*/true);
 
@@ -907,7 +924,9 @@ LayerFunction &Importer::layerFunction(const LayerKind &kind) {
 /// its statistics segments.
 void Importer::callLayer(int64_t layer, const LayerKind &kind) {
   LayerFunction &callee = layerFunction(kind);
-  callee.layers.push_back(layer);
+  // @forward and @prefill call the same functions for the same layers.
+  if (!llvm::is_contained(callee.layers, layer))
+    callee.layers.push_back(layer);
   std::string prefix = "model.layers." + std::to_string(layer);
   at(prefix);
   SmallVector<Value> args{
@@ -934,12 +953,14 @@ void Importer::callLayer(int64_t layer, const LayerKind &kind) {
     statsLayers.push_back(
         {layer, kind.numExperts, kind.subTokens(), experts, heads});
   }
-  if (fn.cache)
-    args.append({fn.cache,
-                 arith::MulIOp::create(
-                     b, loc, arith::ConstantIndexOp::create(b, loc, layer),
-                     cachePerLayer),
-                 fn.capacity});
+  args.append({fn.cache,
+               arith::MulIOp::create(
+                   b, loc, arith::ConstantIndexOp::create(b, loc, layer),
+                   cachePerLayer),
+               fn.capacity});
+  if (!kind.decode)
+    args.push_back(arith::ConstantIntOp::create(
+        b, loc, b.getI1Type(), fn.entry == Entry::Prefill ? 1 : 0));
   if (fn.position)
     args.push_back(fn.position);
   auto call = func::CallOp::create(b, loc, callee.func, args);
@@ -998,7 +1019,8 @@ OwningOpRef<ModuleOp> Importer::run() {
   ctx.loadDialect<MoeDialect, arith::ArithDialect,
                   bufferization::BufferizationDialect, func::FuncDialect,
                   linalg::LinalgDialect, LLVM::LLVMDialect, math::MathDialect,
-                  memref::MemRefDialect, tensor::TensorDialect>();
+                  memref::MemRefDialect, scf::SCFDialect,
+                  tensor::TensorDialect>();
   OwningOpRef<ModuleOp> owned = ModuleOp::create(fileLoc);
   module = *owned;
   forward = buildEntry(Entry::Forward);
@@ -1048,8 +1070,8 @@ func::FuncOp Importer::buildEntry(Entry entry) {
   if (!decode)
     inputs.push_back(index);
   if (entry != Entry::Forward)
-    inputs.append({MemRefType::get({ShapedType::kDynamic}, b.getF32Type()),
-                   index});
+    inputs.append(
+        {MemRefType::get({ShapedType::kDynamic}, b.getF32Type()), index});
   if (decode)
     inputs.push_back(index);
   StringRef name = entry == Entry::Forward   ? moec::abi::kEntry
@@ -1064,20 +1086,27 @@ func::FuncOp Importer::buildEntry(Entry entry) {
   auto args = fn.body->getArguments();
   Value tokens = args[0];
   fn.table = args[1];
-  Value positions = decode ? Value(arith::ConstantIndexOp::create(b, loc, 1))
-                           : args[2];
+  Value positions =
+      decode ? Value(arith::ConstantIndexOp::create(b, loc, 1)) : args[2];
   if (entry != Entry::Forward) {
     fn.cache = args[decode ? 2 : 3];
     fn.capacity = args[decode ? 3 : 4];
+  } else {
+    // The prefill's layer functions with an empty cache (C = 0), under which
+    // they write nothing: one body per kind of layer serves both entries.
+    fn.capacity = arith::ConstantIndexOp::create(b, loc, 0);
+    fn.cache = allocate(MemRefType::get({ShapedType::kDynamic}, b.getF32Type()),
+                        fn.capacity);
   }
-  if (decode)
+  if (decode) {
     fn.position = args[4];
+    markDecodeStep(entryFunc);
+  }
 
   at("embedding");
   fn.batch = tensor::DimOp::create(b, loc, tokens, 0);
   fn.seqLen = tensor::DimOp::create(b, loc, tokens, 1);
-  if (fn.cache)
-    cachePerLayer = cacheLayout(fn.batch, fn.capacity).perLayer;
+  cachePerLayer = cacheLayout(fn.batch, fn.capacity).perLayer;
   Value flatTokens = tensor::CollapseShapeOp::create(
       b, loc, tokens, ArrayRef<ReassociationIndices>{{0, 1}});
   Value embedTable = param("model.embed_tokens.weight", {v, d});
@@ -1086,7 +1115,7 @@ func::FuncOp Importer::buildEntry(Entry entry) {
   SmallVector<LayerKind> kinds;
   for (int64_t l = 0; l < config.numLayers; ++l) {
     kinds.push_back(describeLayer(l));
-    kinds.back().entry = entry;
+    kinds.back().decode = decode;
   }
   packedStats = allocateStatistics(kinds);
   residual =
@@ -1109,8 +1138,8 @@ func::FuncOp Importer::buildEntry(Entry entry) {
   for (Value buffer : packedStats)
     results.push_back(asTensor(buffer, /*writable=*/false));
   func::ReturnOp::create(b, loc, results);
-  entryFunc.setFunctionType(b.getFunctionType(
-      fn.body->getArgumentTypes(), ValueRange(results).getTypes()));
+  entryFunc.setFunctionType(b.getFunctionType(fn.body->getArgumentTypes(),
+                                              ValueRange(results).getTypes()));
   return entryFunc;
 }
 

@@ -13,6 +13,8 @@
 #include "dialect/MoeDialect.h"
 #include "dialect/MoeOps.h"
 
+#include "mlir/Interfaces/FunctionInterfaces.h"
+
 #include <numeric>
 
 namespace mlir::moe {
@@ -54,6 +56,23 @@ CpuMatmulKernelAttr kernelShapeFor(MLIRContext *ctx, MatmulMicroKernel kind,
                                   /*microRows=*/6,
                                   /*microCols=*/(wide ? 4 : 2) * lanes, lanes,
                                   false);
+}
+
+/// The grouped-GEMM kernel of a decode step (`moe.decode_step`), whose
+/// GEMMs have about one row per sequence and group, so each weight element
+/// is read from memory for a row or two and the step is bound by reading
+/// the weights. The outer kernel's packing then copies every weight once
+/// more; the dot kernel reads them in place. One row by 4 columns per
+/// register block (4 accumulators each along K): at the design brief's
+/// shape on Zen 3 it ran a decode step in 0.55x the time of the outer
+/// kernel at B = 1 and 0.58x at B = 8; 1 x 8, 2 x 4 and 4 x 3 were slower
+/// (docs/performance.md).
+CpuMatmulKernelAttr decodeShapeFor(MLIRContext *ctx, const CpuTarget &target,
+                                   bool bf16Dot) {
+  return CpuMatmulKernelAttr::get(ctx, MatmulMicroKernel::dot,
+                                  /*tileRows=*/64, /*tileCols=*/64,
+                                  /*tileK=*/1024, /*microRows=*/1,
+                                  /*microCols=*/4, target.f32Lanes(), bf16Dot);
 }
 
 /// The attention kernel for `target` and an op with `group` heads per
@@ -100,15 +119,20 @@ struct SelectCpuKernelsPass
       diag << " has none";
       return signalPassFailure();
     }
-    CpuMatmulKernelAttr matmul = withOverrides(*target);
-    if (!matmul)
+    CpuMatmulKernelAttr matmul = withOverrides(*target, /*decode=*/false);
+    CpuMatmulKernelAttr decodeMatmul = withOverrides(*target, /*decode=*/true);
+    if (!matmul || !decodeMatmul)
       return signalPassFailure();
 
     MoeDialect::KernelAttrHelper kernelAttr(&getContext());
+    MoeDialect::DecodeStepAttrHelper decodeStep(&getContext());
     WalkResult walk = root->walk([&](Operation *op) {
       if (auto gemm = dyn_cast<GroupedMatmulOp>(op)) {
-        if (gemm.getWeight().getType().hasStaticShape())
-          kernelAttr.setAttr(op, matmul);
+        if (!gemm.getWeight().getType().hasStaticShape())
+          return WalkResult::advance();
+        auto func = op->getParentOfType<FunctionOpInterface>();
+        kernelAttr.setAttr(
+            op, func && decodeStep.isAttrPresent(func) ? decodeMatmul : matmul);
         return WalkResult::advance();
       }
       // An attention with a query offset keeps the generic lowering
@@ -167,10 +191,12 @@ struct SelectCpuKernelsPass
         keyBlock ? int64_t(keyBlock) : chosen.getKeyBlock(), microRows, lanes);
   }
 
-  /// The target's grouped-GEMM kernel with the options that are set in place
-  /// of its fields; null (after an error) when the result is invalid.
-  CpuMatmulKernelAttr withOverrides(const CpuTarget &target) {
-    MatmulMicroKernel kind = kernelKindFor(bf16Dot);
+  /// The target's grouped-GEMM kernel (of a decode step when `decode`) with
+  /// the options that are set in place of its fields; null (after an error)
+  /// when the result is invalid.
+  CpuMatmulKernelAttr withOverrides(const CpuTarget &target, bool decode) {
+    MatmulMicroKernel kind =
+        decode ? MatmulMicroKernel::dot : kernelKindFor(bf16Dot);
     if (!kernel.empty()) {
       std::optional<MatmulMicroKernel> parsed =
           symbolizeMatmulMicroKernel(kernel);
@@ -182,7 +208,10 @@ struct SelectCpuKernelsPass
       }
       kind = *parsed;
     }
-    CpuMatmulKernelAttr chosen = kernelShapeFor(&getContext(), kind, target);
+    CpuMatmulKernelAttr chosen =
+        decode && kind == MatmulMicroKernel::dot
+            ? decodeShapeFor(&getContext(), target, bf16Dot)
+            : kernelShapeFor(&getContext(), kind, target);
     auto pick = [](int64_t option, int64_t value) {
       return option ? option : value;
     };

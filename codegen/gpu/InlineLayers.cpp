@@ -6,14 +6,18 @@
 // same, and what remains of a layer function is host code that launches
 // them; inlining it into the forward pass (after outlining, so every call
 // site launches the same kernels) leaves one straight-line host function,
-// which gpu-async-region can put on one stream.
+// which gpu-async-region can put on one stream. The flags the call sites
+// pass as constants (whether a prefill fills the KV cache) then fold: an
+// `scf.if` left in the entry would split its stream.
 //
 //===----------------------------------------------------------------------===//
 
 #include "codegen/Passes.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/IR/IRMapping.h"
+#include "mlir/IR/Matchers.h"
 #include "mlir/Transforms/InliningUtils.h"
 
 namespace mlir::moe {
@@ -36,6 +40,24 @@ void cloneBody(OpBuilder &, Region *src, Block *inlineBlock,
   else
     into->getBlocks().splice(postInsertBlock->getIterator(), src->getBlocks(),
                              src->begin(), src->end());
+}
+
+/// Replaces `op`, an `scf.if` without results on a constant condition, by
+/// the region the condition selects.
+void foldConstantIf(scf::IfOp op) {
+  BoolAttr condition;
+  if (op.getNumResults() ||
+      !matchPattern(op.getCondition(), m_Constant(&condition)))
+    return;
+  Region &taken =
+      condition.getValue() ? op.getThenRegion() : op.getElseRegion();
+  if (!taken.empty()) {
+    Block &body = taken.front();
+    body.getTerminator()->erase();
+    op->getBlock()->getOperations().splice(op->getIterator(),
+                                           body.getOperations());
+  }
+  op.erase();
 }
 
 struct InlineLayersPass : moe::impl::InlineLayersBase<InlineLayersPass> {
@@ -65,6 +87,10 @@ struct InlineLayersPass : moe::impl::InlineLayersBase<InlineLayersPass> {
     for (func::FuncOp callee : inlined)
       if (SymbolTable::symbolKnownUseEmpty(callee, module))
         callee.erase();
+    SmallVector<scf::IfOp> branches;
+    module.walk([&](scf::IfOp op) { branches.push_back(op); });
+    for (scf::IfOp op : branches)
+      foldConstantIf(op);
   }
 };
 

@@ -20,6 +20,7 @@ extern "C" {
 void *mgpuMemAlloc(uint64_t sizeBytes, void *stream, bool isHostShared);
 void mgpuMemFree(void *ptr, void *stream);
 void mgpuMemcpy(void *dst, void *src, size_t sizeBytes, void *stream);
+void mgpuMemset32(void *dst, unsigned int value, size_t count, void *stream);
 void mgpuStreamSynchronize(void *stream);
 int moecCudaDeviceCount();
 void moecCudaCaptureNextStream();
@@ -57,6 +58,21 @@ public:
     mgpuMemcpy(device, const_cast<void *>(host), bytes, /*stream=*/nullptr);
     // The forward pass runs on a stream of its own, which does not wait for
     // the default one: the copy completes first.
+    mgpuStreamSynchronize(nullptr);
+    return device;
+  }
+
+  void *allocateZeroed(size_t bytes, const std::string &what,
+                       std::string &error) override {
+    void *device = mgpuMemAlloc(bytes, /*stream=*/nullptr,
+                                /*isHostShared=*/false);
+    if (!device && bytes) {
+      error = "cannot allocate " + std::to_string(bytes) +
+              " bytes of GPU memory for " + what;
+      return nullptr;
+    }
+    // In 32-bit words: every size asked for here is a multiple of 4.
+    mgpuMemset32(device, 0, bytes / 4, /*stream=*/nullptr);
     mgpuStreamSynchronize(nullptr);
     return device;
   }

@@ -38,6 +38,11 @@ public:
   virtual void *upload(const void *host, size_t bytes, const std::string &what,
                        std::string &error) = 0;
 
+  /// A new device buffer of `bytes` zero bytes, set on the device; null
+  /// with a one-line `error` naming `what` on failure.
+  virtual void *allocateZeroed(size_t bytes, const std::string &what,
+                               std::string &error) = 0;
+
   /// Copies `bytes` bytes of device buffer `device` to `host`, after the
   /// work queued before has finished.
   virtual void download(void *host, const void *device, size_t bytes) = 0;

@@ -75,7 +75,7 @@ Session::Session(CompiledModel &model, int64_t maxBatch, int64_t maxLength)
 void Session::reset() {
   rows = len = 0;
   logits.reset();
-  passStats.clear();
+  stats.reset();
 }
 
 bool Session::prefill(const HostTensor &prompt, std::string &error) {
@@ -132,7 +132,9 @@ bool Session::decode(const int32_t *tokens, std::string &error) {
 void Session::keep(CompiledModel::Outputs outputs) {
   logits.reset();
   logits = std::move(outputs.logits);
-  passStats.push_back(std::move(outputs.stats));
+  if (!stats)
+    stats = compiled.routingTally();
+  stats->add(outputs.stats);
 }
 
 const float *Session::lastLogits() const {
@@ -141,21 +143,16 @@ const float *Session::lastLogits() const {
 }
 
 nlohmann::json Session::statistics() const {
-  if (passStats.empty())
-    return nullptr;
-  std::vector<const std::vector<HostTensor> *> passes;
-  for (const std::vector<HostTensor> &stats : passStats)
-    passes.push_back(&stats);
-  return compiled.statistics(passes);
+  return stats ? stats->json() : nlohmann::json();
 }
 
 //===----------------------------------------------------------------------===//
 // generate
 //===----------------------------------------------------------------------===//
 
-std::optional<GenerateResult> moec::runtime::generate(
-    CompiledModel &model, const HostTensor &prompt,
-    const GenerateOptions &options, std::string &error) {
+std::optional<GenerateResult>
+moec::runtime::generate(CompiledModel &model, const HostTensor &prompt,
+                        const GenerateOptions &options, std::string &error) {
   using Clock = std::chrono::steady_clock;
   int64_t vocab = model.vocabSize(), n = options.steps;
   int64_t b = prompt.shape()[0], t = prompt.shape()[1];
@@ -164,8 +161,8 @@ std::optional<GenerateResult> moec::runtime::generate(
     return std::nullopt;
   }
   if (options.eos && (*options.eos < 0 || *options.eos >= vocab)) {
-    error = "--eos " + std::to_string(*options.eos) +
-            " is out of range [0, " + std::to_string(vocab) + ")";
+    error = "--eos " + std::to_string(*options.eos) + " is out of range [0, " +
+            std::to_string(vocab) + ")";
     return std::nullopt;
   }
   if (error = options.sampling.validate(vocab); !error.empty())

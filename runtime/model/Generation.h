@@ -102,7 +102,7 @@ private:
   /// The last pass's logits, F32 [B, 1, V].
   std::optional<HostTensor> logits;
   /// The statistics of every pass since the prefill.
-  std::vector<std::vector<HostTensor>> passStats;
+  std::optional<CompiledModel::RoutingTally> stats;
 };
 
 struct GenerateOptions {

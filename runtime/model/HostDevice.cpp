@@ -25,6 +25,11 @@ public:
     error = "the host device copies nothing";
     return nullptr;
   }
+  void *allocateZeroed(size_t, const std::string &,
+                       std::string &error) override {
+    error = "the host device allocates nothing";
+    return nullptr;
+  }
   void download(void *, const void *, size_t) override {}
   void release(void *) override {}
 };

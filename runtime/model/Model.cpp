@@ -6,9 +6,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <optional>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 
 #include <sys/mman.h>
 #include <unistd.h>
@@ -182,8 +182,7 @@ struct CompiledModel::Pass {
 
   Pass(const std::vector<unsigned> &ranks, HostTensor &hostTokens,
        int64_t positions)
-      : results(ranks), tokens(hostTokens.descriptor()),
-        positions(positions) {}
+      : results(ranks), tokens(hostTokens.descriptor()), positions(positions) {}
 };
 
 /// The ranks of the forward pass's results: the logits [B, T, V], then the
@@ -242,14 +241,13 @@ CompiledModel::createCache(int64_t batch, int64_t capacity,
   cache_size_packed(args);
   std::unique_ptr<Cache> cache(new Cache(*device, batch, capacity, elements));
   // Zeroed, though a step reads only what the steps before it wrote.
-  cache->host.emplace(ElementType::F32, std::vector<int64_t>{elements});
-  std::memset(cache->host->data(), 0, elements * sizeof(float));
-  if (!device->hostMemory()) {
+  if (device->hostMemory()) {
+    cache->host.emplace(ElementType::F32, std::vector<int64_t>{elements});
+    std::memset(cache->host->data(), 0, elements * sizeof(float));
+  } else {
     cache->onDevice =
-        device->upload(cache->host->data(), elements * sizeof(float),
-                       "the KV cache", error);
-    cache->host.reset();
-    if (!cache->onDevice)
+        device->allocateZeroed(elements * sizeof(float), "the KV cache", error);
+    if (!cache->onDevice && elements)
       return nullptr;
   }
   cache->descriptor = MemRefDescriptor(
@@ -258,8 +256,7 @@ CompiledModel::createCache(int64_t batch, int64_t capacity,
 }
 
 CompiledModel::Outputs CompiledModel::prefill(HostTensor &tokens,
-                                              int64_t positions,
-                                              Cache &cache) {
+                                              int64_t positions, Cache &cache) {
   std::unique_ptr<Pass> pass = preparePass(tokens, positions, &cache);
   pass->entry(pass->args.data());
   return finishPass(*pass);
@@ -310,15 +307,18 @@ CompiledModel::Outputs CompiledModel::bench(HostTensor &tokens,
     Clock::time_point start = Clock::now();
     if (!device->replay(runs, error))
       deviceFailure(error);
-    result.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    result.seconds =
+        std::chrono::duration<double>(Clock::now() - start).count();
     result.replayed = true;
     Outputs out = finishPass(*pass);
     device->dropRecording();
     return out;
   }
   if (!device->hostMemory()) {
-    std::fprintf(stderr, "moec model: note: %s; timing the forward passes "
-                 "one by one\n", error.c_str());
+    std::fprintf(stderr,
+                 "moec model: note: %s; timing the forward passes "
+                 "one by one\n",
+                 error.c_str());
     device->release(pass->deviceTokens);
   }
   // Each run's outputs are freed before the next run allocates its own.
@@ -344,59 +344,62 @@ bool CompiledModel::checkTokenIds(const int32_t *ids, int64_t count,
 }
 
 nlohmann::json CompiledModel::statistics(const Outputs &outputs) const {
-  return statistics({&outputs.stats});
+  RoutingTally tally = routingTally();
+  tally.add(outputs.stats);
+  return tally.json();
 }
 
-nlohmann::json CompiledModel::statistics(
-    const std::vector<const std::vector<HostTensor> *> &passes) const {
+CompiledModel::RoutingTally CompiledModel::routingTally() const {
+  RoutingTally tally;
+  for (const nlohmann::json &layer : manifest.at(key::kStats)) {
+    RoutingTally::Layer &l = tally.layers.emplace_back();
+    l.layer = layer.at(key::kLayer);
+    l.experts = layer.at(key::kExperts);
+    l.heads = layer.at(key::kHeads);
+    l.histogram.assign(l.experts + 1, 0);
+    l.tokensPerExpert.assign(l.experts, 0);
+  }
+  return tally;
+}
+
+void CompiledModel::RoutingTally::add(const std::vector<HostTensor> &stats) {
   // Per MoE layer: experts per (sub-)token, rows per expert, and each
   // token's ADR level (1 complex, 0 simple). Each layer's segment of a
   // pass's packed vectors: B·T·heads counts, E load entries, B·T levels.
-  const nlohmann::json &layers = manifest.at(key::kStats);
-  nlohmann::json out = {{"layers", nlohmann::json::array()}};
   if (layers.empty())
-    return out;
-  // Where the next layer's segments start in each pass's vectors.
-  struct Cursor {
-    const int32_t *counts, *load, *levels;
-    int64_t tokens;
-  };
-  std::vector<Cursor> cursors;
-  for (const std::vector<HostTensor> *stats : passes)
-    cursors.push_back({static_cast<const int32_t *>((*stats)[0].data()),
-                       static_cast<const int32_t *>((*stats)[1].data()),
-                       static_cast<const int32_t *>((*stats)[2].data()),
-                       (*stats)[2].numElements() /
-                           static_cast<int64_t>(layers.size())});
-  for (const nlohmann::json &layer : layers) {
-    int64_t experts = layer.at(key::kExperts), heads = layer.at(key::kHeads);
-    std::vector<int64_t> histogram(experts + 1, 0), tokensPerExpert(experts, 0);
-    double sum = 0;
-    int64_t n = 0, tokens = 0, simple = 0;
-    for (Cursor &c : cursors) {
-      int64_t subTokens = c.tokens * heads;
-      for (int64_t t = 0; t < subTokens; ++t) {
-        histogram[std::min<int64_t>(std::max(c.counts[t], 0), experts)] += 1;
-        sum += c.counts[t];
-      }
-      for (int64_t e = 0; e < experts; ++e)
-        tokensPerExpert[e] += c.load[e];
-      for (int64_t t = 0; t < c.tokens; ++t)
-        simple += c.levels[t] == 0;
-      n += subTokens;
-      tokens += c.tokens;
-      c.counts += subTokens;
-      c.load += experts;
-      c.levels += c.tokens;
+    return;
+  const auto *counts = static_cast<const int32_t *>(stats[0].data());
+  const auto *load = static_cast<const int32_t *>(stats[1].data());
+  const auto *levels = static_cast<const int32_t *>(stats[2].data());
+  int64_t tokens = stats[2].numElements() / static_cast<int64_t>(layers.size());
+  for (Layer &l : layers) {
+    int64_t subTokens = tokens * l.heads;
+    for (int64_t t = 0; t < subTokens; ++t) {
+      l.histogram[std::min<int64_t>(std::max(counts[t], 0), l.experts)] += 1;
+      l.sum += counts[t];
     }
-    out["layers"].push_back(
-        {{"layer", layer.at(key::kLayer)},
-         {"experts", experts},
-         {"tokens_per_expert", tokensPerExpert},
-         {"experts_per_token_mean", n ? sum / n : 0.0},
-         {"experts_per_token_histogram", histogram},
-         {"simple_token_fraction",
-          tokens ? static_cast<double>(simple) / tokens : 0.0}});
+    for (int64_t e = 0; e < l.experts; ++e)
+      l.tokensPerExpert[e] += load[e];
+    for (int64_t t = 0; t < tokens; ++t)
+      l.simple += levels[t] == 0;
+    l.subTokens += subTokens;
+    l.tokens += tokens;
+    counts += subTokens;
+    load += l.experts;
+    levels += tokens;
   }
+}
+
+nlohmann::json CompiledModel::RoutingTally::json() const {
+  nlohmann::json out = {{"layers", nlohmann::json::array()}};
+  for (const Layer &l : layers)
+    out["layers"].push_back(
+        {{"layer", l.layer},
+         {"experts", l.experts},
+         {"tokens_per_expert", l.tokensPerExpert},
+         {"experts_per_token_mean", l.subTokens ? l.sum / l.subTokens : 0.0},
+         {"experts_per_token_histogram", l.histogram},
+         {"simple_token_fraction",
+          l.tokens ? static_cast<double>(l.simple) / l.tokens : 0.0}});
   return out;
 }

@@ -63,8 +63,8 @@ public:
   private:
     friend class CompiledModel;
     Cache(Device &device, int64_t rows, int64_t positions, int64_t elements)
-        : device(device), rows(rows), positions(positions),
-          elements(elements) {}
+        : device(device), rows(rows), positions(positions), elements(elements) {
+    }
     Device &device;
     int64_t rows, positions, elements;
     std::optional<HostTensor> host; // a CPU model's cache
@@ -87,7 +87,7 @@ public:
   Outputs decode(HostTensor &tokens, int64_t position, Cache &cache);
 
   struct BenchResult {
-    double seconds = 0; // the `runs` timed passes
+    double seconds = 0;    // the `runs` timed passes
     bool replayed = false; // recorded once and replayed (a CUDA graph)
   };
 
@@ -98,11 +98,12 @@ public:
   Outputs bench(HostTensor &tokens, int64_t positions, int runs,
                 BenchResult &result);
 
-  /// The docs/semantics.md §8 statistics of one forward pass, and of the
-  /// tokens of several (each element: one pass's Outputs::stats).
+  /// The docs/semantics.md §8 statistics of one forward pass.
   nlohmann::json statistics(const Outputs &outputs) const;
-  nlohmann::json
-  statistics(const std::vector<const std::vector<HostTensor> *> &passes) const;
+
+  /// Running totals of the routing statistics, for passes added one by one.
+  class RoutingTally;
+  RoutingTally routingTally() const;
 
   ~CompiledModel();
 
@@ -137,6 +138,27 @@ private:
   /// The weight table the forward pass reads: the parameters' addresses on
   /// the device.
   std::vector<void *> table;
+};
+
+/// The routing statistics (docs/semantics.md §8) of every token of the
+/// passes added so far, kept as running counts per MoE layer, so its size
+/// does not grow with the passes (a long generation adds one per step).
+class CompiledModel::RoutingTally {
+public:
+  /// Adds one pass's packed statistics (its Outputs::stats).
+  void add(const std::vector<HostTensor> &stats);
+  nlohmann::json json() const;
+
+private:
+  friend class CompiledModel;
+  struct Layer {
+    nlohmann::json layer;
+    int64_t experts = 0, heads = 0;
+    std::vector<int64_t> histogram, tokensPerExpert;
+    double sum = 0; // experts over every sub-token
+    int64_t subTokens = 0, tokens = 0, simple = 0;
+  };
+  std::vector<Layer> layers;
 };
 
 } // namespace moec::runtime

@@ -119,6 +119,28 @@ func.func @one_head_per_step(%q: tensor<?x?x8x64xf32>, %k: tensor<?x?x1x64xf32>,
 
 // -----
 
+// Queries with an offset (a decode step) take their whole GQA group per
+// iteration, so each cached key row is read once for its four heads; the
+// keys run to the query's position among them, p.
+// CHECK-LABEL: func @decode_group_per_step
+// CHECK-SAME: %[[P:[a-z0-9]+]]: index)
+// CHECK: scf.forall (%{{.*}}, %[[I:.*]], %{{.*}}) in (%{{.*}}, 1, 2)
+// CHECK: tensor.extract_slice %{{.*}} [1, 1, 4, 64] [1, 1, 1, 1] : tensor<?x1x8x64xf32> to tensor<4x64xf32>
+// CHECK: %[[AT:.*]] = arith.addi %{{.*}}, %[[P]]
+// CHECK: %[[END:.*]] = arith.addi %[[AT]], %c1
+// CHECK: scf.for %{{.*}} = %{{.*}} to %[[END]] {{.*}} -> (f32, f32, vector<64xf32>, f32, f32, vector<64xf32>, f32, f32, vector<64xf32>, f32, f32, vector<64xf32>)
+// CHECK-COUNT-2: vector.transfer_read
+// CHECK-NOT: vector.transfer_read
+// CHECK: scf.yield
+func.func @decode_group_per_step(%q: tensor<?x1x8x64xf32>, %k: tensor<?x?x2x64xf32>,
+                                 %v: tensor<?x?x2x64xf32>, %p: index) -> tensor<?x1x8x64xf32> {
+  %o = moe.attention %q, %k, %v offset(%p)
+      : (tensor<?x1x8x64xf32>, tensor<?x?x2x64xf32>, tensor<?x?x2x64xf32>, index) -> tensor<?x1x8x64xf32>
+  return %o : tensor<?x1x8x64xf32>
+}
+
+// -----
+
 // A sliding window starts the key loop at max(0, i - W + 1); bf16 operands
 // are widened inside the loops and the f32 result is narrowed at the end.
 // CHECK-LABEL: func @sliding_bf16

@@ -3,18 +3,21 @@
 --no-show-raw-insn) for stack traffic.
 
     check_inner_loops.py DISASSEMBLY --with vfmadd231ps,vbroadcastss [--min 12]
+                         [--skip-functions REGEX]
 
 A loop is the range from a backward jump's target to the jump; the
 innermost ones hold no other loop. Of those containing every instruction
 given with --with, the first of them at least --min times, each must have no operand on the stack (addressed off
 %rsp: a spill or a reload; optimised code uses %rbp as a general register). Prints one line per such loop and exits
-1 if any touches the stack, or if there is none.
+1 if any touches the stack, or if there is none. Loops in functions whose
+symbol matches --skip-functions (re.search) are left out.
 """
 
 import argparse
 import re
 import sys
 
+SYMBOL = re.compile(r"^[0-9a-f]+ <(.*)>:$")
 LINE = re.compile(r"^\s*([0-9a-f]+):\s+(\S+)\s*(.*)$")
 JUMP = re.compile(r"^j[a-z]+$")
 
@@ -24,12 +27,18 @@ def main():
     ap.add_argument("disassembly")
     ap.add_argument("--with", dest="required", required=True)
     ap.add_argument("--min", type=int, default=1)
+    ap.add_argument("--skip-functions")
     args = ap.parse_args()
     required = args.required.split(",")
     code = []
+    function = ""
     for line in open(args.disassembly):
+        symbol = SYMBOL.match(line.strip())
+        if symbol:
+            function = symbol.group(1)
         m = LINE.match(line)
-        if m:
+        if m and not (args.skip_functions and
+                      re.search(args.skip_functions, function)):
             code.append((int(m.group(1), 16), m.group(2), m.group(3)))
     index = {address: i for i, (address, _, _) in enumerate(code)}
     loops = []

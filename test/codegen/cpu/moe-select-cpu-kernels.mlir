@@ -10,6 +10,7 @@
 // RUN: moec-opt %s -moe-select-cpu-kernels="cpu=znver3 vector-width=16 query-block=8 key-block=32 attention-micro-rows=2" | FileCheck %s --check-prefix=ATTENTION
 // RUN: moec-opt %s -moe-select-cpu-kernels="cpu=znver3 kernel=dot" | FileCheck %s --check-prefix=AVX2-DOT
 // RUN: moec-opt %s -moe-select-cpu-kernels="cpu=znver4 bf16-dot=true" | FileCheck %s --check-prefix=BF16
+// RUN: moec-opt %s -moe-select-cpu-kernels="cpu=znver3 kernel=outer" | FileCheck %s --check-prefix=OUTER
 // RUN: not moec-opt %s -moe-select-cpu-kernels="cpu=bogus" 2>&1 | FileCheck %s --check-prefix=BAD-CPU
 // RUN: not moec-opt %s -moe-select-cpu-kernels="cpu=znver3 cpu-features=+nonsense" 2>&1 | FileCheck %s --check-prefix=BAD-FEATURE
 // RUN: not moec-opt %s -moe-select-cpu-kernels="cpu=znver3 cpu-features=avx2" 2>&1 | FileCheck %s --check-prefix=BAD-SIGN
@@ -100,4 +101,27 @@ func.func @decode_attention(%q: tensor<?x1x16x64xf32>, %k: tensor<?x?x8x64xf32>,
   %o = moe.attention %q, %k, %k offset(%p)
       : (tensor<?x1x16x64xf32>, tensor<?x?x8x64xf32>, tensor<?x?x8x64xf32>, index) -> tensor<?x1x16x64xf32>
   return %o : tensor<?x1x16x64xf32>
+}
+
+// In a decode step (`moe.decode_step`) a GEMM has about one row per
+// sequence and group: the dot kernel, which reads the weights in place,
+// with register blocks of 1 row x 4 columns. The overrides apply to it as
+// well; asking for the outer kernel gives the outer kernel's shape.
+// AVX2-LABEL: func @decode_step
+// AVX2: moe.grouped_matmul {{.*}} {moe.kernel = #moe.cpu_matmul_kernel<dot, tile_rows = 64, tile_cols = 64, tile_k = 1024, micro_rows = 1, micro_cols = 4, vector_width = 8>}
+// AVX512-LABEL: func @decode_step
+// AVX512: moe.grouped_matmul {{.*}} {moe.kernel = #moe.cpu_matmul_kernel<dot, tile_rows = 64, tile_cols = 64, tile_k = 1024, micro_rows = 1, micro_cols = 4, vector_width = 16>}
+// SSE-LABEL: func @decode_step
+// SSE: #moe.cpu_matmul_kernel<dot, tile_rows = 64, tile_cols = 64, tile_k = 1024, micro_rows = 1, micro_cols = 4, vector_width = 4>
+// BF16-LABEL: func @decode_step
+// BF16: #moe.cpu_matmul_kernel<dot, tile_rows = 64, tile_cols = 64, tile_k = 1024, micro_rows = 1, micro_cols = 4, vector_width = 16, bf16_dot = true>
+// OVERRIDE-LABEL: func @decode_step
+// OVERRIDE: #moe.cpu_matmul_kernel<dot, tile_rows = 64, tile_cols = 64, tile_k = 1024, micro_rows = 4, micro_cols = 4, vector_width = 8>
+// OUTER-LABEL: func @decode_step
+// OUTER: #moe.cpu_matmul_kernel<outer, tile_rows = 192, tile_cols = 64, tile_k = 512, micro_rows = 6, micro_cols = 16, vector_width = 8>
+func.func @decode_step(%x: tensor<?x64xf32>, %w: tensor<8x32x64xf32>, %off: tensor<9xi32>)
+    -> tensor<?x32xf32> attributes {moe.decode_step} {
+  %a = moe.grouped_matmul %x, %w offsets(%off)
+      : (tensor<?x64xf32>, tensor<8x32x64xf32>, tensor<9xi32>) -> tensor<?x32xf32>
+  return %a : tensor<?x32xf32>
 }
