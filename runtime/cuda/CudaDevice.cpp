@@ -48,13 +48,9 @@ public:
 
   void *upload(const void *host, size_t bytes, const std::string &what,
                std::string &error) override {
-    void *device = mgpuMemAlloc(bytes, /*stream=*/nullptr,
-                                /*isHostShared=*/false);
-    if (!device && bytes) {
-      error = "cannot allocate " + std::to_string(bytes) +
-              " bytes of GPU memory for " + what;
+    void *device = allocate(bytes, what, error);
+    if (!device)
       return nullptr;
-    }
     mgpuMemcpy(device, const_cast<void *>(host), bytes, /*stream=*/nullptr);
     // The forward pass runs on a stream of its own, which does not wait for
     // the default one: the copy completes first.
@@ -64,13 +60,9 @@ public:
 
   void *allocateZeroed(size_t bytes, const std::string &what,
                        std::string &error) override {
-    void *device = mgpuMemAlloc(bytes, /*stream=*/nullptr,
-                                /*isHostShared=*/false);
-    if (!device && bytes) {
-      error = "cannot allocate " + std::to_string(bytes) +
-              " bytes of GPU memory for " + what;
+    void *device = allocate(bytes, what, error);
+    if (!device)
       return nullptr;
-    }
     // In 32-bit words: every size asked for here is a multiple of 4.
     mgpuMemset32(device, 0, bytes / 4, /*stream=*/nullptr);
     mgpuStreamSynchronize(nullptr);
@@ -125,6 +117,18 @@ public:
   ~CudaDevice() override { dropRecording(); }
 
 private:
+  /// A device buffer of `bytes` bytes; null for none, with a one-line
+  /// `error` naming `what` when the allocation failed.
+  static void *allocate(size_t bytes, const std::string &what,
+                        std::string &error) {
+    void *device = mgpuMemAlloc(bytes, /*stream=*/nullptr,
+                                /*isHostShared=*/false);
+    if (!device && bytes)
+      error = "cannot allocate " + std::to_string(bytes) +
+              " bytes of GPU memory for " + what;
+    return device;
+  }
+
   void *graph = nullptr;
 };
 
