@@ -67,12 +67,11 @@ CpuMatmulKernelAttr kernelShapeFor(MLIRContext *ctx, MatmulMicroKernel kind,
 /// shape on Zen 3 it ran a decode step in 0.55x the time of the outer
 /// kernel at B = 1 and 0.58x at B = 8; 1 x 8, 2 x 4 and 4 x 3 were slower
 /// (docs/performance.md).
-CpuMatmulKernelAttr decodeShapeFor(MLIRContext *ctx, const CpuTarget &target,
-                                   bool bf16Dot) {
+CpuMatmulKernelAttr decodeShapeFor(MLIRContext *ctx, const CpuTarget &target) {
   return CpuMatmulKernelAttr::get(ctx, MatmulMicroKernel::dot,
                                   /*tileRows=*/64, /*tileCols=*/64,
                                   /*tileK=*/1024, /*microRows=*/1,
-                                  /*microCols=*/4, target.f32Lanes(), bf16Dot);
+                                  /*microCols=*/4, target.f32Lanes(), false);
 }
 
 /// The attention kernel for `target` and an op with `group` heads per
@@ -210,7 +209,7 @@ struct SelectCpuKernelsPass
     }
     CpuMatmulKernelAttr chosen =
         decode && kind == MatmulMicroKernel::dot
-            ? decodeShapeFor(&getContext(), target, bf16Dot)
+            ? decodeShapeFor(&getContext(), target)
             : kernelShapeFor(&getContext(), kind, target);
     auto pick = [](int64_t option, int64_t value) {
       return option ? option : value;
