@@ -51,7 +51,8 @@ struct LayerKind {
   int64_t window, groupSize;
   int64_t multiHeadHeads; // 0: no MH-MoE
   /// Called by @decode, else by @forward and @prefill (which fills the
-  /// cache; @forward passes C = 0, and nothing is written).
+  /// cache; @forward passes an empty one and a false flag, and nothing is
+  /// written).
   bool decode = false;
 
   auto key() const {
@@ -229,7 +230,7 @@ private:
     Value batch, seqLen;
     Value cache, cacheAt, capacity, fill, position;
   } fn;
-  /// In a prefill or decode entry: the cache elements of one layer.
+  /// In an entry: the cache elements of one layer (0 in @forward).
   Value cachePerLayer;
   std::map<LayerKind, LayerFunction> layerFunctions;
   /// In @forward: the residual stream's buffer, the buffers of the packed
