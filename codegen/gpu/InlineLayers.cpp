@@ -71,9 +71,10 @@ struct InlineLayersPass : moe::impl::InlineLayersBase<InlineLayersPass> {
         calls.push_back(call);
     });
     InlinerInterface interface(&getContext());
-    llvm::SetVector<func::FuncOp> inlined;
+    llvm::SetVector<func::FuncOp> inlined, callers;
     for (func::CallOp call : calls) {
       auto callee = symbols.lookup<func::FuncOp>(call.getCallee());
+      callers.insert(call->getParentOfType<func::FuncOp>());
       call.removeNoInlineAttr();
       if (failed(inlineCall(interface, cloneBody, call, callee,
                             &callee.getBody()))) {
@@ -87,8 +88,11 @@ struct InlineLayersPass : moe::impl::InlineLayersBase<InlineLayersPass> {
     for (func::FuncOp callee : inlined)
       if (SymbolTable::symbolKnownUseEmpty(callee, module))
         callee.erase();
+    // The branches on the flags the inlined call sites passed.
     SmallVector<scf::IfOp> branches;
-    module.walk([&](scf::IfOp op) { branches.push_back(op); });
+    for (func::FuncOp caller : callers)
+      if (caller)
+        caller.walk([&](scf::IfOp op) { branches.push_back(op); });
     for (scf::IfOp op : branches)
       foldConstantIf(op);
   }

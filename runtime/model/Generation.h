@@ -101,7 +101,7 @@ private:
   std::unique_ptr<CompiledModel::Cache> cache;
   /// The last pass's logits, F32 [B, 1, V].
   std::optional<HostTensor> logits;
-  /// The statistics of every pass since the prefill.
+  /// Running routing counts of every pass since the prefill.
   std::optional<CompiledModel::RoutingTally> stats;
 };
 
