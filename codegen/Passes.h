@@ -6,9 +6,12 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
@@ -52,6 +55,11 @@ void populateAttentionToLinalgPatterns(RewritePatternSet &patterns);
 /// translation to LLVM IR (moe attributes on functions translate to
 /// nothing). Tools that lower or translate moe modules call it.
 void registerMoeToLLVMInterfaces(DialectRegistry &registry);
+
+/// Declares the memory effects of the GPU ops that host code holds during
+/// bufferization (gpu.launch_func, nvgpu.tma.create.descriptor), which the
+/// buffer deallocation pipeline needs after moe-tile-grouped-matmul-sm90.
+void registerGpuHostOpEffects(DialectRegistry &registry);
 
 #define GEN_PASS_REGISTRATION
 #include "codegen/Passes.h.inc"

@@ -415,6 +415,80 @@ def TileAttention : Pass<"moe-tile-attention"> {
   ];
 }
 
+def TileGroupedMatmulSm90 : Pass<"moe-tile-grouped-matmul-sm90",
+                                  "::mlir::ModuleOp"> {
+  let summary = "Lower bf16 moe.grouped_matmul to a persistent wgmma + TMA "
+                "kernel for sm_90a (GPU)";
+  let description = [{
+    Rewrites each `moe.grouped_matmul` whose weights are bf16 with a static
+    shape (N and K multiples of 8) into a `gpu.launch` of one CTA of one
+    warpgroup per SM (`sm-count`) running a persistent kernel:
+
+    * the schedule: thread 0 of each CTA writes each group's first row tile
+      (a prefix sum of `ceil(rows / 128)` over the offsets) into shared
+      memory; the work items are (row tile, column tile) pairs, row tiles
+      fastest, which CTA `b` walks as `b, b + sm-count, ...`. Empty groups
+      have no row tile, and a group holding most rows is most of the items;
+    * the main loop: the K blocks of 64 of an item come through a ring of
+      `stages` shared-memory stages: thread 0 arms the stage's mbarrier with
+      its byte count and issues the TMA loads (A: 128 rows of the sorted
+      rows at the tile's row offset; B: 128 weight rows of the group, or 64
+      gate and 64 up rows under SwiGLU; 128-byte swizzled, zero-filled past
+      the matrix), `stages - 1` blocks ahead; the warpgroup waits on the
+      barrier's phase and issues 8 `wgmma.mma_async` m64n128k16 (bf16, f32
+      accumulators in registers), then waits for the previous block's
+      group, whose stage is refilled;
+    * the epilogue on the accumulator fragments: SwiGLU (gate and up columns
+      sit in the same thread), the row scale, the cast, and a store per
+      valid row and column, so partial tiles are predicated, not padded.
+
+    f32 inputs are first truncated to bf16 (a generic). The descriptors are
+    built on the host by `nvgpu.tma.create.descriptor`. Other grouped
+    matmuls keep the generic lowering of `convert-moe-to-linalg`.
+
+    Before:
+    ```mlir
+    %h = moe.grouped_matmul %x, %w1, %w3 offsets(%off) epilogue(swiglu)
+        : (tensor<?x4096xbf16>, tensor<8x14336x4096xbf16>,
+           tensor<8x14336x4096xbf16>, tensor<9xi32>) -> tensor<?x14336xf32>
+    ```
+    After (abridged):
+    ```mlir
+    %a = bufferization.to_buffer %x read_only : ...
+    %da = nvgpu.tma.create.descriptor %a_unranked box[%c128, %c64] : ...
+    %out = memref.alloc(%rows) : memref<?x14336xf32>
+    gpu.launch blocks(...) in (%g = %c132, ...) threads(...) in (%t = %c128, ...)
+        dynamic_shared_memory_size %bytes {
+      // tile starts per group, then for each work item:
+      //   nvgpu.tma.async.load ... ; nvgpu.mbarrier.try_wait.parity ...
+      //   nvvm.wgmma.mma_async ... (x8 per K block)
+      //   silu(gate) * up, store
+    }
+    %h = bufferization.to_tensor %out restrict writable : ...
+    ```
+  }];
+  let options = [
+    Option<"stages", "stages", "int64_t", /*default=*/"4",
+           "Shared-memory stages of the TMA ring (32 KiB each)">,
+    Option<"smCount", "sm-count", "int64_t", /*default=*/"132",
+           "CTAs of the persistent kernel: the GPU's SMs (132 on H100/H200 "
+           "SXM)">,
+  ];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::bufferization::BufferizationDialect",
+    "::mlir::gpu::GPUDialect",
+    "::mlir::linalg::LinalgDialect",
+    "::mlir::LLVM::LLVMDialect",
+    "::mlir::math::MathDialect",
+    "::mlir::memref::MemRefDialect",
+    "::mlir::NVVM::NVVMDialect",
+    "::mlir::nvgpu::NVGPUDialect",
+    "::mlir::scf::SCFDialect",
+    "::mlir::tensor::TensorDialect",
+  ];
+}
+
 def MapAllocsToGpu : Pass<"moe-map-allocs-to-gpu", "::mlir::ModuleOp"> {
   let summary = "Place host-side buffer allocations in GPU memory";
   let description = [{

@@ -126,8 +126,13 @@ void moe::buildMoeToCpuPipeline(OpPassManager &pm,
 void moe::buildMoeToCudaPipeline(OpPassManager &pm,
                                  const CudaPipelineOptions &options) {
   // Row buffers sized without reading device memory back on the host.
-  buildTensorToParallelLoops(pm, /*staticRowBound=*/true,
-                             /*keepSingleIterationLoops=*/true);
+  buildTensorToParallelLoops(
+      pm, /*staticRowBound=*/true, /*keepSingleIterationLoops=*/true,
+      [&](OpPassManager &kernels) {
+        if (options.useWgmma())
+          kernels.addPass(moe::createTileGroupedMatmulSm90(
+              {options.stages, options.smCount}));
+      });
   // Tiles of each parallel loop nest become thread blocks and the points of
   // a tile their threads; reductions stay sequential loops in each thread.
   pm.addNestedPass<func::FuncOp>(createParallelLoopTilingPass(
@@ -153,6 +158,9 @@ void moe::buildMoeToCudaPipeline(OpPassManager &pm,
   pm.addPass(memref::createExpandStridedMetadataPass());
   pm.addPass(createLowerAffinePass());
   pm.addPass(createSCFToControlFlowPass());
+  // The tensor-core kernels' TMA, mbarrier ops (device) and descriptor
+  // creation (host).
+  pm.addPass(createConvertNVGPUToNVVMPass());
   OpPassManager &device = pm.nest<gpu::GPUModuleOp>();
   device.addPass(createConvertGpuOpsToNVVMOps());
   device.addPass(createCanonicalizerPass());

@@ -132,6 +132,24 @@ struct CudaPipelineOptions : PassPipelineOptions<CudaPipelineOptions> {
                      "(for tests that print results from the host) instead "
                      "of device memory on one stream"),
       llvm::cl::init(false)};
+  Option<bool> tensorCores{
+      *this, "tensor-cores",
+      llvm::cl::desc("On sm_90a, lower bf16 grouped matmuls to the persistent "
+                     "wgmma + TMA kernel (moe-tile-grouped-matmul-sm90), "
+                     "with bf16 activations; otherwise every GEMM takes the "
+                     "generic f32 lowering"),
+      llvm::cl::init(true)};
+  Option<int64_t> smCount{
+      *this, "sm-count",
+      llvm::cl::desc("SMs of the target GPU: CTAs of the persistent kernels"),
+      llvm::cl::init(132)};
+  Option<int64_t> stages{
+      *this, "stages",
+      llvm::cl::desc("Shared-memory stages of the tensor-core GEMM's TMA ring"),
+      llvm::cl::init(4)};
+
+  /// Whether the grouped matmuls get the sm_90a tensor-core kernel.
+  bool useWgmma() const { return tensorCores && chip == "sm_90a"; }
 };
 
 /// moe (tensors) -> LLVM dialect for the host CPU.

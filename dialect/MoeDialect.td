@@ -48,8 +48,13 @@ def Moe_Dialect : Dialect {
   // `moe.decode_step` on a function: it runs one token per sequence (a
   // decode step against a KV cache), so each GEMM in it has a few rows per
   // group; moe-select-cpu-kernels shapes its kernels for that.
+  // `moe.routing_logits` on a grouped matmul: its result is a router's
+  // logits, whose ranking decides discrete expert choices, so backends
+  // compute it at the block's f32 precision (the GPU's tensor-core GEMM,
+  // which rounds its operands to bf16, leaves it alone).
   let discardableAttrs = (ins "::mlir::Attribute":$kernel,
                               "::mlir::UnitAttr":$decode_step,
+                              "::mlir::UnitAttr":$routing_logits,
                               "::mlir::DenseI64ArrayAttr":$layers,
                               "::mlir::ArrayAttr":$weights,
                               "::mlir::DenseI64ArrayAttr":$stats_layers,

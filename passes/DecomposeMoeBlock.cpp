@@ -90,10 +90,15 @@ struct BlockBuilder : DenseBuilder {
     int64_t t = cast<RankedTensorType>(x.getType()).getDimSize(0);
     Type i32 = b.getI32Type();
     auto slotsI32 = RankedTensorType::get({t, k}, i32);
+    Value logits = linear(x, gate);
+    b.getContext()
+        ->getLoadedDialect<MoeDialect>()
+        ->getRoutingLogitsAttrHelper()
+        .setAttr(logits.getDefiningOp(), b.getUnitAttr());
     auto router = RouterOp::create(b, loc,
                                    TypeRange{slotsI32, slotsI32.clone(f32()),
                                              RankedTensorType::get({t}, i32)},
-                                   linear(x, gate), caps, policy);
+                                   logits, caps, policy);
     Value ids = router.getExpertIds(), weights = router.getWeights(),
           counts = router.getCounts();
     return expertGroups(x, ids, weights, counts, e, w1, w3, w2);

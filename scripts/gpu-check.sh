@@ -12,12 +12,20 @@
 #    reference too, and greedy --generate on two models against the
 #    reference's continuation;
 #  * prefill tokens/s of the GPU executable, replaying a CUDA graph and
-#    launch by launch, next to the CPU's (--bench).
+#    launch by launch, next to the CPU's (--bench);
+#  * the sm_90a tensor-core grouped GEMM against an f64 reference
+#    (test/gpu/grouped_gemm_sm90.py), also under memcheck, and the MoE
+#    layer at Mixtral-8x7B shapes against PyTorch, torch._grouped_mm,
+#    Triton and cuBLAS (bench/gpu_moe_layer.py, T up to 16384).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=build/gpu-check
+if [ ! -d "$out/bin" ] && [ -f build/gpu-check.tar.xz ]; then
+  tar -C build -xJf build/gpu-check.tar.xz
+fi
 if [ ! -d "$out/bin" ]; then
-  echo "gpu-check: no $out: run scripts/gpu-prepare.sh here first and carry it" >&2
+  echo "gpu-check: no $out: run scripts/gpu-prepare.sh here first and carry" \
+    "build/gpu-check.tar.xz" >&2
   exit 1
 fi
 export LD_LIBRARY_PATH="$PWD/$out/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
@@ -92,6 +100,31 @@ if command -v compute-sanitizer > /dev/null; then
   echo "memcheck $name: exit $? ($(grep -c '=========' "$work/memcheck.txt") sanitizer lines)" \
     >> "$work/summary.txt"
 fi
+
+# The tensor-core grouped GEMM against an f64 reference, then under memcheck
+# (small cases only: --quick).
+gemm_check() { # label [sanitizer...]
+  local label=$1
+  shift
+  timeout 240 "$@" $py test/gpu/grouped_gemm_sm90.py "$out/lib/libgrouped_gemm_sm90.so" \
+    --runtime "$out/lib/libmoec_cuda_runtime.so" $([ $# -gt 0 ] && echo --quick) \
+    > "$work/gemm-$label.txt" 2>&1
+  local status=$? result=PASS
+  [ $status = 0 ] || result=FAIL
+  cat "$work/gemm-$label.txt" >> "$work/summary.txt"
+  printf "%-16s %-10s %-8s %s\n" grouped-gemm "$label" "$result" \
+    "exit $status; $(grep -c '^PASS' "$work/gemm-$label.txt") cases passed, $(grep -c '^FAIL' "$work/gemm-$label.txt") failed" >> "$table"
+}
+gemm_check sm90
+if command -v compute-sanitizer > /dev/null; then
+  gemm_check sm90-memcheck compute-sanitizer --tool memcheck --error-exitcode 9
+fi
+
+# The MoE layer at Mixtral-8x7B shapes against the baselines.
+timeout 300 $py bench/gpu_moe_layer.py --library "$out/lib/libmoe_layer_sm90.so" \
+  --runtime "$out/lib/libmoec_cuda_runtime.so" > "$work/moe-layer.txt" 2>&1
+echo "gpu_moe_layer: exit $?" >> "$work/summary.txt"
+cat "$work/moe-layer.txt" >> "$work/summary.txt"
 
 # Prefill speed, GPU next to CPU (tiny models: this measures launch and
 # dispatch overheads, not kernel throughput).

@@ -4,11 +4,16 @@
 # config of test/examples/compiled-model.test, a --target cuda executable
 # with bf16 weights and one with f32, and a CPU executable for a generic
 # x86-64-v3 CPU (the GPU machine's CPU may differ from this one); and the
-# shared libraries they load (libmoec_cuda_runtime.so, libomp). Everything
-# goes to build/gpu-check/, which the device tool carries:
+# shared libraries they load (libmoec_cuda_runtime.so, libomp); and two
+# libraries of C-interface functions on device buffers: the tensor-core
+# grouped GEMM cases test/gpu/grouped_gemm_sm90.py checks, and the Mixtral
+# MoE layer bench/gpu_moe_layer.py times. Everything goes to
+# build/gpu-check/, packed into build/gpu-check.tar.xz (about 4 MB; the
+# directory is near the device tool's 64 MiB carry limit), which the device
+# tool carries and gpu-check.sh unpacks:
 #
 #   scripts/gpu-prepare.sh
-#   run(command="scripts/gpu-check.sh", carry=["build/gpu-check"])
+#   run(command="scripts/gpu-check.sh", carry=["build/gpu-check.tar.xz"])
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=build/gpu-check
@@ -28,5 +33,22 @@ for config in "$out"/configs/*.json; do
   build/bin/moec compile "$config" -o "$out/bin/$name-cpu-f32" --cpu x86-64-v3
 done
 cp build/lib/libmoec_cuda_runtime.so "$out/lib/"
+
+# MLIR functions lowered for the GPU, as shared libraries.
+library() { # input.mlir libNAME.so
+  echo "gpu-prepare: $2" >&2
+  local tmp
+  tmp=$(mktemp -d)
+  build/bin/moec-opt "$1" -moe-to-cuda-pipeline -o "$tmp/lowered.mlir"
+  /usr/lib/llvm-22/bin/mlir-translate --mlir-to-llvmir "$tmp/lowered.mlir" -o "$tmp/lowered.ll"
+  /usr/lib/llvm-22/bin/llc -O2 -filetype=obj -relocation-model=pic "$tmp/lowered.ll" -o "$tmp/lowered.o"
+  /usr/bin/clang++-22 -shared "$tmp/lowered.o" -o "$out/lib/$2" \
+    -L"$out/lib" -lmoec_cuda_runtime -Wl,-rpath,'$ORIGIN'
+  rm -rf "$tmp"
+}
+library test/gpu/Inputs/grouped-gemm-sm90.mlir libgrouped_gemm_sm90.so
+library bench/inputs/gpu-moe-layer.mlir libmoe_layer_sm90.so
 cp /usr/lib/llvm-22/lib/libomp.so.5 "$out/lib/"
 du -sh "$out" >&2
+tar -C build -cJf build/gpu-check.tar.xz gpu-check
+ls -l build/gpu-check.tar.xz >&2

@@ -3,6 +3,7 @@
 
 import ctypes
 import os
+import shutil
 import subprocess
 
 import lit.formats
@@ -12,7 +13,8 @@ from lit.llvm.subst import ToolSubst
 config.name = "MOEC"
 config.test_format = lit.formats.ShTest(not llvm_config.use_lit_shell)
 config.suffixes = [".mlir", ".test"]
-config.excludes = ["CMakeLists.txt", "lit.cfg.py", "lit.site.cfg.py", "lib", "utils"]
+config.excludes = ["CMakeLists.txt", "lit.cfg.py", "lit.site.cfg.py", "lib", "utils",
+                   "Inputs"]
 config.test_source_root = os.path.dirname(__file__)
 config.test_exec_root = os.path.join(config.moec_obj_root, "test")
 
@@ -73,6 +75,13 @@ if subprocess.run([config.python_executable, "-c", "import numpy"],
     config.available_features.add("numpy")
 if os.path.exists(cuda_runtime):
     config.available_features.add("cuda-runtime")
+# cuobjdump reads the SASS of a cubin without a GPU (PyPI's triton wheel
+# ships one): lit -Dcuobjdump=PATH, $MOEC_CUOBJDUMP, or one on the PATH.
+cuobjdump = (lit_config.params.get("cuobjdump") or
+             os.environ.get("MOEC_CUOBJDUMP") or shutil.which("cuobjdump"))
+if cuobjdump and os.access(cuobjdump, os.X_OK):
+    config.available_features.add("cuobjdump")
+    config.substitutions.append(("%cuobjdump", cuobjdump))
 
 # Hugging Face transformers (with torch), for checking the model reference:
 # the Python of the tests, or one given with lit -Dhf_python=PATH.

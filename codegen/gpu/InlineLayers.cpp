@@ -60,6 +60,23 @@ void foldConstantIf(scf::IfOp op) {
   op.erase();
 }
 
+/// Layer functions hold host code only, every op of which may be inlined,
+/// including those of dialects without an inliner interface of their own
+/// (the TMA descriptors of moe-tile-grouped-matmul-sm90 and their casts).
+struct LayerInliner : InlinerInterface {
+  using InlinerInterface::InlinerInterface;
+  bool isLegalToInline(Operation *, Operation *, bool) const override {
+    return true;
+  }
+  bool isLegalToInline(Region *, Region *, bool, IRMapping &) const override {
+    return true;
+  }
+  bool isLegalToInline(Operation *, Region *, bool,
+                       IRMapping &) const override {
+    return true;
+  }
+};
+
 struct InlineLayersPass : moe::impl::InlineLayersBase<InlineLayersPass> {
   void runOnOperation() override {
     ModuleOp module = getOperation();
@@ -70,7 +87,7 @@ struct InlineLayersPass : moe::impl::InlineLayersBase<InlineLayersPass> {
       if (callee && callee->hasAttr(kLayersAttr))
         calls.push_back(call);
     });
-    InlinerInterface interface(&getContext());
+    LayerInliner interface(&getContext());
     llvm::SetVector<func::FuncOp> inlined, callers;
     for (func::CallOp call : calls) {
       auto callee = symbols.lookup<func::FuncOp>(call.getCallee());

@@ -87,6 +87,8 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <map>
 #include <mutex>
 
 #define MOEC_RT_EXPORT extern "C" __attribute__((visibility("default")))
@@ -746,11 +748,94 @@ MOEC_RT_EXPORT void mgpuTensorMapEncodeTiled(
                                  l2Promotion, oobFill));
 }
 
+/// Encoded TMA descriptors already copied to the device, by their 128
+/// bytes. A forward pass creates the same descriptors on every call (the
+/// weights do not move, and the stream-ordered pool hands the activations
+/// the same addresses), so after the first pass each creation is a lookup:
+/// no allocation, no copy, nothing that would break a graph capture. Each
+/// descriptor has a device slot and a pinned host copy that are never
+/// reused, so a copy captured into a graph (a descriptor first seen while
+/// capturing) still finds the same bytes when the graph is replayed.
+class TensorMapCache {
+public:
+  /// The device copy of `map`, or null after reporting an error.
+  void *lookup(const CUtensorMap &map);
+
+private:
+  struct Key {
+    unsigned char bytes[sizeof(CUtensorMap)];
+    bool operator<(const Key &other) const {
+      return std::memcmp(bytes, other.bytes, sizeof(bytes)) < 0;
+    }
+  };
+  /// Slots come in chunks allocated outside captures.
+  static constexpr size_t kChunkSlots = 1024;
+  bool growIfFull();
+
+  std::mutex mutex;
+  std::map<Key, CUdeviceptr> slots;
+  CUdeviceptr deviceChunk = 0;
+  CUtensorMap *hostChunk = nullptr;
+  size_t used = kChunkSlots;
+};
+
+bool TensorMapCache::growIfFull() {
+  if (used < kChunkSlots)
+    return true;
+  if (capturingStream.load()) {
+    reportError("mgpuTensorMapEncodeTiledMemref",
+                "no free TMA descriptor slot while capturing a CUDA graph");
+    return false;
+  }
+  CUdeviceptr device = 0;
+  void *host = nullptr;
+  if (!MOEC_CU(cuMemAlloc(&device, kChunkSlots * sizeof(CUtensorMap))))
+    return false;
+  if (!MOEC_CU(cuMemHostAlloc(&host, kChunkSlots * sizeof(CUtensorMap), 0))) {
+    MOEC_CU(cuMemFree(device));
+    return false;
+  }
+  deviceChunk = device;
+  hostChunk = static_cast<CUtensorMap *>(host);
+  used = 0;
+  return true;
+}
+
+void *TensorMapCache::lookup(const CUtensorMap &map) {
+  Key key;
+  std::memcpy(key.bytes, &map, sizeof(map));
+  std::lock_guard<std::mutex> lock(mutex);
+  auto found = slots.find(key);
+  if (found != slots.end())
+    return reinterpret_cast<void *>(found->second);
+  if (!growIfFull())
+    return nullptr;
+  CUdeviceptr slot = deviceChunk + used * sizeof(CUtensorMap);
+  CUtensorMap *host = hostChunk + used;
+  *host = map;
+  // While capturing, the copy becomes a node of the graph, ordered before
+  // the launch that reads the slot; otherwise a copy from pinned memory is
+  // complete when it returns.
+  CUstream capturing = capturingStream.load();
+  bool copied =
+      capturing ? MOEC_CU(cuMemcpyHtoDAsync(slot, host, sizeof(map), capturing))
+                : MOEC_CU(cuMemcpyHtoD(slot, host, sizeof(map)));
+  if (!copied)
+    return nullptr;
+  ++used;
+  slots.emplace(key, slot);
+  return reinterpret_cast<void *>(slot);
+}
+
+TensorMapCache &tensorMapCache() {
+  static TensorMapCache *cache = new TensorMapCache; // never destroyed
+  return *cache;
+}
+
 /// Builds the TMA descriptor of a ranked memref (`descriptor`, rank `rank`)
-/// tiled in boxes of `boxDims` (outermost dimension first, as in MLIR), copies
-/// it to device memory and returns that device address, or null on failure.
-/// The enum arguments arrive as i64 from nvgpu-to-nvvm. The device copy lives
-/// as long as the process: the ABI has no call to free it.
+/// tiled in boxes of `boxDims` (outermost dimension first, as in MLIR) and
+/// returns the device address of its copy (TensorMapCache), or null on
+/// failure. The enum arguments arrive as i64 from nvgpu-to-nvvm.
 MOEC_RT_EXPORT void *mgpuTensorMapEncodeTiledMemref(
     int64_t rank, void *descriptor, int64_t dataType, int64_t interleave,
     int64_t swizzle, int64_t l2Promotion, int64_t oobFill, int64_t *boxDims) {
@@ -806,14 +891,7 @@ MOEC_RT_EXPORT void *mgpuTensorMapEncodeTiledMemref(
           static_cast<CUtensorMapL2promotion>(l2Promotion),
           static_cast<CUtensorMapFloatOOBfill>(oobFill))))
     return nullptr;
-  CUdeviceptr deviceCopy = 0;
-  if (!MOEC_CU(cuMemAlloc(&deviceCopy, sizeof(tensorMap))))
-    return nullptr;
-  if (!MOEC_CU(cuMemcpyHtoD(deviceCopy, &tensorMap, sizeof(tensorMap)))) {
-    MOEC_CU(cuMemFree(deviceCopy));
-    return nullptr;
-  }
-  return reinterpret_cast<void *>(deviceCopy);
+  return tensorMapCache().lookup(tensorMap);
 }
 
 #endif // CUDA_VERSION >= 12000

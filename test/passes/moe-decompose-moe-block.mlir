@@ -9,7 +9,8 @@
 // The one group's offsets [0, N], as a generic (no host stores on a GPU).
 // CHECK: %[[ALL:.*]] = linalg.generic {{.*}} outs(%{{.*}} : tensor<2xi32>)
 // CHECK: arith.select %{{.*}}, %c0_i32{{.*}}, %[[N]] : i32
-// CHECK: %[[LOGITS:.*]] = moe.grouped_matmul %[[H]], %[[G1]] offsets(%[[ALL]]) : {{.*}} -> tensor<?x8xf32>
+// The router's logits are marked: backends keep their ranking exact (f32).
+// CHECK: %[[LOGITS:.*]] = moe.grouped_matmul %[[H]], %[[G1]] offsets(%[[ALL]]) {moe.routing_logits} : {{.*}} -> tensor<?x8xf32>
 // CHECK: %[[IDS:.*]], %[[W:.*]], %[[CNT:.*]] = moe.router %[[LOGITS]] policy(#moe.top_k<k = 2>) : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>, tensor<?xi32>
 // CHECK: %[[ROWS:.*]], %[[OFF:.*]], %{{.*}}, %[[S2R:.*]] = moe.dispatch %[[H]], %[[IDS]], %[[CNT]]
 // CHECK: %[[A:.*]] = moe.grouped_matmul %[[ROWS]], %[[W1]], %[[W3]] offsets(%[[OFF]]) epilogue(swiglu)

@@ -27,6 +27,7 @@ int main(int argc, char **argv) {
   mlir::registerAllExtensions(registry);
   mlir::registerAllToLLVMIRTranslations(registry);
   mlir::moe::registerMoeToLLVMInterfaces(registry);
+  mlir::moe::registerGpuHostOpEffects(registry);
 
   mlir::registerAllPasses();
   mlir::moe::registerMoePasses();

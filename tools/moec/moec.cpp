@@ -417,6 +417,7 @@ int compile() {
   // gpu-module-to-binary translates the kernels to LLVM IR in the pipeline.
   mlir::registerAllToLLVMIRTranslations(registry);
   mlir::moe::registerMoeToLLVMInterfaces(registry);
+  mlir::moe::registerGpuHostOpEffects(registry);
   mlir::MLIRContext context(registry);
   mlir::OwningOpRef<mlir::ModuleOp> module;
   {

@@ -1,0 +1,661 @@
+//===- TileGroupedMatmulSm90.cpp - tensor-core grouped GEMM for sm_90a ----===//
+//
+// The CUDA pipeline's lowering of moe.grouped_matmul with bf16 weights on
+// Hopper: one persistent kernel per op, a CTA per SM, each CTA walking the
+// (row tile, column tile) work items of the ragged grouped GEMM. A work item
+// is 128 rows of one group by one tile of the group's weight rows; its K
+// blocks of 64 arrive by TMA in a ring of shared-memory stages completed on
+// mbarriers, and are multiplied by warpgroup MMAs (wgmma, bf16 operands, f32
+// accumulators in registers) while the loads of the next stages are in
+// flight. The epilogue (SwiGLU, row scale, cast) runs on the accumulators
+// and stores straight to global memory.
+//
+// Why this shape:
+// * the rows of each group are contiguous (moe.dispatch sorts them), so an A
+//   tile is a plain TMA box at the group's row offset; rows past the group's
+//   end are loaded (they belong to the next group, or are TMA's zero fill
+//   past the last row) but never stored, so nothing is padded in memory;
+// * the work items are computed on the device from the offsets (every CTA
+//   computes the per-group tile counts in shared memory), so the host never
+//   reads device memory, empty groups have no items, and a group holding
+//   most rows is most of the items, spread over every SM;
+// * both operands are K-major (rows [R, K], weights [G, N, K]), which is
+//   wgmma's native layout: 128-byte swizzled boxes of 64 bf16 along K.
+//
+//===----------------------------------------------------------------------===//
+
+#include "codegen/Passes.h"
+#include "dialect/LoweringUtils.h"
+#include "dialect/MoeDialect.h"
+#include "dialect/MoeOps.h"
+
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
+#include "mlir/IR/ImplicitLocOpBuilder.h"
+
+namespace mlir::moe {
+#define GEN_PASS_DEF_TILEGROUPEDMATMULSM90
+#include "codegen/Passes.h.inc"
+} // namespace mlir::moe
+
+using namespace mlir;
+using namespace mlir::moe;
+
+namespace {
+
+constexpr int64_t kWarpgroupThreads = 128;
+/// Rows per work item: two wgmma instructions of 64 rows.
+constexpr int64_t kBlockRows = 128;
+constexpr int64_t kWgmmaRows = 64;
+/// K per stage: one 128-byte swizzle row of bf16, the widest box that
+/// wgmma's swizzled K-major layout takes.
+constexpr int64_t kBlockK = 64;
+constexpr int64_t kWgmmaK = 16;
+/// The A tile and the B tile of a stage, 16 KiB each.
+constexpr int64_t kTileBytes = kBlockRows * kBlockK * 2;
+constexpr int64_t kStageBytes = 2 * kTileBytes;
+/// A 128-byte swizzle atom is 8 rows of 128 bytes; tiles start on one.
+constexpr int64_t kSwizzleAtomBytes = 1024;
+
+/// The static facts of one grouped matmul.
+struct GemmShape {
+  int64_t groups, n, k;
+  bool swiglu, hasScale;
+  Type outType;
+
+  /// Weight rows a work item reads per weight: 128, or 64 gate and 64 up
+  /// rows under SwiGLU (one 128-column wgmma covers both).
+  int64_t weightRows() const { return swiglu ? kBlockRows / 2 : kBlockRows; }
+  /// Output columns per work item.
+  int64_t tileCols() const { return weightRows(); }
+  int64_t colTiles() const { return llvm::divideCeil(n, tileCols()); }
+  int64_t kBlocks() const { return llvm::divideCeil(k, kBlockK); }
+  /// Shared memory: the stages, the per-group tile starts, and room to
+  /// align the stages to a swizzle atom.
+  int64_t sharedBytes(int64_t stages) const {
+    return llvm::alignTo(kSwizzleAtomBytes + stages * kStageBytes +
+                             4 * (groups + 1),
+                         16);
+  }
+};
+
+/// Why `op` keeps the generic lowering, or an empty string when this pass
+/// takes it.
+std::string unsupportedReason(GroupedMatmulOp op) {
+  auto weight = cast<RankedTensorType>(op.getWeight().getType());
+  auto input = cast<RankedTensorType>(op.getInput().getType());
+  auto result = cast<RankedTensorType>(op.getResult().getType());
+  if (!weight.getElementType().isBF16())
+    return "weights are not bf16";
+  if (op->getContext()
+          ->getLoadedDialect<MoeDialect>()
+          ->getRoutingLogitsAttrHelper()
+          .isAttrPresent(op))
+    return "router logits stay f32";
+  if (!weight.hasStaticShape())
+    return "dynamic weight shape";
+  if (!isa<Float32Type, BFloat16Type>(input.getElementType()) ||
+      !isa<Float32Type, BFloat16Type>(result.getElementType()))
+    return "input or result is neither f32 nor bf16";
+  // TMA: global strides are multiples of 16 bytes; the epilogue stores
+  // column pairs.
+  if (weight.getDimSize(2) % 8 != 0 || weight.getDimSize(1) % 8 != 0)
+    return "N or K is not a multiple of 8";
+  return "";
+}
+
+/// The 64-bit wgmma descriptor of a K-major, 128-byte swizzled operand at
+/// shared address `address` (i64): start address, leading byte offset
+/// (unused by swizzled K-major layouts, 1 by convention), stride byte offset
+/// (1024: from one 8-row atom to the next), swizzle mode 1 (128 bytes). All
+/// offsets are in units of 16 bytes.
+Value wgmmaDescriptor(ImplicitLocOpBuilder &b, Value address) {
+  auto i64 = b.getI64Type();
+  auto cst = [&](int64_t v) -> Value {
+    return arith::ConstantIntOp::create(b, i64, v);
+  };
+  Value start = arith::ShRUIOp::create(
+      b, arith::AndIOp::create(b, address, cst(0x3FFFF)), cst(4));
+  int64_t fixed = (int64_t{1} << 16) | (int64_t{kSwizzleAtomBytes >> 4} << 32) |
+                  (int64_t{1} << 62);
+  return arith::OrIOp::create(b, start, cst(fixed));
+}
+
+/// The descriptor type of TMA boxes of `boxRows` x 64 bf16, 128-byte
+/// swizzled, zero-filled out of bounds.
+nvgpu::TensorMapDescriptorType descriptorType(MLIRContext *ctx,
+                                              int64_t boxRows) {
+  auto smem = gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
+  auto boxType = MemRefType::get({boxRows, kBlockK},
+                                 BFloat16Type::get(ctx), nullptr, smem);
+  return nvgpu::TensorMapDescriptorType::get(
+      ctx, boxType, nvgpu::TensorMapSwizzleKind::SWIZZLE_128B,
+      nvgpu::TensorMapL2PromoKind::L2PROMO_256B,
+      nvgpu::TensorMapOOBKind::OOB_ZERO,
+      nvgpu::TensorMapInterleaveKind::INTERLEAVE_NONE);
+}
+
+/// `v` as a value of `type`: descriptors cross the kernel boundary as
+/// `!llvm.ptr` (what convert-nvgpu-to-nvvm makes of them on both sides,
+/// which convert-gpu-to-nvvm's signature conversion does not know).
+Value castTo(ImplicitLocOpBuilder &b, Value v, Type type) {
+  return UnrealizedConversionCastOp::create(b, type, v).getResult(0);
+}
+
+/// Builds the body of the persistent kernel inside a gpu.launch.
+class KernelBuilder {
+public:
+  KernelBuilder(ImplicitLocOpBuilder &b, const GemmShape &shape,
+                int64_t stages, ValueRange args)
+      : b(b), shape(shape), stages(stages) {
+    auto descriptor = [&](Value arg, int64_t boxRows) {
+      return castTo(b, arg, descriptorType(b.getContext(), boxRows));
+    };
+    offsets = args[0];
+    out = args[1];
+    descA = descriptor(args[2], kBlockRows);
+    descW = descriptor(args[3], shape.weightRows());
+    unsigned next = 4;
+    if (shape.swiglu)
+      descUp = descriptor(args[next++], shape.weightRows());
+    if (shape.hasScale)
+      scale = args[next++];
+  }
+
+  void build();
+
+private:
+  Value idx(int64_t v) { return arith::ConstantIndexOp::create(b, v); }
+  Value add(Value x, Value y) { return arith::AddIOp::create(b, x, y); }
+  Value mul(Value x, Value y) { return arith::MulIOp::create(b, x, y); }
+  Value lt(Value x, Value y) {
+    return arith::CmpIOp::create(b, arith::CmpIPredicate::ult, x, y);
+  }
+  Value loadOffset(Value g);
+  Value tileStartAt(Value g) {
+    return arith::IndexCastOp::create(
+        b, b.getIndexType(),
+        memref::LoadOp::create(b, tileStarts, ValueRange{g}));
+  }
+  void ifLeader(function_ref<void()> body);
+  void buildSchedule();
+  Value groupOfRowTile(Value rowTile);
+  void issueLoads(Value stage, Value kBlock, Value rowStart, Value weightRow);
+  SmallVector<Value> multiplyStage(Value stage, ValueRange accumulators);
+  void storeTile(ValueRange accumulators, Value rowStart, Value rowEnd,
+                 Value colTile);
+  Value workItem(Value item, Value consumed);
+
+  ImplicitLocOpBuilder &b;
+  const GemmShape &shape;
+  int64_t stages;
+  Value offsets, scale, out, descA, descW, descUp;
+  // Set up by build().
+  Value tid, shared, sharedBase, pad, tileStarts, barriers, isLeader;
+  LLVM::LLVMStructType accType;
+};
+
+Value KernelBuilder::loadOffset(Value g) {
+  return arith::IndexCastOp::create(
+      b, b.getIndexType(), memref::LoadOp::create(b, offsets, ValueRange{g}));
+}
+
+void KernelBuilder::ifLeader(function_ref<void()> body) {
+  auto ifOp = scf::IfOp::create(b, isLeader, /*withElseRegion=*/false);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(ifOp.thenBlock());
+  body();
+}
+
+/// Thread 0 initialises the stage barriers and writes each group's first
+/// row tile (a prefix sum of ceil(rows / 128)); the groups are few.
+void KernelBuilder::buildSchedule() {
+  ifLeader([&] {
+    for (int64_t s = 0; s < stages; ++s)
+      nvgpu::MBarrierInitOp::create(b, barriers, idx(1), idx(s), Value());
+    // The TMA unit (the async proxy) must see the initialised barriers.
+    NVVM::FenceProxyOp::create(
+        b, NVVM::ProxyKind::async_shared,
+        NVVM::SharedSpaceAttr::get(b.getContext(), NVVM::SharedSpace::shared_cta));
+    auto loop = scf::ForOp::create(b, idx(0), idx(shape.groups), idx(1),
+                                   ValueRange{idx(0)});
+    {
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToStart(loop.getBody());
+      Value g = loop.getInductionVar(), first = loop.getRegionIterArg(0);
+      memref::StoreOp::create(
+          b, arith::IndexCastOp::create(b, b.getI32Type(), first), tileStarts,
+          ValueRange{g});
+      Value rows = arith::SubIOp::create(b, loadOffset(add(g, idx(1))),
+                                         loadOffset(g));
+      Value tiles = arith::DivUIOp::create(b, add(rows, idx(kBlockRows - 1)),
+                                           idx(kBlockRows));
+      scf::YieldOp::create(b, add(first, tiles));
+    }
+    memref::StoreOp::create(
+        b, arith::IndexCastOp::create(b, b.getI32Type(), loop.getResult(0)),
+        tileStarts, ValueRange{idx(shape.groups)});
+  });
+  gpu::BarrierOp::create(b);
+}
+
+/// The group of a row tile: the number of groups whose tiles end at or
+/// before it (a scan of G shared-memory entries, no search).
+Value KernelBuilder::groupOfRowTile(Value rowTile) {
+  auto loop = scf::ForOp::create(b, idx(0), idx(shape.groups), idx(1),
+                                 ValueRange{idx(0)});
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(loop.getBody());
+  Value ended = arith::CmpIOp::create(
+      b, arith::CmpIPredicate::ule,
+      tileStartAt(add(loop.getInductionVar(), idx(1))), rowTile);
+  Value count = add(loop.getRegionIterArg(0),
+                    arith::SelectOp::create(b, ended, idx(1), idx(0)));
+  scf::YieldOp::create(b, count);
+  b.setInsertionPointAfter(loop);
+  return loop.getResult(0);
+}
+
+/// Thread 0 arms the stage's barrier with the stage's bytes and starts the
+/// TMA loads of K block `kBlock`: the A box at the tile's first row, the
+/// weight box (or the gate and up boxes) at the tile's first weight row.
+void KernelBuilder::issueLoads(Value stage, Value kBlock, Value rowStart,
+                               Value weightRow) {
+  auto bf16 = b.getBF16Type();
+  auto smem = gpu::AddressSpaceAttr::get(b.getContext(),
+                                         gpu::AddressSpace::Workgroup);
+  auto view = [&](Value byteOffset, int64_t rows) -> Value {
+    auto type = MemRefType::get({rows, kBlockK}, bf16, nullptr, smem);
+    return memref::ViewOp::create(b, type, shared, byteOffset, ValueRange());
+  };
+  Value aOffset = add(pad, mul(stage, idx(kStageBytes)));
+  Value bOffset = add(aOffset, idx(kTileBytes));
+  Value k = mul(kBlock, idx(kBlockK));
+  nvgpu::MBarrierArriveExpectTxOp::create(b, barriers, idx(kStageBytes), stage,
+                                          Value());
+  auto load = [&](Value desc, Value dst, Value row) {
+    nvgpu::TmaAsyncLoadOp::create(b, dst, barriers, desc, ValueRange{k, row},
+                                  stage, Value(), Value());
+  };
+  load(descA, view(aOffset, kBlockRows), rowStart);
+  if (!shape.swiglu) {
+    load(descW, view(bOffset, kBlockRows), weightRow);
+    return;
+  }
+  int64_t half = kBlockRows / 2;
+  load(descW, view(bOffset, half), weightRow);
+  load(descUp, view(add(bOffset, idx(kTileBytes / 2)), half), weightRow);
+}
+
+/// The wgmmas of one stage: for each of the 4 K steps of 16, one
+/// m64n128k16 per half of the rows, as one committed group; then waits
+/// for the previous stage's group, whose stage is free from then on.
+SmallVector<Value> KernelBuilder::multiplyStage(Value stage,
+                                                ValueRange accumulators) {
+  auto i64 = b.getI64Type();
+  Value aAddress = arith::IndexCastOp::create(
+      b, i64, add(sharedBase, add(pad, mul(stage, idx(kStageBytes)))));
+  Value descA0 = wgmmaDescriptor(b, aAddress);
+  Value descB0 = wgmmaDescriptor(
+      b, arith::AddIOp::create(
+             b, aAddress, arith::ConstantIntOp::create(b, i64, kTileBytes)));
+  auto advance = [&](Value desc, int64_t bytes) -> Value {
+    if (bytes == 0)
+      return desc;
+    return arith::AddIOp::create(
+        b, desc, arith::ConstantIntOp::create(b, i64, bytes >> 4));
+  };
+  auto *ctx = b.getContext();
+  auto shapeAttr = NVVM::MMAShapeAttr::get(ctx, kWgmmaRows, kBlockRows, 16);
+  SmallVector<Value> acc(accumulators);
+  NVVM::WgmmaFenceAlignedOp::create(b);
+  for (int64_t q = 0; q < kBlockK / kWgmmaK; ++q) {
+    Value descB = advance(descB0, q * kWgmmaK * 2);
+    for (int64_t h = 0; h < kBlockRows / kWgmmaRows; ++h) {
+      // Rows 64h..: 64 rows of 128 bytes further; K step q: 32 bytes
+      // along the swizzled row, which the hardware unswizzles.
+      Value descA = advance(descA0, h * kWgmmaRows * kBlockK * 2 +
+                                        q * kWgmmaK * 2);
+      acc[h] = NVVM::WgmmaMmaAsyncOp::create(
+          b, accType, acc[h], descA, descB, shapeAttr,
+          NVVM::WGMMATypes::bf16, NVVM::WGMMATypes::bf16,
+          NVVM::WGMMATypes::f32, NVVM::WGMMAScaleOut::one,
+          NVVM::WGMMAScaleIn::one, NVVM::WGMMAScaleIn::one,
+          // row-major A and column-major B: both K-major.
+          NVVM::MMALayout::row, NVVM::MMALayout::col,
+          NVVM::MMAIntOverflowAttr());
+    }
+  }
+  NVVM::WgmmaGroupSyncAlignedOp::create(b);
+  NVVM::WgmmaWaitGroupSyncOp::create(b, 1);
+  return acc;
+}
+
+/// The epilogue on the accumulators' fragments. In a 64-row wgmma result,
+/// thread t (warp w, lane l) holds rows 16w + l/4 and 16w + l/4 + 8 and, for
+/// each 8-column block i, columns 8i + 2(l % 4) and the next: registers
+/// 4i .. 4i + 3. Under SwiGLU the gate column c and the up column c + 64 are
+/// in the same thread (blocks i and i + 8).
+void KernelBuilder::storeTile(ValueRange accumulators, Value rowStart,
+                              Value rowEnd, Value colTile) {
+  Value warp = arith::DivUIOp::create(b, tid, idx(32));
+  Value lane = arith::RemUIOp::create(b, tid, idx(32));
+  Value fragRow = add(mul(warp, idx(16)), arith::DivUIOp::create(b, lane, idx(4)));
+  Value fragCol = mul(arith::RemUIOp::create(b, lane, idx(4)), idx(2));
+  Value firstCol = add(mul(colTile, idx(shape.tileCols())), fragCol);
+  bool partialCols = shape.n % shape.tileCols() != 0;
+  for (int64_t h = 0; h < kBlockRows / kWgmmaRows; ++h) {
+    for (int64_t half = 0; half < 2; ++half) {
+      Value row = add(rowStart, add(fragRow, idx(h * kWgmmaRows + 8 * half)));
+      auto rowIf = scf::IfOp::create(b, lt(row, rowEnd), false);
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToStart(rowIf.thenBlock());
+      Value rowScale =
+          shape.hasScale ? memref::LoadOp::create(b, scale, ValueRange{row})
+                         : Value();
+      for (int64_t i = 0; i < shape.tileCols() / 8; ++i) {
+        Value col = add(firstCol, idx(8 * i));
+        OpBuilder::InsertionGuard colGuard(b);
+        if (partialCols) {
+          auto colIf = scf::IfOp::create(b, lt(col, idx(shape.n)), false);
+          b.setInsertionPointToStart(colIf.thenBlock());
+        }
+        for (int64_t e = 0; e < 2; ++e) {
+          int64_t reg = 4 * i + 2 * half + e;
+          Value v = LLVM::ExtractValueOp::create(b, accumulators[h], reg);
+          if (shape.swiglu) {
+            Value up = LLVM::ExtractValueOp::create(
+                b, accumulators[h], reg + 4 * (shape.tileCols() / 8));
+            v = buildSwiglu(b, b.getLoc(), v, up);
+          }
+          if (rowScale)
+            v = arith::MulFOp::create(b, v, rowScale);
+          v = truncateFromF32(b, b.getLoc(), v, shape.outType);
+          memref::StoreOp::create(b, v, out, ValueRange{row, add(col, idx(e))});
+        }
+      }
+    }
+  }
+}
+
+/// One work item: the K loop over the ring of stages (the first
+/// stages - 1 loads issued ahead, each iteration's wgmmas overlapping the
+/// loads of the next ones), then the epilogue. `consumed` counts the K
+/// blocks this CTA has taken from the ring before, which gives each
+/// block's stage and barrier phase; returns the count after this item.
+Value KernelBuilder::workItem(Value item, Value consumed) {
+  Value rowTiles = tileStartAt(idx(shape.groups));
+  Value rowTile = arith::RemUIOp::create(b, item, rowTiles);
+  Value colTile = arith::DivUIOp::create(b, item, rowTiles);
+  Value g = groupOfRowTile(rowTile);
+  Value rowStart =
+      add(loadOffset(g),
+          mul(arith::SubIOp::create(b, rowTile, tileStartAt(g)), idx(kBlockRows)));
+  Value rowEnd = loadOffset(add(g, idx(1)));
+  Value weightRow =
+      add(mul(g, idx(shape.n)), mul(colTile, idx(shape.weightRows())));
+  int64_t kBlocks = shape.kBlocks();
+  auto stageOf = [&](Value count) -> Value {
+    return arith::RemUIOp::create(b, count, idx(stages));
+  };
+
+  ifLeader([&] {
+    for (int64_t j = 0; j < std::min(stages - 1, kBlocks); ++j)
+      issueLoads(stageOf(add(consumed, idx(j))), idx(j), rowStart, weightRow);
+  });
+
+  SmallVector<Value> zeros(kBlockRows / kWgmmaRows,
+                           LLVM::ZeroOp::create(b, accType));
+  auto kLoop = scf::ForOp::create(b, idx(0), idx(kBlocks), idx(1), zeros);
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(kLoop.getBody());
+    Value kb = kLoop.getInductionVar();
+    Value count = add(consumed, kb);
+    Value stage = stageOf(count);
+    Value phase = arith::TruncIOp::create(
+        b, b.getI1Type(),
+        arith::IndexCastOp::create(
+            b, b.getI32Type(),
+            arith::DivUIOp::create(b, count, idx(stages))));
+    nvgpu::MBarrierTryWaitParityOp::create(b, barriers, phase, idx(10000000),
+                                           stage);
+    SmallVector<Value> acc = multiplyStage(stage, kLoop.getRegionIterArgs());
+    Value next = add(kb, idx(stages - 1));
+    auto more = arith::AndIOp::create(b, isLeader, lt(next, idx(kBlocks)));
+    auto ifOp = scf::IfOp::create(b, more, false);
+    {
+      OpBuilder::InsertionGuard ifGuard(b);
+      b.setInsertionPointToStart(ifOp.thenBlock());
+      issueLoads(stageOf(add(consumed, next)), next, rowStart, weightRow);
+    }
+    scf::YieldOp::create(b, acc);
+  }
+  NVVM::WgmmaWaitGroupSyncOp::create(b, 0);
+  storeTile(kLoop.getResults(), rowStart, rowEnd, colTile);
+  return add(consumed, idx(kBlocks));
+}
+
+void KernelBuilder::build() {
+  auto *ctx = b.getContext();
+  auto smem = gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
+  accType = LLVM::LLVMStructType::getLiteral(
+      ctx, SmallVector<Type>(kWgmmaRows * kBlockRows / kWarpgroupThreads,
+                             b.getF32Type()));
+  tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
+  Value cta = gpu::BlockIdOp::create(b, gpu::Dimension::x);
+  Value ctas = gpu::GridDimOp::create(b, gpu::Dimension::x);
+  shared = gpu::DynamicSharedMemoryOp::create(
+      b, MemRefType::get({ShapedType::kDynamic}, b.getI8Type(), nullptr, smem));
+  sharedBase = memref::ExtractAlignedPointerAsIndexOp::create(b, shared);
+  // Bytes up to the next swizzle atom.
+  pad = arith::RemUIOp::create(
+      b,
+      arith::SubIOp::create(
+          b, idx(kSwizzleAtomBytes),
+          arith::RemUIOp::create(b, sharedBase, idx(kSwizzleAtomBytes))),
+      idx(kSwizzleAtomBytes));
+  tileStarts = memref::ViewOp::create(
+      b, MemRefType::get({shape.groups + 1}, b.getI32Type(), nullptr, smem),
+      shared, add(pad, idx(stages * kStageBytes)), ValueRange());
+  barriers = nvgpu::MBarrierCreateOp::create(
+      b, nvgpu::MBarrierGroupType::get(ctx, smem, stages));
+  isLeader = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, tid, idx(0));
+  buildSchedule();
+
+  Value items = mul(tileStartAt(idx(shape.groups)), idx(shape.colTiles()));
+  auto loop = scf::ForOp::create(b, cta, items, ctas, ValueRange{idx(0)});
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(loop.getBody());
+    scf::YieldOp::create(
+        b, workItem(loop.getInductionVar(), loop.getRegionIterArg(0)));
+  }
+  gpu::ReturnOp::create(b);
+}
+
+/// `t` with bf16 elements: itself, or a generic truncating its f32 elements
+/// (the tensor cores take bf16 operands).
+Value toBf16(ImplicitLocOpBuilder &b, Value t) {
+  auto type = cast<RankedTensorType>(t.getType());
+  if (type.getElementType().isBF16())
+    return t;
+  SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(b, b.getLoc(), t);
+  Value init = tensor::EmptyOp::create(b, sizes, b.getBF16Type());
+  GenericBuilder generic{b, b.getLoc(),
+                         {utils::IteratorType::parallel,
+                          utils::IteratorType::parallel}};
+  return generic.build(
+      t, {{0, 1}}, init, {{0, 1}},
+      [&](OpBuilder &nb, Location loc, ValueRange args) {
+        linalg::YieldOp::create(
+            nb, loc, truncateFromF32(nb, loc, args[0], nb.getBF16Type()));
+      })[0];
+}
+
+/// A TMA descriptor of a bf16 matrix buffer in boxes of `boxRows` x 64 (as
+/// a `!llvm.ptr`, see castTo).
+Value tmaDescriptor(ImplicitLocOpBuilder &b, Value matrix, int64_t boxRows) {
+  auto *ctx = b.getContext();
+  Value unranked = memref::CastOp::create(
+      b, UnrankedMemRefType::get(b.getBF16Type(), nullptr), matrix);
+  Value desc = nvgpu::TmaCreateDescriptorOp::create(
+      b, descriptorType(ctx, boxRows), unranked,
+      ValueRange{arith::ConstantIndexOp::create(b, boxRows),
+                 arith::ConstantIndexOp::create(b, kBlockK)});
+  return castTo(b, desc, LLVM::LLVMPointerType::get(ctx));
+}
+
+/// A read-only buffer of tensor `t`.
+Value readBuffer(ImplicitLocOpBuilder &b, Value t) {
+  auto type = cast<RankedTensorType>(t.getType());
+  return bufferization::ToBufferOp::create(
+      b, MemRefType::get(type.getShape(), type.getElementType()), t,
+      /*read_only=*/true);
+}
+
+/// A [G, N, K] weight buffer as the [G * N, K] matrix its TMA boxes tile.
+Value weightMatrix(ImplicitLocOpBuilder &b, Value weight) {
+  return memref::CollapseShapeOp::create(
+      b, readBuffer(b, weight),
+      SmallVector<ReassociationIndices>{{0, 1}, {2}});
+}
+
+/// The kernel's arguments: offsets, output, the A and weight descriptors,
+/// then the up weight's descriptor and the row scale where present.
+struct KernelArgs {
+  SmallVector<Value> values;
+  SmallVector<Type> types() const {
+    return llvm::map_to_vector(values, [](Value v) { return v.getType(); });
+  }
+};
+
+/// Builds `op`'s operands as the kernel's arguments, and its output buffer.
+KernelArgs buildArgs(ImplicitLocOpBuilder &b, GroupedMatmulOp op,
+                     const GemmShape &shape, Value &out) {
+  Value input = readBuffer(b, toBf16(b, op.getInput()));
+  Value rows = memref::DimOp::create(b, input, 0);
+  out = memref::AllocOp::create(
+      b, MemRefType::get({ShapedType::kDynamic, shape.n}, shape.outType),
+      ValueRange{rows});
+  KernelArgs args;
+  args.values = {readBuffer(b, op.getGroupOffsets()), out,
+                 tmaDescriptor(b, input, kBlockRows),
+                 tmaDescriptor(b, weightMatrix(b, op.getWeight()),
+                               shape.weightRows())};
+  if (shape.swiglu)
+    args.values.push_back(tmaDescriptor(b, weightMatrix(b, op.getUpWeight()),
+                                        shape.weightRows()));
+  if (shape.hasScale)
+    args.values.push_back(readBuffer(b, op.getRowScale()));
+  return args;
+}
+
+/// The kernels built so far, one per static shape: a model's layers share
+/// them.
+class KernelCache {
+public:
+  KernelCache(ModuleOp module, int64_t stages)
+      : module(module), stages(stages), symbols(module) {}
+
+  /// The kernel for `shape` and argument types `types`, built on first use
+  /// in a gpu.module of its own.
+  gpu::GPUFuncOp get(const GemmShape &shape, TypeRange types);
+
+private:
+  ModuleOp module;
+  int64_t stages;
+  SymbolTable symbols;
+  llvm::StringMap<gpu::GPUFuncOp> kernels;
+};
+
+gpu::GPUFuncOp KernelCache::get(const GemmShape &shape, TypeRange types) {
+  std::string name;
+  llvm::raw_string_ostream os(name);
+  os << "grouped_matmul_sm90_g" << shape.groups << "_n" << shape.n << "_k"
+     << shape.k << (shape.swiglu ? "_swiglu" : "")
+     << (shape.hasScale ? "_scale" : "") << "_" << shape.outType;
+  if (gpu::GPUFuncOp kernel = kernels.lookup(name))
+    return kernel;
+  ImplicitLocOpBuilder b(module.getLoc(), module.getContext());
+  b.setInsertionPointToEnd(module.getBody());
+  auto gpuModule = gpu::GPUModuleOp::create(b, name);
+  symbols.insert(gpuModule);
+  b.setInsertionPointToStart(gpuModule.getBody());
+  auto kernel = gpu::GPUFuncOp::create(
+      b, name, b.getFunctionType(types, {}), TypeRange(), TypeRange());
+  kernel->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b.getUnitAttr());
+  kernel.setKnownBlockSizeAttr(
+      b.getDenseI32ArrayAttr({static_cast<int32_t>(kWarpgroupThreads), 1, 1}));
+  b.setInsertionPointToStart(&kernel.getBody().front());
+  KernelBuilder(b, shape, stages, kernel.getArguments()).build();
+  kernels[name] = kernel;
+  return kernel;
+}
+
+/// Replaces `op` by buffers of its operands, the TMA descriptors, the
+/// kernel's launch on one CTA per SM, and a tensor of its output buffer.
+void lowerGroupedMatmul(RewriterBase &rewriter, GroupedMatmulOp op,
+                        KernelCache &kernels, int64_t stages, int64_t smCount) {
+  ImplicitLocOpBuilder b(op.getLoc(), rewriter);
+  auto weightType = cast<RankedTensorType>(op.getWeight().getType());
+  auto resultType = cast<RankedTensorType>(op.getResult().getType());
+  GemmShape shape{weightType.getDimSize(0),
+                  weightType.getDimSize(1),
+                  weightType.getDimSize(2),
+                  op.getEpilogue() == Epilogue::swiglu,
+                  static_cast<bool>(op.getRowScale()),
+                  resultType.getElementType()};
+  Value out;
+  KernelArgs args = buildArgs(b, op, shape, out);
+  gpu::GPUFuncOp kernel = kernels.get(shape, args.types());
+  auto cst = [&](int64_t v) { return arith::ConstantIndexOp::create(b, v); };
+  gpu::LaunchFuncOp::create(
+      b, kernel, gpu::KernelDim3{cst(smCount), cst(1), cst(1)},
+      gpu::KernelDim3{cst(kWarpgroupThreads), cst(1), cst(1)},
+      arith::ConstantIntOp::create(b, b.getI32Type(),
+                                   shape.sharedBytes(stages)),
+      args.values);
+  Value result = bufferization::ToTensorOp::create(
+      b, RankedTensorType::get(cast<MemRefType>(out.getType()).getShape(),
+                               shape.outType),
+      out, /*restrict=*/true, /*writable=*/true);
+  rewriter.replaceOp(op, castToType(b, b.getLoc(), result, resultType));
+}
+
+struct TileGroupedMatmulSm90
+    : moe::impl::TileGroupedMatmulSm90Base<TileGroupedMatmulSm90> {
+  using Base::Base;
+
+  void runOnOperation() override {
+    if (stages < 2 || stages * kStageBytes > 200 * 1024) {
+      getOperation()->emitError("moe-tile-grouped-matmul-sm90: stages must be "
+                                "2 to 6 (32 KiB of shared memory each)");
+      return signalPassFailure();
+    }
+    if (smCount < 1) {
+      getOperation()->emitError(
+          "moe-tile-grouped-matmul-sm90: sm-count must be positive");
+      return signalPassFailure();
+    }
+    SmallVector<GroupedMatmulOp> ops;
+    getOperation()->walk([&](GroupedMatmulOp op) {
+      if (unsupportedReason(op).empty())
+        ops.push_back(op);
+    });
+    if (ops.empty())
+      return;
+    ModuleOp module = getOperation();
+    module->setAttr(gpu::GPUDialect::getContainerModuleAttrName(),
+                    UnitAttr::get(&getContext()));
+    KernelCache kernels(module, stages);
+    IRRewriter rewriter(&getContext());
+    for (GroupedMatmulOp op : ops) {
+      rewriter.setInsertionPoint(op);
+      lowerGroupedMatmul(rewriter, op, kernels, stages, smCount);
+    }
+  }
+};
+
+} // namespace

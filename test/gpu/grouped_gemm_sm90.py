@@ -1,0 +1,207 @@
+#!/usr/bin/env python3
+"""The sm_90a tensor-core grouped GEMM against an f64 reference, on a GPU.
+
+Usage: grouped_gemm_sm90.py LIBRARY [--runtime libmoec_cuda_runtime.so] [--quick]
+
+LIBRARY is test/gpu/Inputs/grouped-gemm-sm90.mlir lowered by
+moe-to-cuda-pipeline and linked as a shared library (scripts/gpu-prepare.sh
+builds it). Each of its functions is called through its C interface on
+device buffers (allocated and filled through the moec CUDA runtime, so only
+NumPy is needed), over group offsets that cover the edge cases: random
+sizes, empty groups, every row in one group, one row, rows past the last
+offset (sized like the CUDA pipeline's static row bound: never stored),
+and a skew where one group holds 90% of the rows. The reference multiplies
+the same bf16 values (f32 rows are rounded to bf16 as the kernel does) in
+f64. Prints one line per case and exits non-zero if any fails. --quick
+leaves out the large case (for compute-sanitizer, which slows kernels).
+"""
+import argparse
+import ctypes
+import os
+import sys
+
+import numpy as np
+
+
+def bf16_bits(a):
+    """f32 -> bf16 bit patterns, rounding to nearest even."""
+    u = np.ascontiguousarray(a, dtype=np.float32).view(np.uint32)
+    return ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
+
+
+def bf16_value(bits):
+    return (bits.astype(np.uint32) << 16).view(np.float32)
+
+
+def descriptor_type(rank):
+    class Memref(ctypes.Structure):
+        _fields_ = [("allocated", ctypes.c_void_p), ("aligned", ctypes.c_void_p),
+                    ("offset", ctypes.c_int64),
+                    ("sizes", ctypes.c_int64 * rank),
+                    ("strides", ctypes.c_int64 * rank)]
+    return Memref
+
+
+class Device:
+    """Device buffers through the moec CUDA runtime's mgpu* functions."""
+
+    def __init__(self, path):
+        self.rt = ctypes.CDLL(path)
+        self.rt.mgpuMemAlloc.restype = ctypes.c_void_p
+        self.rt.mgpuMemAlloc.argtypes = [ctypes.c_uint64, ctypes.c_void_p,
+                                         ctypes.c_bool]
+        self.rt.mgpuMemFree.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+        self.rt.mgpuMemcpy.argtypes = [ctypes.c_void_p, ctypes.c_void_p,
+                                       ctypes.c_size_t, ctypes.c_void_p]
+        self.rt.mgpuStreamSynchronize.argtypes = [ctypes.c_void_p]
+        self.buffers = []
+
+    def upload(self, array):
+        array = np.ascontiguousarray(array)
+        ptr = self.rt.mgpuMemAlloc(max(array.nbytes, 1), None, False)
+        if not ptr:
+            raise RuntimeError("mgpuMemAlloc failed")
+        self.rt.mgpuMemcpy(ptr, array.ctypes.data, array.nbytes, None)
+        self.rt.mgpuStreamSynchronize(None)
+        self.buffers.append(ptr)
+        desc = descriptor_type(array.ndim)()
+        desc.allocated = desc.aligned = ptr
+        desc.offset = 0
+        for i, (size, stride) in enumerate(zip(array.shape, array.strides)):
+            desc.sizes[i] = size
+            desc.strides[i] = stride // array.itemsize
+        return desc
+
+    def download(self, desc, shape, dtype):
+        out = np.empty(shape, dtype)
+        self.rt.mgpuMemcpy(out.ctypes.data, desc.aligned, out.nbytes, None)
+        self.rt.mgpuStreamSynchronize(None)
+        self.rt.mgpuMemFree(desc.allocated, None)
+        return out
+
+    def free_all(self):
+        for ptr in self.buffers:
+            self.rt.mgpuMemFree(ptr, None)
+        self.buffers = []
+
+
+def offsets_for(kind, rows, groups, rng):
+    """Group offsets for `rows` rows of which the groups cover `used`."""
+    used = rows
+    if kind == "random":
+        sizes = rng.multinomial(rows, np.ones(groups) / groups)
+    elif kind == "empty":
+        sizes = rng.multinomial(rows, np.ones(groups) / groups)
+        sizes[::2] = 0
+        sizes[-1] += rows - sizes.sum()
+    elif kind == "one-group":
+        sizes = np.zeros(groups, np.int64)
+        sizes[groups // 2] = rows
+    elif kind == "one-row":
+        sizes = np.zeros(groups, np.int64)
+        sizes[-1] = 1
+        used = 1
+    elif kind == "past-end":
+        used = rows - rows // 3
+        sizes = rng.multinomial(used, np.ones(groups) / groups)
+    elif kind == "skew":
+        big = int(rows * 0.9)
+        sizes = np.concatenate([[big], rng.multinomial(
+            rows - big, np.ones(groups - 1) / (groups - 1))])
+    else:
+        raise ValueError(kind)
+    return np.concatenate([[0], np.cumsum(sizes)]).astype(np.int32), used
+
+
+def reference(x, w, u, offsets, scale):
+    """f64 products of each row with its group's weights, then the epilogue."""
+    out = np.zeros((x.shape[0], w.shape[1]))
+    for g in range(w.shape[0]):
+        lo, hi = offsets[g], offsets[g + 1]
+        y = x[lo:hi] @ w[g].T
+        if u is not None:
+            y = y / (1 + np.exp(-y)) * (x[lo:hi] @ u[g].T)
+        out[lo:hi] = y
+    if scale is not None:
+        out *= scale[:, None]
+    return out
+
+
+# name: (G, N, K, swiglu, scale, f32 rows, bf16 result, row counts, kinds)
+CASES = {
+    "plain": (8, 256, 512, False, False, False, False, [1, 300],
+              ["random", "empty", "one-group", "one-row", "past-end"]),
+    "partial": (3, 200, 72, False, False, False, False, [5, 257],
+                ["random", "empty", "one-row"]),
+    "swiglu": (4, 192, 128, True, True, False, True, [130],
+               ["random", "empty", "one-group", "past-end"]),
+    "f32_rows": (1, 128, 64, False, False, True, False, [1, 129],
+                 ["random"]),
+    "large": (8, 1024, 1024, False, False, False, False, [4096],
+              ["random", "skew"]),
+}
+
+
+def run_case(lib, device, name, rows, kind, rng):
+    g, n, k, swiglu, has_scale, f32_rows, bf16_out, _, _ = CASES[name]
+    offsets, used = offsets_for(kind, rows, g, rng)
+    x = rng.standard_normal((rows, k)).astype(np.float32)
+    xb = bf16_bits(x)
+    w = bf16_bits(rng.standard_normal((g, n, k)) / np.sqrt(k))
+    u = bf16_bits(rng.standard_normal((g, n, k)) / np.sqrt(k)) if swiglu else None
+    scale = rng.random(rows).astype(np.float32) if has_scale else None
+
+    args = [device.upload(x if f32_rows else xb), device.upload(w)]
+    if swiglu:
+        args.append(device.upload(u))
+    args.append(device.upload(offsets))
+    if has_scale:
+        args.append(device.upload(scale))
+    result = descriptor_type(2)()
+    getattr(lib, "_mlir_ciface_" + name)(
+        ctypes.byref(result), *[ctypes.byref(a) for a in args])
+    if tuple(result.sizes) != (rows, n):
+        raise RuntimeError("result shape %s" % (tuple(result.sizes),))
+    got = device.download(result, (rows, n), np.uint16 if bf16_out else np.float32)
+    got = bf16_value(got) if bf16_out else got
+    device.free_all()
+
+    ref = reference(bf16_value(xb).astype(np.float64),
+                    bf16_value(w).astype(np.float64),
+                    None if u is None else bf16_value(u).astype(np.float64),
+                    offsets, scale)
+    err = np.abs(got[:used] - ref[:used]).max() / max(np.abs(ref[:used]).max(), 1e-30)
+    tolerance = 1e-2 if bf16_out else 1e-4
+    ok = np.isfinite(got[:used]).all() and err <= tolerance
+    print("%-4s %-9s G=%-2d N=%-4d K=%-4d rows=%-5d used=%-5d %-9s "
+          "max rel. error %.2e (<= %.0e)" % (
+              "PASS" if ok else "FAIL", name, g, n, k, rows, used, kind, err,
+              tolerance))
+    return ok
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("library")
+    p.add_argument("--runtime", default=os.path.join(
+        os.path.dirname(os.path.abspath(sys.argv[0])), "..", "..", "build",
+        "lib", "libmoec_cuda_runtime.so"))
+    p.add_argument("--quick", action="store_true")
+    args = p.parse_args()
+    device = Device(args.runtime)
+    lib = ctypes.CDLL(os.path.abspath(args.library))
+    rng = np.random.default_rng(7)
+    failures = 0
+    for name, case in CASES.items():
+        if args.quick and name == "large":
+            continue
+        for rows in case[7]:
+            for kind in case[8]:
+                failures += not run_case(lib, device, name, rows, kind, rng)
+    print("grouped GEMM sm90: %s" % ("PASS" if not failures else
+                                     "FAIL (%d cases)" % failures))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
