@@ -57,6 +57,8 @@ constexpr int64_t kTileBytes = kBlockRows * kBlockK * 2;
 constexpr int64_t kStageBytes = 2 * kTileBytes;
 /// A 128-byte swizzle atom is 8 rows of 128 bytes; tiles start on one.
 constexpr int64_t kSwizzleAtomBytes = 1024;
+/// The suspend-time hint of mbarrier.try_wait (the wait loops until done).
+constexpr int64_t kWaitTicks = 10000000;
 
 /// The static facts of one grouped matmul.
 struct GemmShape {
@@ -74,9 +76,8 @@ struct GemmShape {
   /// Shared memory: the stages, the per-group tile starts, and room to
   /// align the stages to a swizzle atom.
   int64_t sharedBytes(int64_t stages) const {
-    return llvm::alignTo(kSwizzleAtomBytes + stages * kStageBytes +
-                             4 * (groups + 1),
-                         16);
+    return llvm::alignTo(
+        kSwizzleAtomBytes + stages * kStageBytes + 4 * (groups + 1), 16);
   }
 };
 
@@ -127,8 +128,8 @@ Value wgmmaDescriptor(ImplicitLocOpBuilder &b, Value address) {
 nvgpu::TensorMapDescriptorType descriptorType(MLIRContext *ctx,
                                               int64_t boxRows) {
   auto smem = gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
-  auto boxType = MemRefType::get({boxRows, kBlockK},
-                                 BFloat16Type::get(ctx), nullptr, smem);
+  auto boxType = MemRefType::get({boxRows, kBlockK}, BFloat16Type::get(ctx),
+                                 nullptr, smem);
   return nvgpu::TensorMapDescriptorType::get(
       ctx, boxType, nvgpu::TensorMapSwizzleKind::SWIZZLE_128B,
       nvgpu::TensorMapL2PromoKind::L2PROMO_256B,
@@ -146,8 +147,8 @@ Value castTo(ImplicitLocOpBuilder &b, Value v, Type type) {
 /// Builds the body of the persistent kernel inside a gpu.launch.
 class KernelBuilder {
 public:
-  KernelBuilder(ImplicitLocOpBuilder &b, const GemmShape &shape,
-                int64_t stages, ValueRange args)
+  KernelBuilder(ImplicitLocOpBuilder &b, const GemmShape &shape, int64_t stages,
+                ValueRange args)
       : b(b), shape(shape), stages(stages) {
     auto descriptor = [&](Value arg, int64_t boxRows) {
       return castTo(b, arg, descriptorType(b.getContext(), boxRows));
@@ -173,26 +174,44 @@ private:
     return arith::CmpIOp::create(b, arith::CmpIPredicate::ult, x, y);
   }
   Value loadOffset(Value g);
+  /// The low bit of `round`: the mbarrier phase parity of that round.
+  Value parityOf(Value round) {
+    return arith::TruncIOp::create(
+        b, b.getI1Type(), arith::IndexCastOp::create(b, b.getI32Type(), round));
+  }
   Value tileStartAt(Value g) {
     return arith::IndexCastOp::create(
         b, b.getIndexType(),
         memref::LoadOp::create(b, tileStarts, ValueRange{g}));
   }
-  void ifLeader(function_ref<void()> body);
+  /// Where a work item reads and writes.
+  struct Item {
+    Value rowStart, rowEnd, weightRow, colTile;
+  };
+
+  void ifThen(Value condition, function_ref<void()> body);
   void buildSchedule();
   Value groupOfRowTile(Value rowTile);
-  void issueLoads(Value stage, Value kBlock, Value rowStart, Value weightRow);
+  Item itemAt(Value item);
+  void issueLoads(Value fill, Value kBlock, const Item &item);
+  void issuePrologue(const Item &item);
+  /// How many K blocks the loads run ahead of the wgmmas: every stage but
+  /// the one being multiplied, at most an item's blocks.
+  int64_t lookahead() const { return std::min(stages - 1, shape.kBlocks()); }
   SmallVector<Value> multiplyStage(Value stage, ValueRange accumulators);
-  void storeTile(ValueRange accumulators, Value rowStart, Value rowEnd,
-                 Value colTile);
-  Value workItem(Value item, Value consumed);
+  void releaseStage(Value consumed);
+  void storeTile(ValueRange accumulators, const Item &item);
+  Value workItem(Value item, Value consumed, Value ctas, Value items);
 
   ImplicitLocOpBuilder &b;
   const GemmShape &shape;
   int64_t stages;
   Value offsets, scale, out, descA, descW, descUp;
   // Set up by build().
-  Value tid, shared, sharedBase, pad, tileStarts, barriers, isLeader;
+  Value tid, lane, shared, sharedBase, pad, tileStarts, isLeader;
+  /// Per stage: `full` completes when the stage's TMA bytes have landed,
+  /// `empty` when each of the 4 warps has finished its wgmmas on it.
+  Value full, empty;
   LLVM::LLVMStructType accType;
 };
 
@@ -201,8 +220,8 @@ Value KernelBuilder::loadOffset(Value g) {
       b, b.getIndexType(), memref::LoadOp::create(b, offsets, ValueRange{g}));
 }
 
-void KernelBuilder::ifLeader(function_ref<void()> body) {
-  auto ifOp = scf::IfOp::create(b, isLeader, /*withElseRegion=*/false);
+void KernelBuilder::ifThen(Value condition, function_ref<void()> body) {
+  auto ifOp = scf::IfOp::create(b, condition, /*withElseRegion=*/false);
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPointToStart(ifOp.thenBlock());
   body();
@@ -211,13 +230,17 @@ void KernelBuilder::ifLeader(function_ref<void()> body) {
 /// Thread 0 initialises the stage barriers and writes each group's first
 /// row tile (a prefix sum of ceil(rows / 128)); the groups are few.
 void KernelBuilder::buildSchedule() {
-  ifLeader([&] {
-    for (int64_t s = 0; s < stages; ++s)
-      nvgpu::MBarrierInitOp::create(b, barriers, idx(1), idx(s), Value());
+  ifThen(isLeader, [&] {
+    for (int64_t s = 0; s < stages; ++s) {
+      nvgpu::MBarrierInitOp::create(b, full, idx(1), idx(s), Value());
+      nvgpu::MBarrierInitOp::create(b, empty, idx(kWarpgroupThreads / 32),
+                                    idx(s), Value());
+    }
     // The TMA unit (the async proxy) must see the initialised barriers.
     NVVM::FenceProxyOp::create(
         b, NVVM::ProxyKind::async_shared,
-        NVVM::SharedSpaceAttr::get(b.getContext(), NVVM::SharedSpace::shared_cta));
+        NVVM::SharedSpaceAttr::get(b.getContext(),
+                                   NVVM::SharedSpace::shared_cta));
     auto loop = scf::ForOp::create(b, idx(0), idx(shape.groups), idx(1),
                                    ValueRange{idx(0)});
     {
@@ -227,8 +250,8 @@ void KernelBuilder::buildSchedule() {
       memref::StoreOp::create(
           b, arith::IndexCastOp::create(b, b.getI32Type(), first), tileStarts,
           ValueRange{g});
-      Value rows = arith::SubIOp::create(b, loadOffset(add(g, idx(1))),
-                                         loadOffset(g));
+      Value rows =
+          arith::SubIOp::create(b, loadOffset(add(g, idx(1))), loadOffset(g));
       Value tiles = arith::DivUIOp::create(b, add(rows, idx(kBlockRows - 1)),
                                            idx(kBlockRows));
       scf::YieldOp::create(b, add(first, tiles));
@@ -257,40 +280,79 @@ Value KernelBuilder::groupOfRowTile(Value rowTile) {
   return loop.getResult(0);
 }
 
-/// Thread 0 arms the stage's barrier with the stage's bytes and starts the
-/// TMA loads of K block `kBlock`: the A box at the tile's first row, the
-/// weight box (or the gate and up boxes) at the tile's first weight row.
-void KernelBuilder::issueLoads(Value stage, Value kBlock, Value rowStart,
-                               Value weightRow) {
+/// A work item's rows, output columns and weight rows: row tiles fastest,
+/// so the CTAs at work at once share the weight tiles of a few column tiles
+/// in L2.
+KernelBuilder::Item KernelBuilder::itemAt(Value item) {
+  Value rowTiles = tileStartAt(idx(shape.groups));
+  Value rowTile = arith::RemUIOp::create(b, item, rowTiles);
+  Value colTile = arith::DivUIOp::create(b, item, rowTiles);
+  Value g = groupOfRowTile(rowTile);
+  Value rowStart =
+      add(loadOffset(g), mul(arith::SubIOp::create(b, rowTile, tileStartAt(g)),
+                             idx(kBlockRows)));
+  return {rowStart, loadOffset(add(g, idx(1))),
+          add(mul(g, idx(shape.n)), mul(colTile, idx(shape.weightRows()))),
+          colTile};
+}
+
+/// Thread 0's `fill`-th load of the CTA into stage fill % stages: it waits
+/// until the 4 warps have released the stage's previous fill (for the first
+/// round, parity 1 is the phase before the first, which counts as done),
+/// arms the full barrier with the stage's bytes and starts the TMA loads of
+/// K block `kBlock`: the A box at the item's first row, the weight box (or
+/// the gate and up boxes) at its first weight row.
+void KernelBuilder::issueLoads(Value fill, Value kBlock, const Item &item) {
   auto bf16 = b.getBF16Type();
-  auto smem = gpu::AddressSpaceAttr::get(b.getContext(),
-                                         gpu::AddressSpace::Workgroup);
+  auto smem =
+      gpu::AddressSpaceAttr::get(b.getContext(), gpu::AddressSpace::Workgroup);
   auto view = [&](Value byteOffset, int64_t rows) -> Value {
     auto type = MemRefType::get({rows, kBlockK}, bf16, nullptr, smem);
     return memref::ViewOp::create(b, type, shared, byteOffset, ValueRange());
   };
+  Value stage = arith::RemUIOp::create(b, fill, idx(stages));
+  Value round = arith::DivUIOp::create(b, fill, idx(stages));
+  nvgpu::MBarrierTryWaitParityOp::create(b, empty, parityOf(add(round, idx(1))),
+                                         idx(kWaitTicks), stage);
   Value aOffset = add(pad, mul(stage, idx(kStageBytes)));
   Value bOffset = add(aOffset, idx(kTileBytes));
   Value k = mul(kBlock, idx(kBlockK));
-  nvgpu::MBarrierArriveExpectTxOp::create(b, barriers, idx(kStageBytes), stage,
+  nvgpu::MBarrierArriveExpectTxOp::create(b, full, idx(kStageBytes), stage,
                                           Value());
   auto load = [&](Value desc, Value dst, Value row) {
-    nvgpu::TmaAsyncLoadOp::create(b, dst, barriers, desc, ValueRange{k, row},
-                                  stage, Value(), Value());
+    nvgpu::TmaAsyncLoadOp::create(b, dst, full, desc, ValueRange{k, row}, stage,
+                                  Value(), Value());
   };
-  load(descA, view(aOffset, kBlockRows), rowStart);
+  load(descA, view(aOffset, kBlockRows), item.rowStart);
   if (!shape.swiglu) {
-    load(descW, view(bOffset, kBlockRows), weightRow);
+    load(descW, view(bOffset, kBlockRows), item.weightRow);
     return;
   }
   int64_t half = kBlockRows / 2;
-  load(descW, view(bOffset, half), weightRow);
-  load(descUp, view(add(bOffset, idx(kTileBytes / 2)), half), weightRow);
+  load(descW, view(bOffset, half), item.weightRow);
+  load(descUp, view(add(bOffset, idx(kTileBytes / 2)), half), item.weightRow);
+}
+
+/// Thread 0 starts the first item's first lookahead() K blocks.
+void KernelBuilder::issuePrologue(const Item &item) {
+  for (int64_t j = 0; j < lookahead(); ++j)
+    issueLoads(idx(j), idx(j), item);
+}
+
+/// Lane 0 of each warp releases the stage of the CTA's `consumed`-th K
+/// block, whose wgmmas its warp has waited for.
+void KernelBuilder::releaseStage(Value consumed) {
+  Value stage = arith::RemUIOp::create(b, consumed, idx(stages));
+  ifThen(arith::CmpIOp::create(b, arith::CmpIPredicate::eq, lane, idx(0)), [&] {
+    nvgpu::MBarrierArriveOp::create(
+        b, nvgpu::MBarrierTokenType::get(b.getContext()), empty, stage);
+  });
 }
 
 /// The wgmmas of one stage: for each of the 4 K steps of 16, one
 /// m64n128k16 per half of the rows, as one committed group; then waits
-/// for the previous stage's group, whose stage is free from then on.
+/// for the previous stage's group (each warp for its own rows), after
+/// which the warp may release that stage.
 SmallVector<Value> KernelBuilder::multiplyStage(Value stage,
                                                 ValueRange accumulators) {
   auto i64 = b.getI64Type();
@@ -315,13 +377,13 @@ SmallVector<Value> KernelBuilder::multiplyStage(Value stage,
     for (int64_t h = 0; h < kBlockRows / kWgmmaRows; ++h) {
       // Rows 64h..: 64 rows of 128 bytes further; K step q: 32 bytes
       // along the swizzled row, which the hardware unswizzles.
-      Value descA = advance(descA0, h * kWgmmaRows * kBlockK * 2 +
-                                        q * kWgmmaK * 2);
+      Value descA =
+          advance(descA0, h * kWgmmaRows * kBlockK * 2 + q * kWgmmaK * 2);
       acc[h] = NVVM::WgmmaMmaAsyncOp::create(
-          b, accType, acc[h], descA, descB, shapeAttr,
-          NVVM::WGMMATypes::bf16, NVVM::WGMMATypes::bf16,
-          NVVM::WGMMATypes::f32, NVVM::WGMMAScaleOut::one,
-          NVVM::WGMMAScaleIn::one, NVVM::WGMMAScaleIn::one,
+          b, accType, acc[h], descA, descB, shapeAttr, NVVM::WGMMATypes::bf16,
+          NVVM::WGMMATypes::bf16, NVVM::WGMMATypes::f32,
+          NVVM::WGMMAScaleOut::one, NVVM::WGMMAScaleIn::one,
+          NVVM::WGMMAScaleIn::one,
           // row-major A and column-major B: both K-major.
           NVVM::MMALayout::row, NVVM::MMALayout::col,
           NVVM::MMAIntOverflowAttr());
@@ -337,23 +399,23 @@ SmallVector<Value> KernelBuilder::multiplyStage(Value stage,
 /// each 8-column block i, columns 8i + 2(l % 4) and the next: registers
 /// 4i .. 4i + 3. Under SwiGLU the gate column c and the up column c + 64 are
 /// in the same thread (blocks i and i + 8).
-void KernelBuilder::storeTile(ValueRange accumulators, Value rowStart,
-                              Value rowEnd, Value colTile) {
+void KernelBuilder::storeTile(ValueRange accumulators, const Item &item) {
   Value warp = arith::DivUIOp::create(b, tid, idx(32));
-  Value lane = arith::RemUIOp::create(b, tid, idx(32));
-  Value fragRow = add(mul(warp, idx(16)), arith::DivUIOp::create(b, lane, idx(4)));
+  Value fragRow =
+      add(mul(warp, idx(16)), arith::DivUIOp::create(b, lane, idx(4)));
   Value fragCol = mul(arith::RemUIOp::create(b, lane, idx(4)), idx(2));
-  Value firstCol = add(mul(colTile, idx(shape.tileCols())), fragCol);
+  Value firstCol = add(mul(item.colTile, idx(shape.tileCols())), fragCol);
   bool partialCols = shape.n % shape.tileCols() != 0;
   for (int64_t h = 0; h < kBlockRows / kWgmmaRows; ++h) {
     for (int64_t half = 0; half < 2; ++half) {
-      Value row = add(rowStart, add(fragRow, idx(h * kWgmmaRows + 8 * half)));
-      auto rowIf = scf::IfOp::create(b, lt(row, rowEnd), false);
+      Value row =
+          add(item.rowStart, add(fragRow, idx(h * kWgmmaRows + 8 * half)));
+      auto rowIf = scf::IfOp::create(b, lt(row, item.rowEnd), false);
       OpBuilder::InsertionGuard guard(b);
       b.setInsertionPointToStart(rowIf.thenBlock());
-      Value rowScale =
-          shape.hasScale ? memref::LoadOp::create(b, scale, ValueRange{row})
-                         : Value();
+      Value rowScale = shape.hasScale
+                           ? memref::LoadOp::create(b, scale, ValueRange{row})
+                           : Value();
       for (int64_t i = 0; i < shape.tileCols() / 8; ++i) {
         Value col = add(firstCol, idx(8 * i));
         OpBuilder::InsertionGuard colGuard(b);
@@ -379,32 +441,20 @@ void KernelBuilder::storeTile(ValueRange accumulators, Value rowStart,
   }
 }
 
-/// One work item: the K loop over the ring of stages (the first
-/// stages - 1 loads issued ahead, each iteration's wgmmas overlapping the
-/// loads of the next ones), then the epilogue. `consumed` counts the K
-/// blocks this CTA has taken from the ring before, which gives each
-/// block's stage and barrier phase; returns the count after this item.
-Value KernelBuilder::workItem(Value item, Value consumed) {
-  Value rowTiles = tileStartAt(idx(shape.groups));
-  Value rowTile = arith::RemUIOp::create(b, item, rowTiles);
-  Value colTile = arith::DivUIOp::create(b, item, rowTiles);
-  Value g = groupOfRowTile(rowTile);
-  Value rowStart =
-      add(loadOffset(g),
-          mul(arith::SubIOp::create(b, rowTile, tileStartAt(g)), idx(kBlockRows)));
-  Value rowEnd = loadOffset(add(g, idx(1)));
-  Value weightRow =
-      add(mul(g, idx(shape.n)), mul(colTile, idx(shape.weightRows())));
+/// One work item, whose first lookahead() K blocks are already on their
+/// way: the K loop over the ring of stages, each iteration's wgmmas
+/// overlapping the loads of the blocks lookahead() ahead, which run on into
+/// the next item of this CTA (so its first loads overlap this item's last
+/// blocks and epilogue), then the epilogue. `consumed` counts the K blocks
+/// this CTA has taken from the ring before, which gives each block's stage
+/// and barrier phases; returns the count after this item.
+Value KernelBuilder::workItem(Value itemIndex, Value consumed, Value ctas,
+                              Value items) {
+  Item item = itemAt(itemIndex);
+  Value nextIndex = add(itemIndex, ctas);
+  Value hasNext = lt(nextIndex, items);
+  Item nextItem = itemAt(nextIndex);
   int64_t kBlocks = shape.kBlocks();
-  auto stageOf = [&](Value count) -> Value {
-    return arith::RemUIOp::create(b, count, idx(stages));
-  };
-
-  ifLeader([&] {
-    for (int64_t j = 0; j < std::min(stages - 1, kBlocks); ++j)
-      issueLoads(stageOf(add(consumed, idx(j))), idx(j), rowStart, weightRow);
-  });
-
   SmallVector<Value> zeros(kBlockRows / kWgmmaRows,
                            LLVM::ZeroOp::create(b, accType));
   auto kLoop = scf::ForOp::create(b, idx(0), idx(kBlocks), idx(1), zeros);
@@ -413,28 +463,34 @@ Value KernelBuilder::workItem(Value item, Value consumed) {
     b.setInsertionPointToStart(kLoop.getBody());
     Value kb = kLoop.getInductionVar();
     Value count = add(consumed, kb);
-    Value stage = stageOf(count);
-    Value phase = arith::TruncIOp::create(
-        b, b.getI1Type(),
-        arith::IndexCastOp::create(
-            b, b.getI32Type(),
-            arith::DivUIOp::create(b, count, idx(stages))));
-    nvgpu::MBarrierTryWaitParityOp::create(b, barriers, phase, idx(10000000),
-                                           stage);
+    Value stage = arith::RemUIOp::create(b, count, idx(stages));
+    nvgpu::MBarrierTryWaitParityOp::create(
+        b, full, parityOf(arith::DivUIOp::create(b, count, idx(stages))),
+        idx(kWaitTicks), stage);
     SmallVector<Value> acc = multiplyStage(stage, kLoop.getRegionIterArgs());
-    Value next = add(kb, idx(stages - 1));
-    auto more = arith::AndIOp::create(b, isLeader, lt(next, idx(kBlocks)));
-    auto ifOp = scf::IfOp::create(b, more, false);
-    {
-      OpBuilder::InsertionGuard ifGuard(b);
-      b.setInsertionPointToStart(ifOp.thenBlock());
-      issueLoads(stageOf(add(consumed, next)), next, rowStart, weightRow);
-    }
+    // The previous block's wgmmas are done: release its stage, which a load
+    // below may refill.
+    ifThen(arith::CmpIOp::create(b, arith::CmpIPredicate::ugt, kb, idx(0)),
+           [&] { releaseStage(arith::SubIOp::create(b, count, idx(1))); });
+    Value ahead = add(kb, idx(lookahead()));
+    Value fill = add(consumed, ahead);
+    Value inItem = lt(ahead, idx(kBlocks));
+    ifThen(arith::AndIOp::create(b, isLeader, inItem),
+           [&] { issueLoads(fill, ahead, item); });
+    Value inNext = arith::AndIOp::create(
+        b, hasNext,
+        arith::CmpIOp::create(b, arith::CmpIPredicate::uge, ahead,
+                              idx(kBlocks)));
+    ifThen(arith::AndIOp::create(b, isLeader, inNext), [&] {
+      issueLoads(fill, arith::SubIOp::create(b, ahead, idx(kBlocks)), nextItem);
+    });
     scf::YieldOp::create(b, acc);
   }
   NVVM::WgmmaWaitGroupSyncOp::create(b, 0);
-  storeTile(kLoop.getResults(), rowStart, rowEnd, colTile);
-  return add(consumed, idx(kBlocks));
+  Value after = add(consumed, idx(kBlocks));
+  releaseStage(arith::SubIOp::create(b, after, idx(1)));
+  storeTile(kLoop.getResults(), item);
+  return after;
 }
 
 void KernelBuilder::build() {
@@ -459,18 +515,22 @@ void KernelBuilder::build() {
   tileStarts = memref::ViewOp::create(
       b, MemRefType::get({shape.groups + 1}, b.getI32Type(), nullptr, smem),
       shared, add(pad, idx(stages * kStageBytes)), ValueRange());
-  barriers = nvgpu::MBarrierCreateOp::create(
-      b, nvgpu::MBarrierGroupType::get(ctx, smem, stages));
+  auto barrierType = nvgpu::MBarrierGroupType::get(ctx, smem, stages);
+  full = nvgpu::MBarrierCreateOp::create(b, barrierType);
+  empty = nvgpu::MBarrierCreateOp::create(b, barrierType);
+  lane = arith::RemUIOp::create(b, tid, idx(32));
   isLeader = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, tid, idx(0));
   buildSchedule();
 
   Value items = mul(tileStartAt(idx(shape.groups)), idx(shape.colTiles()));
+  ifThen(arith::AndIOp::create(b, isLeader, lt(cta, items)),
+         [&] { issuePrologue(itemAt(cta)); });
   auto loop = scf::ForOp::create(b, cta, items, ctas, ValueRange{idx(0)});
   {
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPointToStart(loop.getBody());
-    scf::YieldOp::create(
-        b, workItem(loop.getInductionVar(), loop.getRegionIterArg(0)));
+    scf::YieldOp::create(b, workItem(loop.getInductionVar(),
+                                     loop.getRegionIterArg(0), ctas, items));
   }
   gpu::ReturnOp::create(b);
 }
@@ -483,9 +543,10 @@ Value toBf16(ImplicitLocOpBuilder &b, Value t) {
     return t;
   SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(b, b.getLoc(), t);
   Value init = tensor::EmptyOp::create(b, sizes, b.getBF16Type());
-  GenericBuilder generic{b, b.getLoc(),
-                         {utils::IteratorType::parallel,
-                          utils::IteratorType::parallel}};
+  GenericBuilder generic{
+      b,
+      b.getLoc(),
+      {utils::IteratorType::parallel, utils::IteratorType::parallel}};
   return generic.build(
       t, {{0, 1}}, init, {{0, 1}},
       [&](OpBuilder &nb, Location loc, ValueRange args) {
@@ -518,8 +579,7 @@ Value readBuffer(ImplicitLocOpBuilder &b, Value t) {
 /// A [G, N, K] weight buffer as the [G * N, K] matrix its TMA boxes tile.
 Value weightMatrix(ImplicitLocOpBuilder &b, Value weight) {
   return memref::CollapseShapeOp::create(
-      b, readBuffer(b, weight),
-      SmallVector<ReassociationIndices>{{0, 1}, {2}});
+      b, readBuffer(b, weight), SmallVector<ReassociationIndices>{{0, 1}, {2}});
 }
 
 /// The kernel's arguments: offsets, output, the A and weight descriptors,
@@ -540,10 +600,10 @@ KernelArgs buildArgs(ImplicitLocOpBuilder &b, GroupedMatmulOp op,
       b, MemRefType::get({ShapedType::kDynamic, shape.n}, shape.outType),
       ValueRange{rows});
   KernelArgs args;
-  args.values = {readBuffer(b, op.getGroupOffsets()), out,
-                 tmaDescriptor(b, input, kBlockRows),
-                 tmaDescriptor(b, weightMatrix(b, op.getWeight()),
-                               shape.weightRows())};
+  args.values = {
+      readBuffer(b, op.getGroupOffsets()), out,
+      tmaDescriptor(b, input, kBlockRows),
+      tmaDescriptor(b, weightMatrix(b, op.getWeight()), shape.weightRows())};
   if (shape.swiglu)
     args.values.push_back(tmaDescriptor(b, weightMatrix(b, op.getUpWeight()),
                                         shape.weightRows()));
@@ -583,8 +643,8 @@ gpu::GPUFuncOp KernelCache::get(const GemmShape &shape, TypeRange types) {
   auto gpuModule = gpu::GPUModuleOp::create(b, name);
   symbols.insert(gpuModule);
   b.setInsertionPointToStart(gpuModule.getBody());
-  auto kernel = gpu::GPUFuncOp::create(
-      b, name, b.getFunctionType(types, {}), TypeRange(), TypeRange());
+  auto kernel = gpu::GPUFuncOp::create(b, name, b.getFunctionType(types, {}),
+                                       TypeRange(), TypeRange());
   kernel->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b.getUnitAttr());
   kernel.setKnownBlockSizeAttr(
       b.getDenseI32ArrayAttr({static_cast<int32_t>(kWarpgroupThreads), 1, 1}));
@@ -618,8 +678,9 @@ void lowerGroupedMatmul(RewriterBase &rewriter, GroupedMatmulOp op,
                                    shape.sharedBytes(stages)),
       args.values);
   Value result = bufferization::ToTensorOp::create(
-      b, RankedTensorType::get(cast<MemRefType>(out.getType()).getShape(),
-                               shape.outType),
+      b,
+      RankedTensorType::get(cast<MemRefType>(out.getType()).getShape(),
+                            shape.outType),
       out, /*restrict=*/true, /*writable=*/true);
   rewriter.replaceOp(op, castToType(b, b.getLoc(), result, resultType));
 }

@@ -28,51 +28,73 @@
 // CHECK: %[[Y:.*]] = bufferization.to_tensor %[[OUT]] restrict writable
 // CHECK: return %[[Y]]
 
-// The kernel. Schedule: thread 0 initialises one mbarrier per stage and
-// writes each group's first row tile (a prefix sum of ceil(rows / 128)).
+// The kernel. Schedule: thread 0 initialises two mbarriers per stage
+// (`full`: one arrival plus the TMA bytes; `empty`: one arrival per warp)
+// and writes each group's first row tile (a prefix sum of ceil(rows / 128)).
 // CHECK: gpu.module @grouped_matmul_sm90_g4_n256_k320_f32
 // CHECK: gpu.func @grouped_matmul_sm90_g4_n256_k320_f32(%[[KOFF:.*]]: memref<5xi32>, %[[KOUT:.*]]: memref<?x256xf32>, %[[DA:.*]]: !llvm.ptr, %[[DW:.*]]: !llvm.ptr) kernel attributes {known_block_size = array<i32: 128, 1, 1>}
 // CHECK: %[[TID:.*]] = gpu.thread_id x
 // CHECK: %[[CTA:.*]] = gpu.block_id x
 // CHECK: %[[CTAS:.*]] = gpu.grid_dim x
 // CHECK: %[[STARTS:.*]] = memref.view {{.*}} to memref<5xi32, #gpu.address_space<workgroup>>
-// CHECK: %[[BARS:.*]] = nvgpu.mbarrier.create -> <memorySpace = #gpu.address_space<workgroup>, num_barriers = 4>
+// CHECK: %[[FULL:.*]] = nvgpu.mbarrier.create -> <memorySpace = #gpu.address_space<workgroup>, num_barriers = 4>
+// CHECK: %[[EMPTY:.*]] = nvgpu.mbarrier.create -> <memorySpace = #gpu.address_space<workgroup>, num_barriers = 4>
 // CHECK: scf.if
-// CHECK-COUNT-4: nvgpu.mbarrier.init %[[BARS]]
+// CHECK: nvgpu.mbarrier.init %[[FULL]][%c0{{.*}}], %c1
+// CHECK: nvgpu.mbarrier.init %[[EMPTY]][%c0{{.*}}], %c4
+// CHECK-COUNT-3: nvgpu.mbarrier.init %[[FULL]]
 // CHECK: nvvm.fence.proxy {kind = #nvvm.proxy_kind<async.shared>, space = #nvvm.shared_space<cta>}
 // CHECK: scf.for %[[G:.*]] = %c0{{.*}} to %c4{{.*}} step %c1{{.*}} iter_args(%[[FIRST:.*]] =
 // CHECK: memref.store %{{.*}}, %[[STARTS]][%[[G]]]
 // CHECK: arith.divui %{{.*}}, %c128
 // CHECK: gpu.barrier
-// Work items: (row tile, column tile), walked by CTA b as b, b + grid, ...;
-// two column tiles of 128 for N = 256.
-// CHECK: %[[TILES:.*]] = memref.load %[[STARTS]][%c4
+// Work items: (row tile, column tile), two column tiles of 128 for N = 256.
+// Thread 0 starts the first item's first stages - 1 = 3 K blocks: each waits
+// for its stage to be empty, arms the full barrier with the stage's 32 KiB
+// and issues two TMA loads (A rows, weight rows).
 // CHECK: %[[ITEMS:.*]] = arith.muli %{{.*}}, %c2
+// CHECK: scf.if
+// CHECK: nvgpu.mbarrier.try_wait.parity %[[EMPTY]]
+// CHECK: nvgpu.mbarrier.arrive.expect_tx %[[FULL]][%{{.*}}], %c32768
+// CHECK: nvgpu.tma.async.load %{{.*}}[%{{.*}}, %{{.*}}], %[[FULL]]
+// CHECK: nvgpu.tma.async.load
+// CHECK: nvgpu.mbarrier.try_wait.parity %[[EMPTY]]
+// CHECK: nvgpu.mbarrier.arrive.expect_tx %[[FULL]][%{{.*}}], %c32768
+// CHECK: nvgpu.tma.async.load %{{.*}}[%{{.*}}, %{{.*}}], %[[FULL]]
+// CHECK: nvgpu.tma.async.load
+// CHECK: nvgpu.mbarrier.try_wait.parity %[[EMPTY]]
+// CHECK: nvgpu.mbarrier.arrive.expect_tx %[[FULL]][%{{.*}}], %c32768
+// CHECK: nvgpu.tma.async.load %{{.*}}[%{{.*}}, %{{.*}}], %[[FULL]]
+// CHECK: nvgpu.tma.async.load
+// CTA b walks items b, b + grid, ...
 // CHECK: scf.for %[[ITEM:.*]] = %[[CTA]] to %[[ITEMS]] step %[[CTAS]] iter_args(%[[CONSUMED:.*]] = %c0
-// CHECK: arith.remui %[[ITEM]]
-// CHECK: arith.divui %[[ITEM]]
 // The row tile's group: the groups whose tiles end at or before it.
 // CHECK: scf.for
 // CHECK: arith.cmpi ule
-// The first stages - 1 = 3 K blocks are loaded ahead by thread 0: each arms
-// its stage's barrier with the stage's 32 KiB and issues two TMA loads.
-// CHECK: scf.if
-// CHECK-COUNT-3: nvgpu.mbarrier.arrive.expect_tx %[[BARS]][%{{.*}}], %c32768
-// The K loop (5 blocks of 64 for K = 320): wait for the stage's phase, 4 K
+// The K loop (5 blocks of 64 for K = 320): wait for the stage's data, 4 K
 // steps x 2 row halves of m64n128k16 with K-major A and B, committed as
-// one group; wait for the previous group, then thread 0 refills its stage.
+// one group; wait for the previous group, after which lane 0 of each warp
+// releases its stage; thread 0 refills it 3 blocks ahead, with this item's
+// blocks or, past its end, the next item's.
 // CHECK: scf.for %[[KB:.*]] = %c0{{.*}} to %c5{{.*}} step %c1{{.*}} iter_args(%[[ACC0:.*]] = %{{.*}}, %[[ACC1:.*]] = %{{.*}}) -> (!llvm.struct<(f32, f32
-// CHECK: nvgpu.mbarrier.try_wait.parity %[[BARS]]
+// CHECK: nvgpu.mbarrier.try_wait.parity %[[FULL]]
 // CHECK: nvvm.wgmma.fence.aligned
 // CHECK-COUNT-8: nvvm.wgmma.mma_async {{.*}} <m = 64, n = 128, k = 16>, D[<f32>, <one>], A[<bf16>, <one>, <row>], B[<bf16>, <one>, <col>]
 // CHECK: nvvm.wgmma.commit.group.sync.aligned
 // CHECK: nvvm.wgmma.wait.group.sync.aligned 1
 // CHECK: scf.if
-// CHECK: nvgpu.mbarrier.arrive.expect_tx
+// CHECK: scf.if
+// CHECK: nvgpu.mbarrier.arrive %[[EMPTY]]
+// CHECK: scf.if
+// CHECK: nvgpu.mbarrier.try_wait.parity %[[EMPTY]]
 // CHECK: nvgpu.tma.async.load {{.*}} to %{{.*}} : <tensor = memref<128x64xbf16
 // CHECK: nvgpu.tma.async.load {{.*}} to %{{.*}} : <tensor = memref<128x64xbf16
+// CHECK: scf.if
+// CHECK: nvgpu.mbarrier.try_wait.parity %[[EMPTY]]
+// CHECK: nvgpu.tma.async.load
 // CHECK: scf.yield
 // CHECK: nvvm.wgmma.wait.group.sync.aligned 0
+// CHECK: nvgpu.mbarrier.arrive %[[EMPTY]]
 // The epilogue: each fragment row is stored if it is a row of the group;
 // columns need no check (N is a multiple of the tile).
 // CHECK: %[[ROWOK:.*]] = arith.cmpi ult, %{{.*}}, %{{.*}} : index

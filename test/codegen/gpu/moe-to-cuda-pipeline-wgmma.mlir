@@ -15,16 +15,16 @@
 // CHECK-LABEL: llvm.func @experts
 // CHECK: %[[STREAM:.*]] = llvm.call @mgpuStreamCreate()
 // CHECK: llvm.call @mgpuTensorMapEncodeTiledMemref
-// CHECK: gpu.launch_func <%[[STREAM]] : !llvm.ptr> @grouped_matmul_sm90_g8_n256_k128_swiglu_f32::
+// CHECK: gpu.launch_func <%[[STREAM]] : !llvm.ptr> @grouped_matmul_sm90_g8_n14336_k4096_swiglu_bf16::
 // CHECK: llvm.call @mgpuTensorMapEncodeTiledMemref
-// CHECK: gpu.launch_func <%[[STREAM]] : !llvm.ptr> @grouped_matmul_sm90_g8_n128_k256_scale_f32::
+// CHECK: gpu.launch_func <%[[STREAM]] : !llvm.ptr> @grouped_matmul_sm90_g8_n4096_k14336_scale_f32::
 // CHECK: llvm.call @mgpuStreamSynchronize(%[[STREAM]])
 // CHECK-NOT: llvm.call @mgpuStreamSynchronize
 // CHECK: llvm.return
 
 // The PTX: K-major bf16 wgmmas (imm-trans-a = imm-trans-b = 0) fed by
 // bulk tensor copies completed on mbarriers.
-// CHECK: gpu.binary @grouped_matmul_sm90_g8_n256_k128_swiglu_f32
+// CHECK: gpu.binary @grouped_matmul_sm90_g8_n14336_k4096_swiglu_bf16
 // CHECK-SAME: fence.proxy.async.shared::cta
 // CHECK-SAME: cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes
 // CHECK-SAME: mbarrier.try_wait.parity
@@ -32,31 +32,31 @@
 // CHECK-SAME: wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {{.*}} p, 1,  1, 0,  0;
 // CHECK-SAME: wgmma.commit_group.sync.aligned
 // CHECK-SAME: wgmma.wait_group.sync.aligned {{(\\09)?}}1;
-// CHECK: gpu.binary @grouped_matmul_sm90_g8_n128_k256_scale_f32
+// CHECK: gpu.binary @grouped_matmul_sm90_g8_n4096_k14336_scale_f32
 
-// ptxas finds no spills. The K loop is unrolled: 2 (swiglu, K = 128) and 4
-// blocks of 8 wgmmas.
-// PTXAS: kernel grouped_matmul_sm90_g8_n256_k128_swiglu_f32: {{[0-9]+}} registers, 0 bytes spill stores, 0 bytes spill loads
-// PTXAS: ptx grouped_matmul_sm90_g8_n256_k128_swiglu_f32: 16 wgmma.mma_async, {{[1-9][0-9]*}} cp.async.bulk.tensor
-// PTXAS: kernel grouped_matmul_sm90_g8_n128_k256_scale_f32: {{[0-9]+}} registers, 0 bytes spill stores, 0 bytes spill loads
-// PTXAS: ptx grouped_matmul_sm90_g8_n128_k256_scale_f32: 32 wgmma.mma_async, {{[1-9][0-9]*}} cp.async.bulk.tensor
+// ptxas finds no spills.
+// PTXAS: kernel grouped_matmul_sm90_g8_n14336_k4096_swiglu_bf16: {{[0-9]+}} registers, 0 bytes spill stores, 0 bytes spill loads
+// PTXAS: ptx grouped_matmul_sm90_g8_n14336_k4096_swiglu_bf16: {{[1-9][0-9]*}} wgmma.mma_async, {{[1-9][0-9]*}} cp.async.bulk.tensor
+// PTXAS: kernel grouped_matmul_sm90_g8_n4096_k14336_scale_f32: {{[0-9]+}} registers, 0 bytes spill stores, 0 bytes spill loads
+// PTXAS: ptx grouped_matmul_sm90_g8_n4096_k14336_scale_f32: {{[1-9][0-9]*}} wgmma.mma_async, {{[1-9][0-9]*}} cp.async.bulk.tensor
 
 // In the SASS, the tensor cores' warpgroup MMA fed by the TMA unit.
-// SASS: sass grouped_matmul_sm90_g8_n256_k128_swiglu_f32: 16 HGMMA, {{[1-9][0-9]*}} UTMALDG
-// SASS: sass grouped_matmul_sm90_g8_n128_k256_scale_f32: 32 HGMMA, {{[1-9][0-9]*}} UTMALDG
+// SASS: sass grouped_matmul_sm90_g8_n14336_k4096_swiglu_bf16: {{[1-9][0-9]*}} HGMMA, {{[1-9][0-9]*}} UTMALDG
+// SASS: sass grouped_matmul_sm90_g8_n4096_k14336_scale_f32: {{[1-9][0-9]*}} HGMMA, {{[1-9][0-9]*}} UTMALDG
 
 // GENERIC-LABEL: llvm.func @experts
 // GENERIC-NOT: mgpuTensorMapEncodeTiledMemref
 // GENERIC-NOT: wgmma
 
-func.func @experts(%x: tensor<?x128xbf16>, %w1: tensor<8x256x128xbf16>,
-                   %w3: tensor<8x256x128xbf16>, %w2: tensor<8x128x256xbf16>,
-                   %off: tensor<9xi32>, %s: tensor<?xf32>) -> tensor<?x128xf32> {
+// Mixtral-8x7B's expert shapes (D = 4096, F = 14336).
+func.func @experts(%x: tensor<?x4096xbf16>, %w1: tensor<8x14336x4096xbf16>,
+                   %w3: tensor<8x14336x4096xbf16>, %w2: tensor<8x4096x14336xbf16>,
+                   %off: tensor<9xi32>, %s: tensor<?xf32>) -> tensor<?x4096xf32> {
   %h = moe.grouped_matmul %x, %w1, %w3 offsets(%off) epilogue(swiglu)
-      : (tensor<?x128xbf16>, tensor<8x256x128xbf16>, tensor<8x256x128xbf16>,
-         tensor<9xi32>) -> tensor<?x256xf32>
+      : (tensor<?x4096xbf16>, tensor<8x14336x4096xbf16>, tensor<8x14336x4096xbf16>,
+         tensor<9xi32>) -> tensor<?x14336xbf16>
   %y = moe.grouped_matmul %h, %w2 offsets(%off) scale(%s)
-      : (tensor<?x256xf32>, tensor<8x128x256xbf16>, tensor<9xi32>,
-         tensor<?xf32>) -> tensor<?x128xf32>
-  return %y : tensor<?x128xf32>
+      : (tensor<?x14336xbf16>, tensor<8x4096x14336xbf16>, tensor<9xi32>,
+         tensor<?xf32>) -> tensor<?x4096xf32>
+  return %y : tensor<?x4096xf32>
 }
