@@ -421,50 +421,61 @@ def TileGroupedMatmulSm90 : Pass<"moe-tile-grouped-matmul-sm90",
                 "kernel for sm_90a (GPU)";
   let description = [{
     Rewrites each `moe.grouped_matmul` whose weights are bf16 with a static
-    shape (N and K multiples of 8) into a `gpu.launch` of one CTA of one
-    warpgroup per SM (`sm-count`) running a persistent kernel:
+    shape (N and K multiples of 8), except the router's logits
+    (`moe.routing_logits`), into a launch of one CTA of one warpgroup per SM
+    (`sm-count`) of a persistent kernel, a `gpu.func` in a `gpu.module` of
+    its own per static shape:
 
     * the schedule: thread 0 of each CTA writes each group's first row tile
       (a prefix sum of `ceil(rows / 128)` over the offsets) into shared
       memory; the work items are (row tile, column tile) pairs, row tiles
       fastest, which CTA `b` walks as `b, b + sm-count, ...`. Empty groups
       have no row tile, and a group holding most rows is most of the items;
-    * the main loop: the K blocks of 64 of an item come through a ring of
-      `stages` shared-memory stages: thread 0 arms the stage's mbarrier with
-      its byte count and issues the TMA loads (A: 128 rows of the sorted
-      rows at the tile's row offset; B: 128 weight rows of the group, or 64
-      gate and 64 up rows under SwiGLU; 128-byte swizzled, zero-filled past
-      the matrix), `stages - 1` blocks ahead; the warpgroup waits on the
-      barrier's phase and issues 8 `wgmma.mma_async` m64n128k16 (bf16, f32
-      accumulators in registers), then waits for the previous block's
-      group, whose stage is refilled;
+    * the main loop: the K blocks of 64 come through a ring of `stages`
+      shared-memory stages, each with a `full` mbarrier (thread 0 arms it
+      with the stage's bytes and issues the TMA loads: A, 128 rows at the
+      tile's row offset; B, 128 weight rows of the group, or 64 gate and 64
+      up rows under SwiGLU; 128-byte swizzled, zero-filled past the matrix)
+      and an `empty` one (lane 0 of each warp arrives once its wgmmas on the
+      stage are done, and thread 0 waits for it before a refill). The loads
+      run `stages - 1` blocks ahead, on into the CTA's next item; the
+      warpgroup issues 8 `wgmma.mma_async` m64n128k16 per block (bf16, f32
+      accumulators in registers, K-major descriptors built in the kernel);
     * the epilogue on the accumulator fragments: SwiGLU (gate and up columns
       sit in the same thread), the row scale, the cast, and a store per
       valid row and column, so partial tiles are predicated, not padded.
 
-    f32 inputs are first truncated to bf16 (a generic). The descriptors are
-    built on the host by `nvgpu.tma.create.descriptor`. Other grouped
-    matmuls keep the generic lowering of `convert-moe-to-linalg`.
+    f32 inputs are first truncated to bf16 (a generic), unless they are the
+    f32 result of another product taken here, which then writes bf16. The
+    descriptors are built on the host by `nvgpu.tma.create.descriptor` and
+    passed as `!llvm.ptr`. Other grouped matmuls keep the generic lowering
+    of `convert-moe-to-linalg`.
 
     Before:
     ```mlir
     %h = moe.grouped_matmul %x, %w1, %w3 offsets(%off) epilogue(swiglu)
         : (tensor<?x4096xbf16>, tensor<8x14336x4096xbf16>,
-           tensor<8x14336x4096xbf16>, tensor<9xi32>) -> tensor<?x14336xf32>
+           tensor<8x14336x4096xbf16>, tensor<9xi32>) -> tensor<?x14336xbf16>
     ```
     After (abridged):
     ```mlir
     %a = bufferization.to_buffer %x read_only : ...
     %da = nvgpu.tma.create.descriptor %a_unranked box[%c128, %c64] : ...
-    %out = memref.alloc(%rows) : memref<?x14336xf32>
-    gpu.launch blocks(...) in (%g = %c132, ...) threads(...) in (%t = %c128, ...)
-        dynamic_shared_memory_size %bytes {
-      // tile starts per group, then for each work item:
-      //   nvgpu.tma.async.load ... ; nvgpu.mbarrier.try_wait.parity ...
-      //   nvvm.wgmma.mma_async ... (x8 per K block)
-      //   silu(gate) * up, store
-    }
+    %out = memref.alloc(%rows) : memref<?x14336xbf16>
+    gpu.launch_func @grouped_matmul_sm90_g8_n14336_k4096_swiglu_bf16::@...
+        blocks in (%c132, %c1, %c1) threads in (%c128, %c1, %c1)
+        dynamic_shared_memory_size %bytes args(%off_buf, %out, %pa, %pw, %pu)
     %h = bufferization.to_tensor %out restrict writable : ...
+
+    gpu.module @grouped_matmul_sm90_g8_n14336_k4096_swiglu_bf16 {
+      gpu.func @... kernel {
+        // tile starts per group; for each work item and K block:
+        //   nvgpu.mbarrier.try_wait.parity (full) ; nvvm.wgmma.mma_async x8
+        //   lane 0: nvgpu.mbarrier.arrive (empty)
+        //   thread 0: try_wait (empty), expect_tx, nvgpu.tma.async.load x3
+        // silu(gate) * up, truncf, memref.store
+      }
+    }
     ```
   }];
   let options = [

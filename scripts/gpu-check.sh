@@ -5,8 +5,9 @@
 #  * every config's --target cuda executable, bf16 and f32 weights, on 2 x 24
 #    tokens, against the NumPy reference of docs/semantics.md
 #    (test/utils/model_reference.py: relative error <= 2e-2 for bf16, 1e-4
-#    for f32; routing statistics equal to the reference's), and the CPU
-#    executable the same way;
+#    for f32; routing statistics equal to the reference's; for the bf16
+#    builds the reference with --gemm-inputs bf16, the numerics of the
+#    sm_90a tensor-core GEMMs), and the CPU executable the same way;
 #  * compute-sanitizer memcheck on one model, where the machine has it;
 #  * the outputs of --bench (the last replay of a CUDA graph) against the
 #    reference too, and greedy --generate on two models against the
@@ -50,8 +51,11 @@ check() { # name build exe dtype [extra options of the executable]
     return
   fi
   local verdict
+  # bf16 GPU builds round the GEMM inputs to bf16 on the tensor cores.
+  local inputs=f32
+  [ "$build" = cuda-bf16 ] && inputs=bf16
   verdict=$($py test/utils/model_reference.py compare "$cfg" "$w" --tokens "$t" \
-    --logits "$logits" --stats "$stats" 2>&1 | tr '\n' ' ')
+    --logits "$logits" --stats "$stats" --gemm-inputs $inputs 2>&1 | tr '\n' ' ')
   case "$verdict" in
     *"PASS logits"*"PASS stats"*) result=PASS ;;
     *) result=FAIL ;;

@@ -685,6 +685,29 @@ void lowerGroupedMatmul(RewriterBase &rewriter, GroupedMatmulOp op,
   rewriter.replaceOp(op, castToType(b, b.getLoc(), result, resultType));
 }
 
+/// An f32 product read only as the rows of products this pass takes (the
+/// SwiGLU hidden rows, read by the down projection) is produced in bf16:
+/// its readers would round it to bf16 anyway, and this spares them a
+/// truncation pass over it.
+void narrowProducedRows(ArrayRef<GroupedMatmulOp> ops) {
+  llvm::SmallPtrSet<Operation *, 16> taken;
+  for (GroupedMatmulOp op : ops)
+    taken.insert(op);
+  for (GroupedMatmulOp op : ops) {
+    auto type = cast<RankedTensorType>(op.getResult().getType());
+    if (!type.getElementType().isF32() || op.getResult().use_empty())
+      continue;
+    bool onlyRows = llvm::all_of(op.getResult().getUses(), [&](OpOperand &use) {
+      auto reader = dyn_cast<GroupedMatmulOp>(use.getOwner());
+      return reader && taken.contains(reader) &&
+             use.get() == reader.getInput() &&
+             use.getOperandNumber() == 0;
+    });
+    if (onlyRows)
+      op.getResult().setType(type.clone(BFloat16Type::get(op.getContext())));
+  }
+}
+
 struct TileGroupedMatmulSm90
     : moe::impl::TileGroupedMatmulSm90Base<TileGroupedMatmulSm90> {
   using Base::Base;
@@ -707,6 +730,7 @@ struct TileGroupedMatmulSm90
     });
     if (ops.empty())
       return;
+    narrowProducedRows(ops);
     ModuleOp module = getOperation();
     module->setAttr(gpu::GPUDialect::getContainerModuleAttrName(),
                     UnitAttr::get(&getContext()));

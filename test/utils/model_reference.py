@@ -236,6 +236,27 @@ def read_tokens(spec):
 # ----------------------------------------------------------------------------
 
 
+# "bf16": the inputs of the matrix products are rounded to bf16 first, as
+# the tensor-core GEMMs of a bf16 build on sm_90a do (docs/semantics.md,
+# "Numeric conventions"): every product whose weight has N and K multiples
+# of 8, except the router's logits. Set by --gemm-inputs.
+GEMM_INPUTS = "f32"
+
+
+def to_bf16(x):
+    """x rounded to the nearest bf16 (ties to even), as float64."""
+    u = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
+    u = (u + 0x7FFF + ((u >> 16) & 1)) & 0xFFFF0000
+    return u.astype(np.uint32).view(np.float32).astype(np.float64)
+
+
+def mm(x, w):
+    """x · wᵀ for a weight w [N, K], under GEMM_INPUTS."""
+    if GEMM_INPUTS == "bf16" and w.shape[0] % 8 == 0 and w.shape[1] % 8 == 0:
+        x = to_bf16(x)
+    return x @ w.T
+
+
 def silu(x):
     return x / (1.0 + np.exp(-x))
 
@@ -246,7 +267,7 @@ def sigmoid(x):
 
 def swiglu(x, w1, w3, w2):
     """Expert(h) = W2·(silu(W1·h) ⊙ W3·h) (docs/semantics.md §2)."""
-    return (silu(x @ w1.T) * (x @ w3.T)) @ w2.T
+    return mm(silu(mm(x, w1)) * mm(x, w3), w2)
 
 
 def rms_norm(x, w, eps):
@@ -322,7 +343,7 @@ def attention(cfg, w, prefix, h, B, T):
     H, KVH, Dh = cfg.H, cfg.KVH, cfg.Dh
 
     def proj(name, heads):
-        y = h @ w[prefix + "self_attn.%s.weight" % name].T
+        y = mm(h, w[prefix + "self_attn.%s.weight" % name])
         if cfg.qwen:
             y = y + w[prefix + "self_attn.%s.bias" % name]
         return y.reshape(B, T, heads, Dh)
@@ -345,7 +366,7 @@ def attention(cfg, w, prefix, h, B, T):
             s = np.where(mask, s, -np.inf)
             s = np.exp(s - s.max(axis=1, keepdims=True))
             o[b, :, hd] = (s / s.sum(axis=1, keepdims=True)) @ v[b, :, kv]
-    return o.reshape(B * T, H * Dh) @ w[prefix + "self_attn.o_proj.weight"].T
+    return mm(o.reshape(B * T, H * Dh), w[prefix + "self_attn.o_proj.weight"])
 
 
 def route(cfg, p, El, cap, where, warnings):
@@ -431,7 +452,7 @@ def moe_block(cfg, w, l, h, warnings):
     cap = None
     if cfg.adr:
         level = cfg.adr["level_threshold"]
-        z = h @ w[m + "complexity_gate.weight"].T + w[m + "complexity_gate.bias"]
+        z = mm(h, w[m + "complexity_gate.weight"]) + w[m + "complexity_gate.bias"]
         complexity = sigmoid(z)[:, 0]
         simple = complexity < level
         for n in np.nonzero(np.abs(complexity - level) < BOUNDARY_MARGIN)[0]:
@@ -444,7 +465,7 @@ def moe_block(cfg, w, l, h, warnings):
     # MH-MoE (§5): sub-token n·heads + j is u[n, j·dr:(j+1)·dr].
     u = h
     if cfg.multi_head:
-        u = h @ w[m + "multi_head.weight"].T + w[m + "multi_head.bias"]
+        u = mm(h, w[m + "multi_head.weight"]) + w[m + "multi_head.bias"]
     sub = u.reshape(N * heads, dr)
 
     logits = (sub @ w[m + "gate.weight"].T).astype(np.float32)
@@ -462,10 +483,10 @@ def moe_block(cfg, w, l, h, warnings):
         routed[rows] += weights[rows, e:e + 1] * swiglu(sub[rows], *ws)
     y = routed.reshape(N, D)
     if cfg.multi_head:
-        y = y @ w[m + "merge.weight"].T + w[m + "merge.bias"]
+        y = mm(y, w[m + "merge.weight"]) + w[m + "merge.bias"]
 
     if cfg.qwen:  # the shared expert of qwen2_moe, on the un-split token
-        gate = sigmoid(h @ w[m + "shared_expert_gate.weight"].T)
+        gate = sigmoid(mm(h, w[m + "shared_expert_gate.weight"]))
         y = y + gate * swiglu(h, *[w[m + "shared_expert.%s.weight" % n]
                                    for n in names])
     if cfg.dual:  # DSSE (§6)
@@ -513,7 +534,7 @@ def forward(cfg, weights, tokens):
         x = x + y
     x = rms_norm(x, w["model.norm.weight"], cfg.eps)
     head = w["model.embed_tokens.weight"] if cfg.tie else w["lm_head.weight"]
-    logits = (x @ head.T).reshape(B, T, cfg.V)
+    logits = mm(x, head).reshape(B, T, cfg.V)
     return logits, {"layers": layers}, warnings
 
 
@@ -741,6 +762,11 @@ def main(argv=None):
     cmp_.add_argument("--tolerance", type=float,
                       help="max relative error (default from the weights' "
                            "dtype: 1e-4 f32, 2e-2 bf16)")
+    for s_ in (run, cmp_):
+        s_.add_argument("--gemm-inputs", choices=("f32", "bf16"), default="f32",
+                        help="bf16: model a bf16 build on sm_90a tensor cores, "
+                             "whose matrix products (but the router's) round "
+                             "their inputs to bf16")
     cmp_.add_argument("--logits-positions", type=int,
                       help="moec's logits are of the last P positions")
     gen = sub.add_parser("generate", help="check moec's greedy generation")
@@ -771,6 +797,8 @@ def main(argv=None):
     tok.add_argument("--shape", default="1,16", help="B,T")
     tok.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
+    global GEMM_INPUTS
+    GEMM_INPUTS = getattr(args, "gemm_inputs", "f32")
 
     cfg = read_config(args.config)
     if args.mode == "tokens":

@@ -175,6 +175,28 @@ func.func @partial(%x: tensor<?x72xbf16>, %w: tensor<1x200x72xbf16>,
 
 // -----
 
+// f32 hidden rows read only as the rows of the next product are produced
+// in bf16 (the reader would truncate them anyway): no truncation pass
+// between the two kernels.
+// CHECK-LABEL: func.func @expert_chain
+// CHECK-NOT: linalg.generic
+// CHECK: %[[H:.*]] = memref.alloc(%{{.*}}) : memref<?x128xbf16>
+// CHECK: gpu.launch_func @grouped_matmul_sm90_g2_n128_k64_swiglu_bf16::
+// CHECK-NOT: linalg.generic
+// CHECK: gpu.launch_func @grouped_matmul_sm90_g2_n64_k128_f32::
+func.func @expert_chain(%x: tensor<?x64xbf16>, %w1: tensor<2x128x64xbf16>,
+                        %w3: tensor<2x128x64xbf16>, %w2: tensor<2x64x128xbf16>,
+                        %off: tensor<3xi32>) -> tensor<?x64xf32> {
+  %h = moe.grouped_matmul %x, %w1, %w3 offsets(%off) epilogue(swiglu)
+      : (tensor<?x64xbf16>, tensor<2x128x64xbf16>, tensor<2x128x64xbf16>,
+         tensor<3xi32>) -> tensor<?x128xf32>
+  %y = moe.grouped_matmul %h, %w2 offsets(%off)
+      : (tensor<?x128xf32>, tensor<2x64x128xbf16>, tensor<3xi32>) -> tensor<?x64xf32>
+  return %y : tensor<?x64xf32>
+}
+
+// -----
+
 // Two products of one shape share one kernel.
 // CHECK-LABEL: func.func @shared_kernel
 // CHECK-COUNT-2: gpu.launch_func @grouped_matmul_sm90_g2_n64_k64_f32::@grouped_matmul_sm90_g2_n64_k64_f32
