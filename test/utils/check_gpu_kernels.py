@@ -58,7 +58,11 @@ def report(name, ptx, args, tmp):
               count(r"\bmbarrier\.try_wait", ptx),
               count(r"\bmma\.sync", ptx)))
     if args.cuobjdump:
-        sass = subprocess.run([args.cuobjdump, "-sass", cubin],
+        # cuobjdump -sass runs nvdisasm, found beside it or on the PATH.
+        env = dict(os.environ)
+        env["PATH"] = os.path.dirname(os.path.abspath(args.cuobjdump)) + \
+            os.pathsep + env.get("PATH", "")
+        sass = subprocess.run([args.cuobjdump, "-sass", cubin], env=env,
                               capture_output=True, text=True, check=True).stdout
         print("sass %s: %d HGMMA, %d UTMALDG, %d FFMA, %d HMMA" % (
             name, count(r"\bHGMMA\.", sass), count(r"\bUTMALDG\b", sass),
