@@ -81,29 +81,28 @@ struct GemmShape {
   }
 };
 
-/// Why `op` keeps the generic lowering, or an empty string when this pass
-/// takes it.
-std::string unsupportedReason(GroupedMatmulOp op) {
+/// Whether this pass takes `op`; the others keep the generic lowering.
+bool takes(GroupedMatmulOp op) {
   auto weight = cast<RankedTensorType>(op.getWeight().getType());
   auto input = cast<RankedTensorType>(op.getInput().getType());
   auto result = cast<RankedTensorType>(op.getResult().getType());
-  if (!weight.getElementType().isBF16())
-    return "weights are not bf16";
-  if (op->getContext()
-          ->getLoadedDialect<MoeDialect>()
-          ->getRoutingLogitsAttrHelper()
-          .isAttrPresent(op))
-    return "router logits stay f32";
-  if (!weight.hasStaticShape())
-    return "dynamic weight shape";
-  if (!isa<Float32Type, BFloat16Type>(input.getElementType()) ||
-      !isa<Float32Type, BFloat16Type>(result.getElementType()))
-    return "input or result is neither f32 nor bf16";
-  // TMA: global strides are multiples of 16 bytes; the epilogue stores
-  // column pairs.
-  if (weight.getDimSize(2) % 8 != 0 || weight.getDimSize(1) % 8 != 0)
-    return "N or K is not a multiple of 8";
-  return "";
+  bool routerLogits = op->getContext()
+                          ->getLoadedDialect<MoeDialect>()
+                          ->getRoutingLogitsAttrHelper()
+                          .isAttrPresent(op);
+  // The tensor cores multiply bf16; the router's logits stay f32; TMA needs
+  // static boxes and global strides that are multiples of 16 bytes, and the
+  // epilogue stores column pairs.
+  return weight.getElementType().isBF16() && !routerLogits &&
+         weight.hasStaticShape() &&
+         isa<Float32Type, BFloat16Type>(input.getElementType()) &&
+         isa<Float32Type, BFloat16Type>(result.getElementType()) &&
+         weight.getDimSize(2) % 8 == 0 && weight.getDimSize(1) % 8 == 0;
+}
+
+/// Shared memory.
+gpu::AddressSpaceAttr workgroupSpace(MLIRContext *ctx) {
+  return gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
 }
 
 /// The 64-bit wgmma descriptor of a K-major, 128-byte swizzled operand at
@@ -127,7 +126,7 @@ Value wgmmaDescriptor(ImplicitLocOpBuilder &b, Value address) {
 /// swizzled, zero-filled out of bounds.
 nvgpu::TensorMapDescriptorType descriptorType(MLIRContext *ctx,
                                               int64_t boxRows) {
-  auto smem = gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
+  auto smem = workgroupSpace(ctx);
   auto boxType = MemRefType::get({boxRows, kBlockK}, BFloat16Type::get(ctx),
                                  nullptr, smem);
   return nvgpu::TensorMapDescriptorType::get(
@@ -304,8 +303,7 @@ KernelBuilder::Item KernelBuilder::itemAt(Value item) {
 /// the gate and up boxes) at its first weight row.
 void KernelBuilder::issueLoads(Value fill, Value kBlock, const Item &item) {
   auto bf16 = b.getBF16Type();
-  auto smem =
-      gpu::AddressSpaceAttr::get(b.getContext(), gpu::AddressSpace::Workgroup);
+  auto smem = workgroupSpace(b.getContext());
   auto view = [&](Value byteOffset, int64_t rows) -> Value {
     auto type = MemRefType::get({rows, kBlockK}, bf16, nullptr, smem);
     return memref::ViewOp::create(b, type, shared, byteOffset, ValueRange());
@@ -495,7 +493,7 @@ Value KernelBuilder::workItem(Value itemIndex, Value consumed, Value ctas,
 
 void KernelBuilder::build() {
   auto *ctx = b.getContext();
-  auto smem = gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
+  auto smem = workgroupSpace(ctx);
   accType = LLVM::LLVMStructType::getLiteral(
       ctx, SmallVector<Type>(kWgmmaRows * kBlockRows / kWarpgroupThreads,
                              b.getF32Type()));
@@ -700,8 +698,7 @@ void narrowProducedRows(ArrayRef<GroupedMatmulOp> ops) {
     bool onlyRows = llvm::all_of(op.getResult().getUses(), [&](OpOperand &use) {
       auto reader = dyn_cast<GroupedMatmulOp>(use.getOwner());
       return reader && taken.contains(reader) &&
-             use.get() == reader.getInput() &&
-             use.getOperandNumber() == 0;
+             use.get() == reader.getInput() && use.getOperandNumber() == 0;
     });
     if (onlyRows)
       op.getResult().setType(type.clone(BFloat16Type::get(op.getContext())));
@@ -725,7 +722,7 @@ struct TileGroupedMatmulSm90
     }
     SmallVector<GroupedMatmulOp> ops;
     getOperation()->walk([&](GroupedMatmulOp op) {
-      if (unsupportedReason(op).empty())
+      if (takes(op))
         ops.push_back(op);
     });
     if (ops.empty())
