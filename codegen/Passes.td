@@ -442,11 +442,25 @@ def TileGroupedMatmulSm90 : Pass<"moe-tile-grouped-matmul-sm90",
       warpgroup issues 8 `wgmma.mma_async` m64n128k16 per block (bf16, f32
       accumulators in registers, K-major descriptors built in the kernel);
     * the epilogue on the accumulator fragments: SwiGLU (gate and up columns
-      sit in the same thread), the row scale, the cast, and a store per
-      valid row and column, so partial tiles are predicated, not padded.
+      sit in the same thread), the row scale, the cast, then the fused
+      consumers, and a store per valid row and column, so partial tiles are
+      predicated, not padded.
 
-    f32 inputs are first truncated to bf16 (a generic), unless they are the
-    f32 result of another product taken here, which then writes bf16. The
+    Fused consumers: the chain of elementwise linalg generics over the
+    product's [rows, N], each the only reader of the value before it, whose
+    other operands are read at the element, its column (a bias) or its row,
+    with payloads of pure scalar ops (a bias, a residual add, the shared
+    expert's sum with the routed experts). An element operand that is an
+    unweighted `moe.combine` read by nothing else is gathered by the
+    epilogue itself (each token's used slot rows, summed in slot order from
+    zero, like the combine), and the combine disappears. With
+    `combine-scatter`, a product read only by a combine of at most 2 slots
+    adds each row into its token's row of a zeroed output (atomic f32 adds:
+    `0 + a + b` is the same in either order), instead.
+
+    f32 inputs are first truncated to bf16 (a generic, one per input value),
+    unless they are the f32 result of another product taken here, which then
+    writes bf16. The
     descriptors are built on the host by `nvgpu.tma.create.descriptor` and
     passed as `!llvm.ptr`. Other grouped matmuls keep the generic lowering
     of `convert-moe-to-linalg`.
@@ -484,6 +498,11 @@ def TileGroupedMatmulSm90 : Pass<"moe-tile-grouped-matmul-sm90",
     Option<"smCount", "sm-count", "int64_t", /*default=*/"132",
            "CTAs of the persistent kernel: the GPU's SMs (132 on H100/H200 "
            "SXM)">,
+    Option<"combineScatter", "combine-scatter", "bool", /*default=*/"false",
+           "Fold a combine of at most 2 slots per token into the producing "
+           "product: its epilogue adds each row into its token's row of a "
+           "zeroed output with atomic f32 adds (exact and deterministic for "
+           "2 addends), instead of a gather kernel">,
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",

@@ -147,6 +147,12 @@ struct CudaPipelineOptions : PassPipelineOptions<CudaPipelineOptions> {
       *this, "stages",
       llvm::cl::desc("Shared-memory stages of the tensor-core GEMM's TMA ring"),
       llvm::cl::init(4)};
+  Option<bool> combineScatter{
+      *this, "combine-scatter",
+      llvm::cl::desc("Add the rows of a top-1/top-2 combine into their tokens "
+                     "in the down projection's epilogue (atomic f32 adds) "
+                     "instead of gathering them in a kernel of their own"),
+      llvm::cl::init(false)};
 
   /// Whether the grouped matmuls get the sm_90a tensor-core kernel.
   bool useWgmma() const { return tensorCores && chip == "sm_90a"; }

@@ -2,6 +2,7 @@
 
 #include "dialect/MoeOps.h"
 
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinTypes.h"
 #include "mlir/IR/PatternMatch.h"
@@ -224,6 +225,15 @@ LogicalResult GroupedMatmulOp::verify() {
   return success();
 }
 
+/// [R, N]: the input's rows by the weights' rows.
+LogicalResult
+GroupedMatmulOp::reifyResultShapes(OpBuilder &b,
+                                   ReifiedRankedShapedTypeDims &shapes) {
+  shapes = {{tensor::getMixedSize(b, getLoc(), getInput(), 0),
+             tensor::getMixedSize(b, getLoc(), getWeight(), 1)}};
+  return success();
+}
+
 /// `swiglu` rather than the enum attribute's own ` swiglu` spelling.
 static ParseResult parseEpilogue(OpAsmParser &parser, EpilogueAttr &attr) {
   SMLoc loc = parser.getCurrentLocation();
@@ -263,6 +273,14 @@ LogicalResult CombineOp::verify() {
       failed(checkShape(op, "counts", "[T]", getCounts(), {t})) ||
       failed(checkShape(op, "result", "[T, D]", getResult(), {t, d})))
     return failure();
+  return success();
+}
+
+/// [T, D]: a row per token of slot_to_row, the rows' width.
+LogicalResult CombineOp::reifyResultShapes(OpBuilder &b,
+                                           ReifiedRankedShapedTypeDims &shapes) {
+  shapes = {{tensor::getMixedSize(b, getLoc(), getSlotToRow(), 0),
+             tensor::getMixedSize(b, getLoc(), getRows(), 1)}};
   return success();
 }
 

@@ -12,6 +12,7 @@
 
 include "dialect/MoeAttrs.td"
 include "mlir/Dialect/LLVMIR/LLVMOpBase.td"
+include "mlir/Interfaces/InferTypeOpInterface.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
 include "mlir/IR/OpAsmInterface.td"
 
@@ -181,7 +182,9 @@ def Moe_TileScheduleOp : Moe_Op<"tile_schedule", [Pure]> {
 }
 
 def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [Pure,
-    AttrSizedOperandSegments]> {
+    AttrSizedOperandSegments,
+    DeclareOpInterfaceMethods<ReifyRankedShapedTypeOpInterface,
+        ["reifyResultShapes"]>]> {
   let summary = "Ragged grouped matrix multiplication";
   let description = [{
     Multiplies each row of `input : [R, K]` by the weight of its group:
@@ -225,7 +228,9 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [Pure,
   }];
 }
 
-def Moe_CombineOp : Moe_Op<"combine", [Pure]> {
+def Moe_CombineOp : Moe_Op<"combine", [Pure,
+    DeclareOpInterfaceMethods<ReifyRankedShapedTypeOpInterface,
+        ["reifyResultShapes"]>]> {
   let summary = "Weighted sum of expert outputs per token";
   let description = [{
     The inverse of `moe.dispatch`: for each token `t`,

@@ -25,14 +25,19 @@
 //===----------------------------------------------------------------------===//
 
 #include "codegen/Passes.h"
+#include "codegen/gpu/FusedEpilogue.h"
 #include "dialect/LoweringUtils.h"
 #include "dialect/MoeDialect.h"
 #include "dialect/MoeOps.h"
 
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/MemRef/Transforms/Transforms.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/IR/ImplicitLocOpBuilder.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
+
+#include <map>
 
 namespace mlir::moe {
 #define GEN_PASS_DEF_TILEGROUPEDMATMULSM90
@@ -64,7 +69,10 @@ constexpr int64_t kWaitTicks = 10000000;
 struct GemmShape {
   int64_t groups, n, k;
   bool swiglu, hasScale;
-  Type outType;
+  /// The product's element type, and the one stored (a fused epilogue's).
+  Type outType, storeType;
+  /// Rows are added into their tokens' rows (combine-scatter).
+  bool scatter = false;
 
   /// Weight rows a work item reads per weight: 128, or 64 gate and 64 up
   /// rows under SwiGLU (one 128-column wgmma covers both).
@@ -147,8 +155,8 @@ Value castTo(ImplicitLocOpBuilder &b, Value v, Type type) {
 class KernelBuilder {
 public:
   KernelBuilder(ImplicitLocOpBuilder &b, const GemmShape &shape, int64_t stages,
-                ValueRange args)
-      : b(b), shape(shape), stages(stages) {
+                const FusedEpilogue &fused, ValueRange args)
+      : b(b), shape(shape), stages(stages), fused(fused) {
     auto descriptor = [&](Value arg, int64_t boxRows) {
       return castTo(b, arg, descriptorType(b.getContext(), boxRows));
     };
@@ -161,6 +169,9 @@ public:
       descUp = descriptor(args[next++], shape.weightRows());
     if (shape.hasScale)
       scale = args[next++];
+    if (shape.scatter)
+      rowToToken = args[next++];
+    epilogueBuffers = args.drop_front(next);
   }
 
   void build();
@@ -192,8 +203,9 @@ private:
   void buildSchedule();
   Value groupOfRowTile(Value rowTile);
   Item itemAt(Value item);
-  void issueLoads(Value fill, Value kBlock, const Item &item);
-  void issuePrologue(const Item &item);
+  void issueLoads(Value fill, Value kBlock, Value rowStart, Value weightRow,
+                  Value issue);
+  void issuePrologue(const Item &item, Value hasItem);
   /// How many K blocks the loads run ahead of the wgmmas: every stage but
   /// the one being multiplied, at most an item's blocks.
   int64_t lookahead() const { return std::min(stages - 1, shape.kBlocks()); }
@@ -205,7 +217,9 @@ private:
   ImplicitLocOpBuilder &b;
   const GemmShape &shape;
   int64_t stages;
-  Value offsets, scale, out, descA, descW, descUp;
+  const FusedEpilogue &fused;
+  Value offsets, scale, rowToToken, out, descA, descW, descUp;
+  ValueRange epilogueBuffers;
   // Set up by build().
   Value tid, lane, shared, sharedBase, pad, tileStarts, isLeader;
   /// Per stage: `full` completes when the stage's TMA bytes have landed,
@@ -281,12 +295,15 @@ Value KernelBuilder::groupOfRowTile(Value rowTile) {
 
 /// A work item's rows, output columns and weight rows: row tiles fastest,
 /// so the CTAs at work at once share the weight tiles of a few column tiles
-/// in L2.
+/// in L2. Any index gives coordinates inside the buffers (the loads that
+/// would use an absent item's are predicated off, not branched around).
 KernelBuilder::Item KernelBuilder::itemAt(Value item) {
-  Value rowTiles = tileStartAt(idx(shape.groups));
+  Value rowTiles =
+      arith::MaxUIOp::create(b, tileStartAt(idx(shape.groups)), idx(1));
   Value rowTile = arith::RemUIOp::create(b, item, rowTiles);
   Value colTile = arith::DivUIOp::create(b, item, rowTiles);
-  Value g = groupOfRowTile(rowTile);
+  Value g = arith::MinUIOp::create(b, groupOfRowTile(rowTile),
+                                   idx(shape.groups - 1));
   Value rowStart =
       add(loadOffset(g), mul(arith::SubIOp::create(b, rowTile, tileStartAt(g)),
                              idx(kBlockRows)));
@@ -295,13 +312,17 @@ KernelBuilder::Item KernelBuilder::itemAt(Value item) {
           colTile};
 }
 
-/// Thread 0's `fill`-th load of the CTA into stage fill % stages: it waits
+/// The CTA's `fill`-th load into stage fill % stages: every thread waits
 /// until the 4 warps have released the stage's previous fill (for the first
-/// round, parity 1 is the phase before the first, which counts as done),
-/// arms the full barrier with the stage's bytes and starts the TMA loads of
-/// K block `kBlock`: the A box at the item's first row, the weight box (or
-/// the gate and up boxes) at its first weight row.
-void KernelBuilder::issueLoads(Value fill, Value kBlock, const Item &item) {
+/// round, parity 1 is the phase before the first, which counts as done);
+/// then, where `issue` holds (thread 0, when there is a block to load), the
+/// full barrier is armed with the stage's bytes and the TMA loads of K block
+/// `kBlock` start: the A box at row `rowStart`, the weight box (or the gate
+/// and up boxes) at weight row `weightRow`. Predicated rather than branched
+/// on: ptxas serialises the wgmmas of a loop that holds divergent branches
+/// (C7520), and the warps wait together anyway at the next wgmma.
+void KernelBuilder::issueLoads(Value fill, Value kBlock, Value rowStart,
+                               Value weightRow, Value issue) {
   auto bf16 = b.getBF16Type();
   auto smem = workgroupSpace(b.getContext());
   auto view = [&](Value byteOffset, int64_t rows) -> Value {
@@ -316,35 +337,37 @@ void KernelBuilder::issueLoads(Value fill, Value kBlock, const Item &item) {
   Value bOffset = add(aOffset, idx(kTileBytes));
   Value k = mul(kBlock, idx(kBlockK));
   nvgpu::MBarrierArriveExpectTxOp::create(b, full, idx(kStageBytes), stage,
-                                          Value());
+                                          issue);
   auto load = [&](Value desc, Value dst, Value row) {
     nvgpu::TmaAsyncLoadOp::create(b, dst, full, desc, ValueRange{k, row}, stage,
-                                  Value(), Value());
+                                  Value(), issue);
   };
-  load(descA, view(aOffset, kBlockRows), item.rowStart);
+  load(descA, view(aOffset, kBlockRows), rowStart);
   if (!shape.swiglu) {
-    load(descW, view(bOffset, kBlockRows), item.weightRow);
+    load(descW, view(bOffset, kBlockRows), weightRow);
     return;
   }
   int64_t half = kBlockRows / 2;
-  load(descW, view(bOffset, half), item.weightRow);
-  load(descUp, view(add(bOffset, idx(kTileBytes / 2)), half), item.weightRow);
+  load(descW, view(bOffset, half), weightRow);
+  load(descUp, view(add(bOffset, idx(kTileBytes / 2)), half), weightRow);
 }
 
-/// Thread 0 starts the first item's first lookahead() K blocks.
-void KernelBuilder::issuePrologue(const Item &item) {
+/// Thread 0 starts the first item's first lookahead() K blocks, if the CTA
+/// has an item.
+void KernelBuilder::issuePrologue(const Item &item, Value hasItem) {
+  Value issue = arith::AndIOp::create(b, isLeader, hasItem);
   for (int64_t j = 0; j < lookahead(); ++j)
-    issueLoads(idx(j), idx(j), item);
+    issueLoads(idx(j), idx(j), item.rowStart, item.weightRow, issue);
 }
 
 /// Lane 0 of each warp releases the stage of the CTA's `consumed`-th K
-/// block, whose wgmmas its warp has waited for.
+/// block, whose wgmmas its warp has waited for: a predicated arrive (with no
+/// bytes to expect, the one predicated arrive nvgpu has; see issueLoads).
 void KernelBuilder::releaseStage(Value consumed) {
   Value stage = arith::RemUIOp::create(b, consumed, idx(stages));
-  ifThen(arith::CmpIOp::create(b, arith::CmpIPredicate::eq, lane, idx(0)), [&] {
-    nvgpu::MBarrierArriveOp::create(
-        b, nvgpu::MBarrierTokenType::get(b.getContext()), empty, stage);
-  });
+  Value laneZero =
+      arith::CmpIOp::create(b, arith::CmpIPredicate::eq, lane, idx(0));
+  nvgpu::MBarrierArriveExpectTxOp::create(b, empty, idx(0), stage, laneZero);
 }
 
 /// The wgmmas of one stage: for each of the 4 K steps of 16, one
@@ -396,8 +419,10 @@ SmallVector<Value> KernelBuilder::multiplyStage(Value stage,
 /// thread t (warp w, lane l) holds rows 16w + l/4 and 16w + l/4 + 8 and, for
 /// each 8-column block i, columns 8i + 2(l % 4) and the next: registers
 /// 4i .. 4i + 3. Under SwiGLU the gate column c and the up column c + 64 are
-/// in the same thread (blocks i and i + 8).
+/// in the same thread (blocks i and i + 8). The fused consumers run last,
+/// on the product's element as its own consumers would have read it.
 void KernelBuilder::storeTile(ValueRange accumulators, const Item &item) {
+  FusedEpilogue::Emitter consumers(fused, epilogueBuffers);
   Value warp = arith::DivUIOp::create(b, tid, idx(32));
   Value fragRow =
       add(mul(warp, idx(16)), arith::DivUIOp::create(b, lane, idx(4)));
@@ -414,6 +439,13 @@ void KernelBuilder::storeTile(ValueRange accumulators, const Item &item) {
       Value rowScale = shape.hasScale
                            ? memref::LoadOp::create(b, scale, ValueRange{row})
                            : Value();
+      consumers.beginRow(b, b.getLoc(), row);
+      Value outRow =
+          shape.scatter
+              ? arith::IndexCastOp::create(
+                    b, b.getIndexType(),
+                    memref::LoadOp::create(b, rowToToken, ValueRange{row}))
+              : row;
       for (int64_t i = 0; i < shape.tileCols() / 8; ++i) {
         Value col = add(firstCol, idx(8 * i));
         OpBuilder::InsertionGuard colGuard(b);
@@ -432,7 +464,13 @@ void KernelBuilder::storeTile(ValueRange accumulators, const Item &item) {
           if (rowScale)
             v = arith::MulFOp::create(b, v, rowScale);
           v = truncateFromF32(b, b.getLoc(), v, shape.outType);
-          memref::StoreOp::create(b, v, out, ValueRange{row, add(col, idx(e))});
+          Value c = add(col, idx(e));
+          v = consumers.apply(b, b.getLoc(), v, c);
+          if (shape.scatter)
+            memref::AtomicRMWOp::create(b, arith::AtomicRMWKind::addf, v, out,
+                                        ValueRange{outRow, c});
+          else
+            memref::StoreOp::create(b, v, out, ValueRange{row, c});
         }
       }
     }
@@ -466,22 +504,25 @@ Value KernelBuilder::workItem(Value itemIndex, Value consumed, Value ctas,
         b, full, parityOf(arith::DivUIOp::create(b, count, idx(stages))),
         idx(kWaitTicks), stage);
     SmallVector<Value> acc = multiplyStage(stage, kLoop.getRegionIterArgs());
-    // The previous block's wgmmas are done: release its stage, which a load
-    // below may refill.
+    // The previous block's wgmmas are done: release its stage, which the
+    // load below refills. (A branch on the loop counter is uniform; in a
+    // predicate, LLVM would fold it to a constant in unrolled iterations,
+    // and `@0` is not PTX.)
     ifThen(arith::CmpIOp::create(b, arith::CmpIPredicate::ugt, kb, idx(0)),
            [&] { releaseStage(arith::SubIOp::create(b, count, idx(1))); });
+    // The block lookahead() ahead: this item's, or past its end the next
+    // item's; none after the CTA's last item. No branch (see issueLoads).
     Value ahead = add(kb, idx(lookahead()));
-    Value fill = add(consumed, ahead);
     Value inItem = lt(ahead, idx(kBlocks));
-    ifThen(arith::AndIOp::create(b, isLeader, inItem),
-           [&] { issueLoads(fill, ahead, item); });
-    Value inNext = arith::AndIOp::create(
-        b, hasNext,
-        arith::CmpIOp::create(b, arith::CmpIPredicate::uge, ahead,
-                              idx(kBlocks)));
-    ifThen(arith::AndIOp::create(b, isLeader, inNext), [&] {
-      issueLoads(fill, arith::SubIOp::create(b, ahead, idx(kBlocks)), nextItem);
-    });
+    auto pick = [&](Value inThis, Value inNextItem) -> Value {
+      return arith::SelectOp::create(b, inItem, inThis, inNextItem);
+    };
+    Value issue = arith::AndIOp::create(
+        b, isLeader, arith::OrIOp::create(b, inItem, hasNext));
+    issueLoads(add(consumed, ahead),
+               pick(ahead, arith::SubIOp::create(b, ahead, idx(kBlocks))),
+               pick(item.rowStart, nextItem.rowStart),
+               pick(item.weightRow, nextItem.weightRow), issue);
     scf::YieldOp::create(b, acc);
   }
   NVVM::WgmmaWaitGroupSyncOp::create(b, 0);
@@ -521,8 +562,7 @@ void KernelBuilder::build() {
   buildSchedule();
 
   Value items = mul(tileStartAt(idx(shape.groups)), idx(shape.colTiles()));
-  ifThen(arith::AndIOp::create(b, isLeader, lt(cta, items)),
-         [&] { issuePrologue(itemAt(cta)); });
+  issuePrologue(itemAt(cta), lt(cta, items));
   auto loop = scf::ForOp::create(b, cta, items, ctas, ValueRange{idx(0)});
   {
     OpBuilder::InsertionGuard guard(b);
@@ -533,12 +573,20 @@ void KernelBuilder::build() {
   gpu::ReturnOp::create(b);
 }
 
-/// `t` with bf16 elements: itself, or a generic truncating its f32 elements
-/// (the tensor cores take bf16 operands).
-Value toBf16(ImplicitLocOpBuilder &b, Value t) {
-  auto type = cast<RankedTensorType>(t.getType());
-  if (type.getElementType().isBF16())
-    return t;
+/// The bf16 copies of f32 GEMM inputs, one per input however many products
+/// read it (the q, k and v projections read the same rows).
+class Bf16Inputs {
+public:
+  /// `t` with bf16 elements: itself, or a generic truncating its f32
+  /// elements (the tensor cores take bf16 operands), placed after `t`'s
+  /// definition so that it serves every reader.
+  Value get(ImplicitLocOpBuilder &b, Value t);
+
+private:
+  llvm::DenseMap<Value, Value> copies;
+};
+
+Value truncateRows(ImplicitLocOpBuilder &b, Value t) {
   SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(b, b.getLoc(), t);
   Value init = tensor::EmptyOp::create(b, sizes, b.getBF16Type());
   GenericBuilder generic{
@@ -551,6 +599,20 @@ Value toBf16(ImplicitLocOpBuilder &b, Value t) {
         linalg::YieldOp::create(
             nb, loc, truncateFromF32(nb, loc, args[0], nb.getBF16Type()));
       })[0];
+}
+
+Value Bf16Inputs::get(ImplicitLocOpBuilder &b, Value t) {
+  if (cast<RankedTensorType>(t.getType()).getElementType().isBF16())
+    return t;
+  Value &copy = copies[t];
+  // A copy whose generic reads another value is a stale entry (its value
+  // was replaced, and the storage reused).
+  if (!copy || copy.getDefiningOp()->getOperand(0) != t) {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointAfterValue(t);
+    copy = truncateRows(b, t);
+  }
+  return copy;
 }
 
 /// A TMA descriptor of a bf16 matrix buffer in boxes of `boxRows` x 64 (as
@@ -589,14 +651,26 @@ struct KernelArgs {
   }
 };
 
-/// Builds `op`'s operands as the kernel's arguments, and its output buffer.
+/// Builds `op`'s operands and those of its fused consumers as the kernel's
+/// arguments, and its output buffer.
 KernelArgs buildArgs(ImplicitLocOpBuilder &b, GroupedMatmulOp op,
-                     const GemmShape &shape, Value &out) {
-  Value input = readBuffer(b, toBf16(b, op.getInput()));
-  Value rows = memref::DimOp::create(b, input, 0);
-  out = memref::AllocOp::create(
-      b, MemRefType::get({ShapedType::kDynamic, shape.n}, shape.outType),
-      ValueRange{rows});
+                     const GemmShape &shape, const FusedEpilogue &fused,
+                     CombineOp scatterInto, Bf16Inputs &bf16Inputs,
+                     Value &out) {
+  Value input = readBuffer(b, bf16Inputs.get(b, op.getInput()));
+  auto outType =
+      MemRefType::get({ShapedType::kDynamic, shape.n}, shape.storeType);
+  if (scatterInto) {
+    // The tokens' rows, zeroed for the atomic adds.
+    Value tokens = tensor::DimOp::create(b, scatterInto.getSlotToRow(), 0);
+    out = memref::AllocOp::create(b, outType, ValueRange{tokens});
+    linalg::FillOp::create(
+        b, ValueRange{arith::ConstantOp::create(b, b.getF32FloatAttr(0))},
+        ValueRange{out});
+  } else {
+    out = memref::AllocOp::create(
+        b, outType, ValueRange{memref::DimOp::create(b, input, 0)});
+  }
   KernelArgs args;
   args.values = {
       readBuffer(b, op.getGroupOffsets()), out,
@@ -607,6 +681,11 @@ KernelArgs buildArgs(ImplicitLocOpBuilder &b, GroupedMatmulOp op,
                                         shape.weightRows()));
   if (shape.hasScale)
     args.values.push_back(readBuffer(b, op.getRowScale()));
+  if (scatterInto)
+    args.values.push_back(readBuffer(
+        b, scatterInto.getSlotToRow().getDefiningOp<DispatchOp>().getRowToToken()));
+  for (Value t : fused.tensors())
+    args.values.push_back(readBuffer(b, t));
   return args;
 }
 
@@ -617,25 +696,47 @@ public:
   KernelCache(ModuleOp module, int64_t stages)
       : module(module), stages(stages), symbols(module) {}
 
-  /// The kernel for `shape` and argument types `types`, built on first use
-  /// in a gpu.module of its own.
-  gpu::GPUFuncOp get(const GemmShape &shape, TypeRange types);
+  /// The kernel for `shape`, consumers `fused` and argument types `types`,
+  /// built on first use in a gpu.module of its own.
+  gpu::GPUFuncOp get(const GemmShape &shape, const FusedEpilogue &fused,
+                     TypeRange types);
 
 private:
+  static std::string nameOf(const GemmShape &shape);
+
   ModuleOp module;
   int64_t stages;
   SymbolTable symbols;
-  llvm::StringMap<gpu::GPUFuncOp> kernels;
+  /// By shape and epilogue.
+  std::map<std::pair<std::string, std::string>, gpu::GPUFuncOp> kernels;
+  /// The distinct fused epilogues of each shape so far.
+  llvm::StringMap<unsigned> epilogues;
 };
 
-gpu::GPUFuncOp KernelCache::get(const GemmShape &shape, TypeRange types) {
+/// The shape's name, e.g. grouped_matmul_sm90_g8_n14336_k4096_swiglu_bf16.
+std::string KernelCache::nameOf(const GemmShape &shape) {
   std::string name;
   llvm::raw_string_ostream os(name);
   os << "grouped_matmul_sm90_g" << shape.groups << "_n" << shape.n << "_k"
      << shape.k << (shape.swiglu ? "_swiglu" : "")
-     << (shape.hasScale ? "_scale" : "") << "_" << shape.outType;
-  if (gpu::GPUFuncOp kernel = kernels.lookup(name))
+     << (shape.hasScale ? "_scale" : "") << (shape.scatter ? "_scatter" : "")
+     << "_" << shape.outType;
+  return name;
+}
+
+gpu::GPUFuncOp KernelCache::get(const GemmShape &shape,
+                                const FusedEpilogue &fused, TypeRange types) {
+  std::string name = nameOf(shape);
+  std::string typeKey;
+  llvm::raw_string_ostream typeOs(typeKey);
+  llvm::interleaveComma(types, typeOs);
+  std::pair<std::string, std::string> key{
+      name + "(" + typeKey + ")", fused.empty() ? std::string() : fused.key()};
+  if (gpu::GPUFuncOp kernel = kernels[key])
     return kernel;
+  // The i-th distinct fused epilogue of a shape is its `_ep<i>` kernel.
+  if (!fused.empty())
+    name += "_ep" + std::to_string(epilogues[name]++);
   ImplicitLocOpBuilder b(module.getLoc(), module.getContext());
   b.setInsertionPointToEnd(module.getBody());
   auto gpuModule = gpu::GPUModuleOp::create(b, name);
@@ -647,40 +748,83 @@ gpu::GPUFuncOp KernelCache::get(const GemmShape &shape, TypeRange types) {
   kernel.setKnownBlockSizeAttr(
       b.getDenseI32ArrayAttr({static_cast<int32_t>(kWarpgroupThreads), 1, 1}));
   b.setInsertionPointToStart(&kernel.getBody().front());
-  KernelBuilder(b, shape, stages, kernel.getArguments()).build();
-  kernels[name] = kernel;
+  KernelBuilder(b, shape, stages, fused, kernel.getArguments()).build();
+  kernels[key] = kernel;
   return kernel;
 }
 
-/// Replaces `op` by buffers of its operands, the TMA descriptors, the
+/// The combine that `op`'s epilogue can add its rows into (combine-scatter):
+/// `op`'s only reader, unweighted, an f32 sum of at most 2 slots per token
+/// (two atomic adds into zero give the same sum in either order, which is
+/// the gather's), whose rows come from a dispatch (for each row's token).
+CombineOp scatterTarget(GroupedMatmulOp op) {
+  Value product = op.getResult();
+  if (!product.hasOneUse())
+    return {};
+  auto combine = dyn_cast<CombineOp>(*product.getUsers().begin());
+  if (!combine || combine.getWeights() ||
+      !combine.getSlotToRow().getDefiningOp<DispatchOp>())
+    return {};
+  auto slots = cast<RankedTensorType>(combine.getSlotToRow().getType());
+  auto f32 = [](Value v) {
+    return cast<RankedTensorType>(v.getType()).getElementType().isF32();
+  };
+  if (slots.isDynamicDim(1) || slots.getDimSize(1) > 2 || !f32(product) ||
+      !f32(combine.getResult()))
+    return {};
+  return combine;
+}
+
+/// Replaces `op` and the consumers fused into its epilogue (or the combine
+/// it scatters into) by buffers of their operands, the TMA descriptors, the
 /// kernel's launch on one CTA per SM, and a tensor of its output buffer.
 void lowerGroupedMatmul(RewriterBase &rewriter, GroupedMatmulOp op,
-                        KernelCache &kernels, int64_t stages, int64_t smCount) {
+                        KernelCache &kernels, Bf16Inputs &bf16Inputs,
+                        const TileGroupedMatmulSm90Options &options) {
   ImplicitLocOpBuilder b(op.getLoc(), rewriter);
   auto weightType = cast<RankedTensorType>(op.getWeight().getType());
   auto resultType = cast<RankedTensorType>(op.getResult().getType());
+  CombineOp scatterInto =
+      options.combineScatter ? scatterTarget(op) : CombineOp();
+  FusedEpilogue fused = scatterInto ? FusedEpilogue()
+                                    : FusedEpilogue::collect(op.getResult());
+  Value replaced = scatterInto     ? scatterInto.getResult()
+                   : fused.empty() ? op.getResult()
+                                   : fused.result();
+  auto replacedType = cast<RankedTensorType>(replaced.getType());
   GemmShape shape{weightType.getDimSize(0),
                   weightType.getDimSize(1),
                   weightType.getDimSize(2),
                   op.getEpilogue() == Epilogue::swiglu,
                   static_cast<bool>(op.getRowScale()),
-                  resultType.getElementType()};
+                  resultType.getElementType(),
+                  replacedType.getElementType(),
+                  static_cast<bool>(scatterInto)};
+  // Where every operand of the fused consumers (or the combine) is defined.
+  if (replaced != op.getResult())
+    b.setInsertionPoint(replaced.getDefiningOp());
   Value out;
-  KernelArgs args = buildArgs(b, op, shape, out);
-  gpu::GPUFuncOp kernel = kernels.get(shape, args.types());
+  KernelArgs args =
+      buildArgs(b, op, shape, fused, scatterInto, bf16Inputs, out);
+  gpu::GPUFuncOp kernel = kernels.get(shape, fused, args.types());
   auto cst = [&](int64_t v) { return arith::ConstantIndexOp::create(b, v); };
   gpu::LaunchFuncOp::create(
-      b, kernel, gpu::KernelDim3{cst(smCount), cst(1), cst(1)},
+      b, kernel, gpu::KernelDim3{cst(options.smCount), cst(1), cst(1)},
       gpu::KernelDim3{cst(kWarpgroupThreads), cst(1), cst(1)},
       arith::ConstantIntOp::create(b, b.getI32Type(),
-                                   shape.sharedBytes(stages)),
+                                   shape.sharedBytes(options.stages)),
       args.values);
   Value result = bufferization::ToTensorOp::create(
       b,
       RankedTensorType::get(cast<MemRefType>(out.getType()).getShape(),
-                            shape.outType),
+                            shape.storeType),
       out, /*restrict=*/true, /*writable=*/true);
-  rewriter.replaceOp(op, castToType(b, b.getLoc(), result, resultType));
+  rewriter.replaceAllUsesWith(replaced,
+                              castToType(b, b.getLoc(), result, replacedType));
+  fused.erase(rewriter);
+  if (scatterInto)
+    rewriter.eraseOp(scatterInto);
+  rewriter.eraseOp(op);
 }
 
 /// An f32 product read only as the rows of products this pass takes (the
@@ -728,14 +872,29 @@ struct TileGroupedMatmulSm90
     if (ops.empty())
       return;
     narrowProducedRows(ops);
+    // Sizes of products and of their consumers taken from the operands, so
+    // that the values fused into an epilogue have no other reader; the IR
+    // is otherwise left as it is.
+    RewritePatternSet dims(&getContext());
+    memref::populateResolveRankedShapedTypeResultDimsPatterns(dims);
+    if (failed(applyPatternsGreedily(
+            getOperation(), std::move(dims),
+            GreedyRewriteConfig()
+                .enableFolding(false)
+                .enableConstantCSE(false)
+                .setRegionSimplificationLevel(
+                    GreedySimplifyRegionLevel::Disabled))))
+      return signalPassFailure();
     ModuleOp module = getOperation();
     module->setAttr(gpu::GPUDialect::getContainerModuleAttrName(),
                     UnitAttr::get(&getContext()));
     KernelCache kernels(module, stages);
+    Bf16Inputs bf16Inputs;
     IRRewriter rewriter(&getContext());
     for (GroupedMatmulOp op : ops) {
       rewriter.setInsertionPoint(op);
-      lowerGroupedMatmul(rewriter, op, kernels, stages, smCount);
+      lowerGroupedMatmul(rewriter, op, kernels, bf16Inputs,
+                         {stages, smCount, combineScatter});
     }
   }
 };

@@ -12,7 +12,9 @@ sizes, empty groups, every row in one group, one row, rows past the last
 offset (sized like the CUDA pipeline's static row bound: never stored),
 and a skew where one group holds 90% of the rows. The reference multiplies
 the same bf16 values (f32 rows are rounded to bf16 as the kernel does) in
-f64. Prints one line per case and exits non-zero if any fails. --quick
+f64. Two functions have consumers fused into the epilogue: a bias and a
+residual add, and a combine of routed rows (tokens with no slot, with
+every slot, unused slots holding row -1) plus a shared expert. Prints one line per case and exits non-zero if any fails. --quick
 leaves out the large case (for compute-sanitizer, which slows kernels).
 """
 import argparse
@@ -180,6 +182,63 @@ def run_case(lib, device, name, rows, kind, rng):
     return ok
 
 
+def check(name, got, ref, tolerance, detail):
+    err = np.abs(got - ref).max() / max(np.abs(ref).max(), 1e-30)
+    ok = np.isfinite(got).all() and err <= tolerance
+    print("%-4s %-14s %-40s max rel. error %.2e (<= %.0e)" % (
+        "PASS" if ok else "FAIL", name, detail, err, tolerance))
+    return ok
+
+
+def run_bias_residual(lib, device, rows, rng):
+    n, k = 192, 256
+    xb = bf16_bits(rng.standard_normal((rows, k)))
+    w = bf16_bits(rng.standard_normal((1, n, k)) / np.sqrt(k))
+    bias = bf16_bits(rng.standard_normal(n))
+    res = rng.standard_normal((rows, n)).astype(np.float32)
+    offsets = np.array([0, rows], np.int32)
+    result = descriptor_type(2)()
+    lib._mlir_ciface_bias_residual(ctypes.byref(result), *[
+        ctypes.byref(device.upload(a)) for a in (xb, w, bias, res, offsets)])
+    got = device.download(result, (rows, n), np.float32)
+    device.free_all()
+    ref = res + (bf16_value(xb).astype(np.float64)
+                 @ bf16_value(w[0]).astype(np.float64).T
+                 + bf16_value(bias))
+    return check("bias_residual", got, ref, 1e-4, "rows=%d" % rows)
+
+
+def run_combine_shared(lib, device, tokens, rng):
+    n, k, slots = 128, 128, 3
+    counts = rng.integers(0, slots + 1, tokens).astype(np.int32)
+    counts[0] = slots          # a token using every slot
+    if tokens > 1:
+        counts[1] = 0          # and one using none
+    used = int(counts.sum())
+    rows = rng.standard_normal((max(used, 1) + 5, n)).astype(np.float32)
+    slot_to_row = np.full((tokens, slots), -1, np.int32)
+    order = rng.permutation(used)
+    pos = 0
+    for t in range(tokens):
+        slot_to_row[t, :counts[t]] = order[pos:pos + counts[t]]
+        pos += counts[t]
+    xb = bf16_bits(rng.standard_normal((tokens, k)))
+    w = bf16_bits(rng.standard_normal((1, n, k)) / np.sqrt(k))
+    offsets = np.array([0, tokens], np.int32)
+    result = descriptor_type(2)()
+    lib._mlir_ciface_combine_shared(ctypes.byref(result), *[
+        ctypes.byref(device.upload(a))
+        for a in (xb, w, rows, slot_to_row, counts, offsets)])
+    got = device.download(result, (tokens, n), np.float32)
+    device.free_all()
+    ref = (bf16_value(xb).astype(np.float64)
+           @ bf16_value(w[0]).astype(np.float64).T)
+    for t in range(tokens):
+        for j in range(counts[t]):
+            ref[t] += rows[slot_to_row[t, j]]
+    return check("combine_shared", got, ref, 1e-4, "tokens=%d" % tokens)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("library")
@@ -198,6 +257,10 @@ def main():
         for rows in case[7]:
             for kind in case[8]:
                 failures += not run_case(lib, device, name, rows, kind, rng)
+    for rows in [1, 200]:
+        failures += not run_bias_residual(lib, device, rows, rng)
+    for tokens in [1, 2, 300]:
+        failures += not run_combine_shared(lib, device, tokens, rng)
     print("grouped GEMM sm90: %s" % ("PASS" if not failures else
                                      "FAIL (%d cases)" % failures))
     return 1 if failures else 0

@@ -8,9 +8,12 @@ DEVICE.mlir is moe-to-cuda-pipeline's result with format=isa. For each
 gpu.binary whose symbol matches REGEX (all by default), in the order they
 appear, prints
 
-  kernel NAME: R registers, S bytes spill stores, L bytes spill loads
-  ptx NAME: W wgmma.mma_async, T cp.async.bulk.tensor, B mbarrier waits, M mma.sync
-  sass NAME: H HGMMA, U UTMALDG, F FFMA, M HMMA   (with --cuobjdump)
+  kernel NAME: R registers, S bytes spill stores, L bytes spill loads, C wgmma serialisations
+  ptx NAME: W wgmma.mma_async, T cp.async.bulk.tensor, B mbarrier waits, M mma.sync, A atom.global.add.f32
+  sass NAME: H HGMMA, U UTMALDG, F FFMA, M HMMA, R RED.ADD.F32   (with --cuobjdump)
+
+(C counts ptxas's C75xx notes, each a reason it made wgmmas wait for one
+another.)
 
 so that a FileCheck test can tell a tensor-core kernel (HGMMA fed by
 UTMALDG) from a scalar one. cuobjdump runs without a GPU (PyPI's triton
@@ -49,14 +52,18 @@ def report(name, ptx, args, tmp):
                default=0)
     stores = sum(map(int, re.findall(r"(\d+) bytes spill stores", done.stderr)))
     loads = sum(map(int, re.findall(r"(\d+) bytes spill loads", done.stderr)))
+    # ptxas's C75xx notes: wgmmas serialised (each waits for the last).
+    serialised = count(r"\(C75\d\d\)", done.stderr)
     print("kernel %s: %d registers, %d bytes spill stores, %d bytes spill "
-          "loads" % (name, regs, stores, loads))
+          "loads, %d wgmma serialisations" % (name, regs, stores, loads,
+                                              serialised))
     print("ptx %s: %d wgmma.mma_async, %d cp.async.bulk.tensor, %d mbarrier "
-          "waits, %d mma.sync" % (
+          "waits, %d mma.sync, %d atom.global.add.f32" % (
               name, count(r"\bwgmma\.mma_async", ptx),
               count(r"\bcp\.async\.bulk\.tensor", ptx),
               count(r"\bmbarrier\.try_wait", ptx),
-              count(r"\bmma\.sync", ptx)))
+              count(r"\bmma\.sync", ptx),
+              count(r"\batom\.global\.add\.f32", ptx)))
     if args.cuobjdump:
         # cuobjdump -sass runs nvdisasm, found beside it or on the PATH.
         env = dict(os.environ)
@@ -64,9 +71,10 @@ def report(name, ptx, args, tmp):
             os.pathsep + env.get("PATH", "")
         sass = subprocess.run([args.cuobjdump, "-sass", cubin], env=env,
                               capture_output=True, text=True, check=True).stdout
-        print("sass %s: %d HGMMA, %d UTMALDG, %d FFMA, %d HMMA" % (
-            name, count(r"\bHGMMA\.", sass), count(r"\bUTMALDG\b", sass),
-            count(r"\bFFMA\b", sass), count(r"\bHMMA\.", sass)))
+        print("sass %s: %d HGMMA, %d UTMALDG, %d FFMA, %d HMMA, %d RED.ADD.F32"
+              % (name, count(r"\bHGMMA\.", sass), count(r"\bUTMALDG\b", sass),
+                 count(r"\bFFMA\b", sass), count(r"\bHMMA\.", sass),
+                 count(r"\bREDG?\.E\.ADD\.F32", sass)))
 
 
 def main():

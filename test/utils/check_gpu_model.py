@@ -8,12 +8,14 @@ outside its gpu.modules, the host code must not touch GPU memory, so it may
 hold no memref.load / memref.store / memref.copy / memref.alloc and no
 scf.for / scf.while (a host loop over data). DEVICE.mlir is the pipeline's
 result with format=isa: each gpu.binary's PTX is assembled by ptxas -v for
-the architecture, and its spill bytes are summed. Prints one line per check:
+the architecture, and its spill bytes and wgmma serialisations (ptxas's
+C75xx notes: a wgmma made to wait for the previous one) are summed. Prints
+one line per check:
 
   host: N launches, M GPU allocations, K host accesses to GPU memory
   streams: @F C/S, ... (for each host function F of the lowered code that
            creates or synchronises streams: C created, S synchronisations)
-  device: N modules, K kernels assembled for ARCH, S bytes spill stores, L bytes spill loads
+  device: N modules, K kernels assembled for ARCH, S bytes spill stores, L bytes spill loads, W wgmma serialisations
 
 and the offending host lines, if any.
 """
@@ -77,7 +79,7 @@ def check_device(path, ptxas, arch):
     source = open(path, encoding="latin-1").read()
     check_streams(source)
     payloads = re.findall(r'assembly = "((?:[^"\\]|\\.)*)"', source, re.S)
-    kernels = stores = loads = 0
+    kernels = stores = loads = serialised = 0
     with tempfile.TemporaryDirectory() as tmp:
         for i, payload in enumerate(payloads):
             ptx = os.path.join(tmp, "m%d.ptx" % i)
@@ -96,9 +98,10 @@ def check_device(path, ptxas, arch):
                                    r"spill loads", done.stderr):
                 stores += int(s)
                 loads += int(l)
+            serialised += len(re.findall(r"\(C75\d\d\)", done.stderr))
     print("device: %d modules, %d kernels assembled for %s, %d bytes spill "
-          "stores, %d bytes spill loads" % (len(payloads), kernels, arch,
-                                            stores, loads))
+          "stores, %d bytes spill loads, %d wgmma serialisations" % (
+              len(payloads), kernels, arch, stores, loads, serialised))
 
 
 def main():

@@ -49,23 +49,25 @@
 // CHECK: arith.divui %{{.*}}, %c128
 // CHECK: gpu.barrier
 // Work items: (row tile, column tile), two column tiles of 128 for N = 256.
-// Thread 0 starts the first item's first stages - 1 = 3 K blocks: each waits
-// for its stage to be empty, arms the full barrier with the stage's 32 KiB
-// and issues two TMA loads (A rows, weight rows).
+// Thread 0 starts the first item's first stages - 1 = 3 K blocks: every
+// thread waits for the stage to be empty; thread 0 (a predicate, not a
+// branch) arms the full barrier with the stage's 32 KiB and issues two TMA
+// loads (A rows, weight rows).
 // CHECK: %[[ITEMS:.*]] = arith.muli %{{.*}}, %c2
-// CHECK: scf.if
+// CHECK: %[[FIRST:.*]] = arith.andi %[[LEADER:.*]], %{{.*}} : i1
+// CHECK-NOT: scf.if
 // CHECK: nvgpu.mbarrier.try_wait.parity %[[EMPTY]]
-// CHECK: nvgpu.mbarrier.arrive.expect_tx %[[FULL]][%{{.*}}], %c32768
-// CHECK: nvgpu.tma.async.load %{{.*}}[%{{.*}}, %{{.*}}], %[[FULL]]
-// CHECK: nvgpu.tma.async.load
+// CHECK: nvgpu.mbarrier.arrive.expect_tx %[[FULL]][%{{.*}}], %c32768{{[_0-9]*}}, predicate = %[[FIRST]]
+// CHECK: nvgpu.tma.async.load %{{.*}}[%{{.*}}, %{{.*}}], %[[FULL]]{{.*}}, predicate = %[[FIRST]]
+// CHECK: nvgpu.tma.async.load {{.*}}, predicate = %[[FIRST]]
 // CHECK: nvgpu.mbarrier.try_wait.parity %[[EMPTY]]
-// CHECK: nvgpu.mbarrier.arrive.expect_tx %[[FULL]][%{{.*}}], %c32768
-// CHECK: nvgpu.tma.async.load %{{.*}}[%{{.*}}, %{{.*}}], %[[FULL]]
-// CHECK: nvgpu.tma.async.load
+// CHECK: nvgpu.mbarrier.arrive.expect_tx %[[FULL]][%{{.*}}], %c32768{{[_0-9]*}}, predicate = %[[FIRST]]
+// CHECK: nvgpu.tma.async.load {{.*}}, predicate = %[[FIRST]]
+// CHECK: nvgpu.tma.async.load {{.*}}, predicate = %[[FIRST]]
 // CHECK: nvgpu.mbarrier.try_wait.parity %[[EMPTY]]
-// CHECK: nvgpu.mbarrier.arrive.expect_tx %[[FULL]][%{{.*}}], %c32768
-// CHECK: nvgpu.tma.async.load %{{.*}}[%{{.*}}, %{{.*}}], %[[FULL]]
-// CHECK: nvgpu.tma.async.load
+// CHECK: nvgpu.mbarrier.arrive.expect_tx %[[FULL]][%{{.*}}], %c32768{{[_0-9]*}}, predicate = %[[FIRST]]
+// CHECK: nvgpu.tma.async.load {{.*}}, predicate = %[[FIRST]]
+// CHECK: nvgpu.tma.async.load {{.*}}, predicate = %[[FIRST]]
 // CTA b walks items b, b + grid, ...
 // CHECK: scf.for %[[ITEM:.*]] = %[[CTA]] to %[[ITEMS]] step %[[CTAS]] iter_args(%[[CONSUMED:.*]] = %c0
 // The row tile's group: the groups whose tiles end at or before it.
@@ -74,27 +76,33 @@
 // The K loop (5 blocks of 64 for K = 320): wait for the stage's data, 4 K
 // steps x 2 row halves of m64n128k16 with K-major A and B, committed as
 // one group; wait for the previous group, after which lane 0 of each warp
-// releases its stage; thread 0 refills it 3 blocks ahead, with this item's
-// blocks or, past its end, the next item's.
+// releases its stage (a predicated arrive, in a branch on the loop counter
+// only); every thread waits for the stage 3 blocks ahead to be empty, and
+// thread 0 refills it with this item's block or, past its end, the next
+// item's (selected, not branched on), if there is one.
 // CHECK: scf.for %[[KB:.*]] = %c0{{.*}} to %c5{{.*}} step %c1{{.*}} iter_args(%[[ACC0:.*]] = %{{.*}}, %[[ACC1:.*]] = %{{.*}}) -> (!llvm.struct<(f32, f32
 // CHECK: nvgpu.mbarrier.try_wait.parity %[[FULL]]
 // CHECK: nvvm.wgmma.fence.aligned
 // CHECK-COUNT-8: nvvm.wgmma.mma_async {{.*}} <m = 64, n = 128, k = 16>, D[<f32>, <one>], A[<bf16>, <one>, <row>], B[<bf16>, <one>, <col>]
 // CHECK: nvvm.wgmma.commit.group.sync.aligned
 // CHECK: nvvm.wgmma.wait.group.sync.aligned 1
-// CHECK: scf.if
-// CHECK: scf.if
-// CHECK: nvgpu.mbarrier.arrive %[[EMPTY]]
-// CHECK: scf.if
+// CHECK: %[[LATER:.*]] = arith.cmpi ugt, %[[KB]], %c0
+// CHECK: scf.if %[[LATER]]
+// CHECK: %[[LANE0:.*]] = arith.cmpi eq, %{{.*}}, %c0
+// CHECK: nvgpu.mbarrier.arrive.expect_tx %[[EMPTY]][%{{.*}}], %c0{{.*}}, predicate = %[[LANE0]]
+// CHECK: }
+// CHECK: %[[INITEM:.*]] = arith.cmpi ult, %{{.*}}, %c5
+// CHECK: %[[MORE:.*]] = arith.ori %[[INITEM]], %{{.*}} : i1
+// CHECK: %[[ISSUE:.*]] = arith.andi %[[LEADER]], %[[MORE]] : i1
+// CHECK: arith.select %[[INITEM]]
+// CHECK-NOT: scf.if
 // CHECK: nvgpu.mbarrier.try_wait.parity %[[EMPTY]]
-// CHECK: nvgpu.tma.async.load {{.*}} to %{{.*}} : <tensor = memref<128x64xbf16
-// CHECK: nvgpu.tma.async.load {{.*}} to %{{.*}} : <tensor = memref<128x64xbf16
-// CHECK: scf.if
-// CHECK: nvgpu.mbarrier.try_wait.parity %[[EMPTY]]
-// CHECK: nvgpu.tma.async.load
+// CHECK: nvgpu.mbarrier.arrive.expect_tx %[[FULL]][%{{.*}}], %c32768{{[_0-9]*}}, predicate = %[[ISSUE]]
+// CHECK: nvgpu.tma.async.load {{.*}} predicate = %[[ISSUE]] : <tensor = memref<128x64xbf16
+// CHECK: nvgpu.tma.async.load {{.*}} predicate = %[[ISSUE]] : <tensor = memref<128x64xbf16
 // CHECK: scf.yield
 // CHECK: nvvm.wgmma.wait.group.sync.aligned 0
-// CHECK: nvgpu.mbarrier.arrive %[[EMPTY]]
+// CHECK: nvgpu.mbarrier.arrive.expect_tx %[[EMPTY]]
 // The epilogue: each fragment row is stored if it is a row of the group;
 // columns need no check (N is a multiple of the tile).
 // CHECK: %[[ROWOK:.*]] = arith.cmpi ult, %{{.*}}, %{{.*}} : index
@@ -229,4 +237,221 @@ func.func @kept(%x: tensor<?x64xf32>, %wf: tensor<2x64x64xf32>,
   %c = moe.grouped_matmul %x, %wn offsets(%one)
       : (tensor<?x64xf32>, tensor<1x6x64xbf16>, tensor<2xi32>) -> tensor<?x6xf32>
   return %a, %b, %c : tensor<?x64xf32>, tensor<?x8xf32>, tensor<?x6xf32>
+}
+
+// -----
+
+// An f32 input read by several products is truncated to bf16 once.
+// CHECK-LABEL: func.func @shared_input
+// CHECK-COUNT-1: linalg.generic
+// CHECK-NOT: linalg.generic
+// CHECK: gpu.launch_func @grouped_matmul_sm90_g1_n64_k64_f32::
+// CHECK: gpu.launch_func @grouped_matmul_sm90_g1_n32_k64_f32::
+func.func @shared_input(%x: tensor<?x64xf32>, %wq: tensor<1x64x64xbf16>,
+                        %wk: tensor<1x32x64xbf16>, %off: tensor<2xi32>)
+    -> (tensor<?x64xf32>, tensor<?x32xf32>) {
+  %q = moe.grouped_matmul %x, %wq offsets(%off)
+      : (tensor<?x64xf32>, tensor<1x64x64xbf16>, tensor<2xi32>) -> tensor<?x64xf32>
+  %k = moe.grouped_matmul %x, %wk offsets(%off)
+      : (tensor<?x64xf32>, tensor<1x32x64xbf16>, tensor<2xi32>) -> tensor<?x32xf32>
+  return %q, %k : tensor<?x64xf32>, tensor<?x32xf32>
+}
+
+// -----
+
+// Elementwise consumers run in the epilogue: a bias (read at the column),
+// then a residual add (its init, read at the element), the second generic
+// reading the first's result only. Their sizes (tensor.dim of the product)
+// come from the operands. The kernel takes the bias and the residual after
+// its own arguments, and stores the last generic's value.
+// CHECK-LABEL: func.func @bias_residual
+// CHECK-SAME: (%[[X:.*]]: tensor<?x64xbf16>, %[[W:.*]]: tensor<1x128x64xbf16>, %[[B:.*]]: tensor<128xbf16>, %[[RES:.*]]: tensor<?x128xf32>, %[[OFF:.*]]: tensor<2xi32>)
+// CHECK-NOT: linalg.generic
+// CHECK-DAG: %[[BB:.*]] = bufferization.to_buffer %[[B]] read_only
+// CHECK-DAG: %[[RB:.*]] = bufferization.to_buffer %[[RES]] read_only
+// CHECK: gpu.launch_func @grouped_matmul_sm90_g1_n128_k64_f32_ep0::@grouped_matmul_sm90_g1_n128_k64_f32_ep0
+// CHECK-SAME: %[[BB]] : memref<128xbf16>, %[[RB]] : memref<?x128xf32>)
+// CHECK-NOT: linalg.generic
+// CHECK: return
+// CHECK: gpu.func @grouped_matmul_sm90_g1_n128_k64_f32_ep0(%{{.*}}: memref<2xi32>, %[[KOUT:.*]]: memref<?x128xf32>, %{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr, %[[KB:.*]]: memref<128xbf16>, %[[KR:.*]]: memref<?x128xf32>)
+// CHECK: nvvm.wgmma.wait.group.sync.aligned 0
+// CHECK: scf.if
+// CHECK: %[[ACC:.*]] = llvm.extractvalue %{{.*}}[0]
+// CHECK: %[[COL:.*]] = arith.addi
+// CHECK: %[[BIAS:.*]] = memref.load %[[KB]][%[[COL]]]
+// CHECK: %[[BIAS32:.*]] = arith.extf %[[BIAS]] : bf16 to f32
+// CHECK: %[[SUM:.*]] = arith.addf %[[ACC]], %[[BIAS32]]
+// CHECK: %[[R:.*]] = memref.load %[[KR]][%[[ROW:.*]], %[[COL]]]
+// CHECK: %[[OUT:.*]] = arith.addf %[[R]], %[[SUM]]
+// CHECK: memref.store %[[OUT]], %[[KOUT]][%[[ROW]], %[[COL]]]
+#id = affine_map<(d0, d1) -> (d0, d1)>
+#col = affine_map<(d0, d1) -> (d1)>
+func.func @bias_residual(%x: tensor<?x64xbf16>, %w: tensor<1x128x64xbf16>,
+                         %b: tensor<128xbf16>, %res: tensor<?x128xf32>,
+                         %off: tensor<2xi32>) -> tensor<?x128xf32> {
+  %c0 = arith.constant 0 : index
+  %y = moe.grouped_matmul %x, %w offsets(%off)
+      : (tensor<?x64xbf16>, tensor<1x128x64xbf16>, tensor<2xi32>) -> tensor<?x128xf32>
+  %rows = tensor.dim %y, %c0 : tensor<?x128xf32>
+  %e = tensor.empty(%rows) : tensor<?x128xf32>
+  %biased = linalg.generic {indexing_maps = [#id, #col, #id],
+                            iterator_types = ["parallel", "parallel"]}
+      ins(%y, %b : tensor<?x128xf32>, tensor<128xbf16>) outs(%e : tensor<?x128xf32>) {
+  ^bb0(%v: f32, %bias: bf16, %o: f32):
+    %bf = arith.extf %bias : bf16 to f32
+    %s = arith.addf %v, %bf : f32
+    linalg.yield %s : f32
+  } -> tensor<?x128xf32>
+  %out = linalg.generic {indexing_maps = [#id, #id],
+                         iterator_types = ["parallel", "parallel"]}
+      ins(%biased : tensor<?x128xf32>) outs(%res : tensor<?x128xf32>) {
+  ^bb0(%v: f32, %r: f32):
+    %s = arith.addf %r, %v : f32
+    linalg.yield %s : f32
+  } -> tensor<?x128xf32>
+  return %out : tensor<?x128xf32>
+}
+
+// -----
+
+// The routed experts' sum (an unweighted moe.combine, read only by the
+// consumer) plus the shared expert's down projection: the epilogue gathers
+// each token's slot rows itself, in slot order from zero, skipping unused
+// slots, and the combine is gone. A row operand (a per-token gate) and a
+// constant from outside the payload come along.
+// CHECK-LABEL: func.func @combine_shared
+// CHECK-SAME: (%[[X:.*]]: tensor<?x64xbf16>, %[[W:.*]]: tensor<1x128x64xbf16>, %[[ROWS:.*]]: tensor<?x128xf32>, %[[SLOTS:.*]]: tensor<?x2xi32>, %[[COUNTS:.*]]: tensor<?xi32>, %[[GATE:.*]]: tensor<?xf32>, %[[OFF:.*]]: tensor<2xi32>)
+// CHECK-NOT: moe.combine
+// CHECK-NOT: linalg.generic
+// CHECK: gpu.launch_func @grouped_matmul_sm90_g1_n128_k64_f32_ep0::
+// CHECK-SAME: memref<?x128xf32>, %{{.*}} : memref<?x2xi32>, %{{.*}} : memref<?xi32>, %{{.*}} : memref<?xf32>)
+// CHECK: gpu.func @grouped_matmul_sm90_g1_n128_k64_f32_ep0({{.*}}, %[[KROWS:.*]]: memref<?x128xf32>, %[[KSLOTS:.*]]: memref<?x2xi32>, %[[KCOUNTS:.*]]: memref<?xi32>, %[[KGATE:.*]]: memref<?xf32>)
+// Per row: the token's count, its two slot rows and its gate.
+// CHECK: scf.if
+// CHECK: %[[COUNT:.*]] = memref.load %[[KCOUNTS]][%[[ROW:.*]]]
+// CHECK: %[[S0:.*]] = memref.load %[[KSLOTS]][%[[ROW]], %c0
+// CHECK: %[[S1:.*]] = memref.load %[[KSLOTS]][%[[ROW]], %c1
+// CHECK: %[[G:.*]] = memref.load %[[KGATE]][%[[ROW]]]
+// CHECK: %[[ACC:.*]] = llvm.extractvalue
+// CHECK: %[[ZERO:.*]] = arith.constant 0.000000e+00 : f32
+// CHECK: %[[USED0:.*]] = arith.cmpi slt, %c0_i32{{.*}}, %[[COUNT]] : i32
+// CHECK: %[[P0:.*]] = scf.if %[[USED0]] -> (f32) {
+// CHECK: %[[R0:.*]] = arith.index_cast %[[S0]] : i32 to index
+// CHECK: %[[V0:.*]] = memref.load %[[KROWS]][%[[R0]], %[[COL:.*]]]
+// CHECK: arith.addf %[[ZERO]], %[[V0]]
+// CHECK: } else {
+// CHECK: scf.yield %[[ZERO]]
+// CHECK: %[[USED1:.*]] = arith.cmpi slt, %c1_i32{{.*}}, %[[COUNT]] : i32
+// CHECK: %[[P1:.*]] = scf.if %[[USED1]] -> (f32) {
+// CHECK: %[[R1:.*]] = arith.index_cast %[[S1]] : i32 to index
+// CHECK: %[[V1:.*]] = memref.load %[[KROWS]][%[[R1]], %[[COL]]]
+// CHECK: arith.addf %[[P0]], %[[V1]]
+// CHECK: %[[HALF:.*]] = arith.constant 5.000000e-01 : f32
+// CHECK: %[[GV:.*]] = arith.mulf %[[ACC]], %[[G]]
+// CHECK: %[[GH:.*]] = arith.mulf %[[GV]], %[[HALF]]
+// CHECK: %[[Y:.*]] = arith.addf %[[P1]], %[[GH]]
+// CHECK: memref.store %[[Y]]
+#id = affine_map<(d0, d1) -> (d0, d1)>
+#row = affine_map<(d0, d1) -> (d0)>
+func.func @combine_shared(%x: tensor<?x64xbf16>, %w: tensor<1x128x64xbf16>,
+                          %rows: tensor<?x128xf32>, %slots: tensor<?x2xi32>,
+                          %counts: tensor<?xi32>, %gate: tensor<?xf32>,
+                          %off: tensor<2xi32>) -> tensor<?x128xf32> {
+  %c0 = arith.constant 0 : index
+  %half = arith.constant 0.5 : f32
+  %routed = moe.combine %rows, %slots, %counts
+      : (tensor<?x128xf32>, tensor<?x2xi32>, tensor<?xi32>) -> tensor<?x128xf32>
+  %shared = moe.grouped_matmul %x, %w offsets(%off)
+      : (tensor<?x64xbf16>, tensor<1x128x64xbf16>, tensor<2xi32>) -> tensor<?x128xf32>
+  %t = tensor.dim %routed, %c0 : tensor<?x128xf32>
+  %e = tensor.empty(%t) : tensor<?x128xf32>
+  %y = linalg.generic {indexing_maps = [#id, #id, #row, #id],
+                       iterator_types = ["parallel", "parallel"]}
+      ins(%routed, %shared, %gate : tensor<?x128xf32>, tensor<?x128xf32>, tensor<?xf32>)
+      outs(%e : tensor<?x128xf32>) {
+  ^bb0(%r: f32, %s: f32, %g: f32, %o: f32):
+    %gs = arith.mulf %s, %g : f32
+    %h = arith.mulf %gs, %half : f32
+    %sum = arith.addf %r, %h : f32
+    linalg.yield %sum : f32
+  } -> tensor<?x128xf32>
+  return %y : tensor<?x128xf32>
+}
+
+// -----
+
+// Consumers the epilogue leaves alone: a second reader of the product, a
+// transposed read, a payload using loop indices, a reduction; a weighted
+// combine is read as a tensor, not gathered.
+// CHECK-LABEL: func.func @not_fused
+// CHECK: gpu.launch_func @grouped_matmul_sm90_g1_n64_k64_f32::
+// CHECK: linalg.generic
+// CHECK: gpu.launch_func @grouped_matmul_sm90_g1_n64_k64_f32::
+// CHECK: linalg.generic
+// CHECK: gpu.launch_func @grouped_matmul_sm90_g1_n64_k64_f32::
+// CHECK: linalg.generic
+// CHECK: gpu.launch_func @grouped_matmul_sm90_g1_n64_k64_f32::
+// CHECK: linalg.generic
+// CHECK: %[[ROUTED:.*]] = moe.combine
+// CHECK: gpu.launch_func @grouped_matmul_sm90_g1_n64_k64_f32_ep0::
+// CHECK: gpu.func @grouped_matmul_sm90_g1_n64_k64_f32(
+// CHECK: gpu.func @grouped_matmul_sm90_g1_n64_k64_f32_ep0(
+#id = affine_map<(d0, d1) -> (d0, d1)>
+#t = affine_map<(d0, d1) -> (d1, d0)>
+#row = affine_map<(d0, d1) -> (d0)>
+func.func @not_fused(%x: tensor<64x64xbf16>, %w: tensor<1x64x64xbf16>,
+                     %off: tensor<2xi32>, %rows: tensor<?x64xf32>,
+                     %cw: tensor<64x2xf32>, %slots: tensor<64x2xi32>,
+                     %counts: tensor<64xi32>)
+    -> (tensor<64x64xf32>, tensor<64x64xf32>, tensor<64x64xf32>,
+        tensor<64x64xf32>, tensor<64xf32>, tensor<64x64xf32>) {
+  %e = tensor.empty() : tensor<64x64xf32>
+  %z = tensor.empty() : tensor<64xf32>
+  %a = moe.grouped_matmul %x, %w offsets(%off)
+      : (tensor<64x64xbf16>, tensor<1x64x64xbf16>, tensor<2xi32>) -> tensor<64x64xf32>
+  %a2 = linalg.generic {indexing_maps = [#id, #id], iterator_types = ["parallel", "parallel"]}
+      ins(%a : tensor<64x64xf32>) outs(%e : tensor<64x64xf32>) {
+  ^bb0(%v: f32, %o: f32):
+    %s = arith.addf %v, %v : f32
+    linalg.yield %s : f32
+  } -> tensor<64x64xf32>
+  %b = moe.grouped_matmul %x, %w offsets(%off)
+      : (tensor<64x64xbf16>, tensor<1x64x64xbf16>, tensor<2xi32>) -> tensor<64x64xf32>
+  %b2 = linalg.generic {indexing_maps = [#t, #id], iterator_types = ["parallel", "parallel"]}
+      ins(%b : tensor<64x64xf32>) outs(%e : tensor<64x64xf32>) {
+  ^bb0(%v: f32, %o: f32):
+    linalg.yield %v : f32
+  } -> tensor<64x64xf32>
+  %c = moe.grouped_matmul %x, %w offsets(%off)
+      : (tensor<64x64xbf16>, tensor<1x64x64xbf16>, tensor<2xi32>) -> tensor<64x64xf32>
+  %c2 = linalg.generic {indexing_maps = [#id, #id], iterator_types = ["parallel", "parallel"]}
+      ins(%c : tensor<64x64xf32>) outs(%e : tensor<64x64xf32>) {
+  ^bb0(%v: f32, %o: f32):
+    %i = linalg.index 1 : index
+    %ii = arith.index_cast %i : index to i32
+    %f = arith.sitofp %ii : i32 to f32
+    %s = arith.addf %v, %f : f32
+    linalg.yield %s : f32
+  } -> tensor<64x64xf32>
+  %d = moe.grouped_matmul %x, %w offsets(%off)
+      : (tensor<64x64xbf16>, tensor<1x64x64xbf16>, tensor<2xi32>) -> tensor<64x64xf32>
+  %d2 = linalg.generic {indexing_maps = [#id, #row], iterator_types = ["parallel", "reduction"]}
+      ins(%d : tensor<64x64xf32>) outs(%z : tensor<64xf32>) {
+  ^bb0(%v: f32, %o: f32):
+    %s = arith.addf %v, %o : f32
+    linalg.yield %s : f32
+  } -> tensor<64xf32>
+  %routed = moe.combine %rows, %cw, %slots, %counts
+      : (tensor<?x64xf32>, tensor<64x2xf32>, tensor<64x2xi32>, tensor<64xi32>) -> tensor<64x64xf32>
+  %f = moe.grouped_matmul %x, %w offsets(%off)
+      : (tensor<64x64xbf16>, tensor<1x64x64xbf16>, tensor<2xi32>) -> tensor<64x64xf32>
+  %f2 = linalg.generic {indexing_maps = [#id, #id, #id], iterator_types = ["parallel", "parallel"]}
+      ins(%f, %routed : tensor<64x64xf32>, tensor<64x64xf32>) outs(%e : tensor<64x64xf32>) {
+  ^bb0(%v: f32, %r: f32, %o: f32):
+    %s = arith.addf %v, %r : f32
+    linalg.yield %s : f32
+  } -> tensor<64x64xf32>
+  return %a, %a2, %b2, %c2, %d2, %f2
+      : tensor<64x64xf32>, tensor<64x64xf32>, tensor<64x64xf32>,
+        tensor<64x64xf32>, tensor<64xf32>, tensor<64x64xf32>
 }

@@ -26,7 +26,7 @@
 // bulk tensor copies completed on mbarriers.
 // CHECK: gpu.binary @grouped_matmul_sm90_g8_n14336_k4096_swiglu_bf16
 // CHECK-SAME: fence.proxy.async.shared::cta
-// CHECK-SAME: cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes
+// CHECK-SAME: @%p{{[0-9]+}} cp.async.bulk.tensor.2d.shared::cluster.global{{(.tile)?}}.mbarrier::complete_tx::bytes
 // CHECK-SAME: mbarrier.try_wait.parity
 // CHECK-SAME: wgmma.fence.sync.aligned
 // CHECK-SAME: wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {{.*}} p, 1,  1, 0,  0;
@@ -35,9 +35,9 @@
 // CHECK: gpu.binary @grouped_matmul_sm90_g8_n4096_k14336_scale_f32
 
 // ptxas finds no spills.
-// PTXAS: kernel grouped_matmul_sm90_g8_n14336_k4096_swiglu_bf16: {{[0-9]+}} registers, 0 bytes spill stores, 0 bytes spill loads
+// PTXAS: kernel grouped_matmul_sm90_g8_n14336_k4096_swiglu_bf16: {{[0-9]+}} registers, 0 bytes spill stores, 0 bytes spill loads, 0 wgmma serialisations
 // PTXAS: ptx grouped_matmul_sm90_g8_n14336_k4096_swiglu_bf16: {{[1-9][0-9]*}} wgmma.mma_async, {{[1-9][0-9]*}} cp.async.bulk.tensor
-// PTXAS: kernel grouped_matmul_sm90_g8_n4096_k14336_scale_f32: {{[0-9]+}} registers, 0 bytes spill stores, 0 bytes spill loads
+// PTXAS: kernel grouped_matmul_sm90_g8_n4096_k14336_scale_f32: {{[0-9]+}} registers, 0 bytes spill stores, 0 bytes spill loads, 0 wgmma serialisations
 // PTXAS: ptx grouped_matmul_sm90_g8_n4096_k14336_scale_f32: {{[1-9][0-9]*}} wgmma.mma_async, {{[1-9][0-9]*}} cp.async.bulk.tensor
 
 // In the SASS, the tensor cores' warpgroup MMA fed by the TMA unit.
