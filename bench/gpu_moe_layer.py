@@ -3,6 +3,7 @@
 PyTorch, torch._grouped_mm, a Triton fused-MoE kernel and cuBLAS.
 
 Usage: bench/gpu_moe_layer.py --library libmoe_layer_sm90.so
+           [--scatter-library libmoe_layer_sm90_scatter.so]
            [--runtime libmoec_cuda_runtime.so] [--tokens 128,512,...]
            [--runs 10] [--skip-hf]
 
@@ -14,6 +15,9 @@ router, top-2 (or top-p at 0.5), SwiGLU experts, weighted combine. Rows:
   scripts/gpu-prepare.sh; each call runs on its own stream and returns
   after synchronising it, so it is timed on the host clock (its host
   overhead included);
+* moec scatter (with --scatter-library, top-2 only): the same layer built
+  with combine-scatter=true, the down projection adding each row into its
+  token's output with atomic adds instead of a gather kernel after it;
 * hf: Hugging Face's eager MixtralSparseMoeBlock (a loop over experts);
 * grouped_mm: the rows sorted by expert and torch._grouped_mm for the
   gate/up and down projections;
@@ -285,6 +289,7 @@ def time_host(fn, inputs, runs):
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--library", required=True)
+    p.add_argument("--scatter-library")
     p.add_argument("--runtime", required=True)
     p.add_argument("--tokens", default="128,512,2048,4096,16384")
     p.add_argument("--runs", type=int, default=10)
@@ -300,14 +305,16 @@ def main():
     w13 = torch.cat([w1, w3], dim=1)                       # [E, 2F, D]
     w13t, w2t = w13.transpose(1, 2), w2.transpose(1, 2)    # K-major views
     moec = Moec(args.library, args.runtime)
+    scatter = Moec(args.scatter_library, args.runtime) if args.scatter_library else None
     hf = None if args.skip_hf else hf_block(w)
     triton_run = triton_layer()
 
     print("GPU: %s; D=%d F=%d E=%d bf16; median of %d runs" % (
         torch.cuda.get_device_name(), D, F, E, args.runs))
-    print("| policy | T | experts/token | moec ms | hf ms | grouped_mm ms | "
-          "triton ms | dense ms | efficiency | moec vs best other | moec error |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| policy | T | experts/token | moec ms | moec scatter ms | hf ms | "
+          "grouped_mm ms | triton ms | dense ms | efficiency | moec vs best other "
+          "| moec error |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     top2_ms = {}
     for policy, name in (("top2", "moe_top2"), ("top_p", "moe_top_p")):
         for t in map(int, args.tokens.split(",")):
@@ -318,6 +325,12 @@ def main():
             ref = reference(inputs[0], w, policy)
             error = float((got - ref).abs().max() / ref.abs().max())
             ms = {"moec": time_host(lambda x: moec.call(name, x, w), inputs, args.runs)}
+            scatter_ms = "-"
+            if scatter and policy == "top2":
+                got_s = scatter.call(name, inputs[0], w, keep=True).float()
+                error = max(error, float((got_s - ref).abs().max() / ref.abs().max()))
+                scatter_ms = "%.3f" % time_host(
+                    lambda x: scatter.call(name, x, w), inputs, args.runs)
             with torch.no_grad():
                 if hf and policy == "top2":
                     ms["hf"] = time_cuda(hf, inputs, args.runs)
@@ -333,14 +346,14 @@ def main():
             others = [v for k, v in ms.items() if k not in ("moec", "dense")]
             if policy == "top2":
                 top2_ms[t] = ms["moec"]
-            print("| %s | %d | %.2f | %.3f | %s | %.3f | %.3f | %.3f | %.0f%% | %.2fx | %.1e |" % (
-                policy, t, rows / t, ms["moec"],
+            print("| %s | %d | %.2f | %.3f | %s | %s | %.3f | %.3f | %.3f | %.0f%% | %.2fx | %.1e |" % (
+                policy, t, rows / t, ms["moec"], scatter_ms,
                 "%.3f" % ms["hf"] if "hf" in ms else "-", ms["grouped_mm"],
                 ms["triton"], ms["dense"], 100 * ms["dense"] / ms["moec"],
                 min(others) / ms["moec"], error))
             if policy == "top_p" and t in top2_ms:
                 print("|  | top-p / top-2 time %.2f for %.2f / 2 experts: %.2f of "
-                      "proportional |||||||||" % (
+                      "proportional ||||||||||" % (
                           ms["moec"] / top2_ms[t], rows / t,
                           (ms["moec"] / top2_ms[t]) / (rows / t / 2)))
             sys.stdout.flush()

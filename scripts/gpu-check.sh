@@ -126,6 +126,7 @@ fi
 
 # The MoE layer at Mixtral-8x7B shapes against the baselines.
 timeout 300 $py bench/gpu_moe_layer.py --library "$out/lib/libmoe_layer_sm90.so" \
+  --scatter-library "$out/lib/libmoe_layer_sm90_scatter.so" \
   --runtime "$out/lib/libmoec_cuda_runtime.so" > "$work/moe-layer.txt" 2>&1
 echo "gpu_moe_layer: exit $?" >> "$work/summary.txt"
 cat "$work/moe-layer.txt" >> "$work/summary.txt"

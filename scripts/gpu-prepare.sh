@@ -7,7 +7,9 @@
 # shared libraries they load (libmoec_cuda_runtime.so, libomp); and two
 # libraries of C-interface functions on device buffers: the tensor-core
 # grouped GEMM cases test/gpu/grouped_gemm_sm90.py checks, and the Mixtral
-# MoE layer bench/gpu_moe_layer.py times. Everything goes to
+# MoE layer bench/gpu_moe_layer.py times (twice: the combine gathered by a
+# kernel of its own, and scattered by the down projection's epilogue,
+# combine-scatter=true). Everything goes to
 # build/gpu-check/, packed into build/gpu-check.tar.xz (about 4 MB; the
 # directory is near the device tool's 64 MiB carry limit), which the device
 # tool carries and gpu-check.sh unpacks:
@@ -35,11 +37,11 @@ done
 cp build/lib/libmoec_cuda_runtime.so "$out/lib/"
 
 # MLIR functions lowered for the GPU, as shared libraries.
-library() { # input.mlir libNAME.so
+library() { # input.mlir libNAME.so [moe-to-cuda-pipeline options]
   echo "gpu-prepare: $2" >&2
   local tmp
   tmp=$(mktemp -d)
-  build/bin/moec-opt "$1" -moe-to-cuda-pipeline -o "$tmp/lowered.mlir"
+  build/bin/moec-opt "$1" -moe-to-cuda-pipeline="${3:-}" -o "$tmp/lowered.mlir"
   /usr/lib/llvm-22/bin/mlir-translate --mlir-to-llvmir "$tmp/lowered.mlir" -o "$tmp/lowered.ll"
   /usr/lib/llvm-22/bin/llc -O2 -filetype=obj -relocation-model=pic "$tmp/lowered.ll" -o "$tmp/lowered.o"
   /usr/bin/clang++-22 -shared "$tmp/lowered.o" -o "$out/lib/$2" \
@@ -48,6 +50,7 @@ library() { # input.mlir libNAME.so
 }
 library test/gpu/Inputs/grouped-gemm-sm90.mlir libgrouped_gemm_sm90.so
 library bench/inputs/gpu-moe-layer.mlir libmoe_layer_sm90.so
+library bench/inputs/gpu-moe-layer.mlir libmoe_layer_sm90_scatter.so combine-scatter=true
 cp /usr/lib/llvm-22/lib/libomp.so.5 "$out/lib/"
 du -sh "$out" >&2
 tar -C build -cJf build/gpu-check.tar.xz gpu-check

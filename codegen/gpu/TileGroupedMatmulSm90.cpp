@@ -209,7 +209,12 @@ private:
   /// How many K blocks the loads run ahead of the wgmmas: every stage but
   /// the one being multiplied, at most an item's blocks.
   int64_t lookahead() const { return std::min(stages - 1, shape.kBlocks()); }
-  SmallVector<Value> multiplyStage(Value stage, ValueRange accumulators);
+  SmallVector<Value> multiplyStage(Value stage, ValueRange accumulators,
+                                   bool first);
+  SmallVector<Value> kBlockStep(Value kb, ValueRange accumulators,
+                                Value consumed, const Item &item,
+                                const Item &nextItem, Value hasNext,
+                                bool first);
   void releaseStage(Value consumed);
   void storeTile(ValueRange accumulators, const Item &item);
   Value workItem(Value item, Value consumed, Value ctas, Value items);
@@ -375,7 +380,8 @@ void KernelBuilder::releaseStage(Value consumed) {
 /// for the previous stage's group (each warp for its own rows), after
 /// which the warp may release that stage.
 SmallVector<Value> KernelBuilder::multiplyStage(Value stage,
-                                                ValueRange accumulators) {
+                                                ValueRange accumulators,
+                                                bool first) {
   auto i64 = b.getI64Type();
   Value aAddress = arith::IndexCastOp::create(
       b, i64, add(sharedBase, add(pad, mul(stage, idx(kStageBytes)))));
@@ -400,10 +406,13 @@ SmallVector<Value> KernelBuilder::multiplyStage(Value stage,
       // along the swizzled row, which the hardware unswizzles.
       Value descA =
           advance(descA0, h * kWgmmaRows * kBlockK * 2 + q * kWgmmaK * 2);
+      // An item's first K step ignores the accumulators (D = A B).
+      auto scaleOut = first && q == 0 ? NVVM::WGMMAScaleOut::zero
+                                      : NVVM::WGMMAScaleOut::one;
       acc[h] = NVVM::WgmmaMmaAsyncOp::create(
           b, accType, acc[h], descA, descB, shapeAttr, NVVM::WGMMATypes::bf16,
-          NVVM::WGMMATypes::bf16, NVVM::WGMMATypes::f32,
-          NVVM::WGMMAScaleOut::one, NVVM::WGMMAScaleIn::one,
+          NVVM::WGMMATypes::bf16, NVVM::WGMMATypes::f32, scaleOut,
+          NVVM::WGMMAScaleIn::one,
           NVVM::WGMMAScaleIn::one,
           // row-major A and column-major B: both K-major.
           NVVM::MMALayout::row, NVVM::MMALayout::col,
@@ -477,6 +486,41 @@ void KernelBuilder::storeTile(ValueRange accumulators, const Item &item) {
   }
 }
 
+/// K block `kb` of the current item (the CTA's `consumed + kb`-th): waits
+/// for its stage's data, multiplies it, releases the previous block's stage
+/// and refills that stage lookahead() blocks ahead (see workItem).
+SmallVector<Value> KernelBuilder::kBlockStep(Value kb, ValueRange accumulators,
+                                             Value consumed, const Item &item,
+                                             const Item &nextItem,
+                                             Value hasNext, bool first) {
+  int64_t kBlocks = shape.kBlocks();
+  Value count = add(consumed, kb);
+  Value stage = arith::RemUIOp::create(b, count, idx(stages));
+  nvgpu::MBarrierTryWaitParityOp::create(
+      b, full, parityOf(arith::DivUIOp::create(b, count, idx(stages))),
+      idx(kWaitTicks), stage);
+  SmallVector<Value> acc = multiplyStage(stage, accumulators, first);
+  // The previous block's wgmmas are done: release its stage, which the
+  // load below refills. (Block 0's predecessor belongs to the previous
+  // item, released after its loop.)
+  if (!first)
+    releaseStage(arith::SubIOp::create(b, count, idx(1)));
+  // The block lookahead() ahead: this item's, or past its end the next
+  // item's; none after the CTA's last item. No branch (see issueLoads).
+  Value ahead = add(kb, idx(lookahead()));
+  Value inItem = lt(ahead, idx(kBlocks));
+  auto pick = [&](Value inThis, Value inNextItem) -> Value {
+    return arith::SelectOp::create(b, inItem, inThis, inNextItem);
+  };
+  Value issue = arith::AndIOp::create(
+      b, isLeader, arith::OrIOp::create(b, inItem, hasNext));
+  issueLoads(add(consumed, ahead),
+             pick(ahead, arith::SubIOp::create(b, ahead, idx(kBlocks))),
+             pick(item.rowStart, nextItem.rowStart),
+             pick(item.weightRow, nextItem.weightRow), issue);
+  return acc;
+}
+
 /// One work item, whose first lookahead() K blocks are already on their
 /// way: the K loop over the ring of stages, each iteration's wgmmas
 /// overlapping the loads of the blocks lookahead() ahead, which run on into
@@ -491,39 +535,30 @@ Value KernelBuilder::workItem(Value itemIndex, Value consumed, Value ctas,
   Value hasNext = lt(nextIndex, items);
   Item nextItem = itemAt(nextIndex);
   int64_t kBlocks = shape.kBlocks();
-  SmallVector<Value> zeros(kBlockRows / kWgmmaRows,
-                           LLVM::ZeroOp::create(b, accType));
-  auto kLoop = scf::ForOp::create(b, idx(0), idx(kBlocks), idx(1), zeros);
+  // Block 0 is peeled: its first wgmmas start from zero (scale-d = 0), so
+  // no register is zeroed between the previous item's epilogue and them,
+  // which ptxas would guard with warpgroup waits (C7517/C7519).
+  SmallVector<Value> undefs(kBlockRows / kWgmmaRows,
+                            LLVM::UndefOp::create(b, accType));
+  SmallVector<Value> first = kBlockStep(idx(0), undefs, consumed, item,
+                                        nextItem, hasNext, /*first=*/true);
+  auto kLoop = scf::ForOp::create(b, idx(1), idx(kBlocks), idx(1), first);
+  // Unrolled, a short loop's blocks interleave past the 255 registers
+  // (K = 256 spilled); the body is 8 wgmmas long already.
+  auto *ctx = b.getContext();
+  kLoop->setAttr("llvm.loop_annotation",
+                 LLVM::LoopAnnotationAttr::get(
+                     ctx, {}, {}, {},
+                     LLVM::LoopUnrollAttr::get(ctx, BoolAttr::get(ctx, true),
+                                               {}, {}, {}, {}, {}, {}),
+                     {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}));
   {
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPointToStart(kLoop.getBody());
-    Value kb = kLoop.getInductionVar();
-    Value count = add(consumed, kb);
-    Value stage = arith::RemUIOp::create(b, count, idx(stages));
-    nvgpu::MBarrierTryWaitParityOp::create(
-        b, full, parityOf(arith::DivUIOp::create(b, count, idx(stages))),
-        idx(kWaitTicks), stage);
-    SmallVector<Value> acc = multiplyStage(stage, kLoop.getRegionIterArgs());
-    // The previous block's wgmmas are done: release its stage, which the
-    // load below refills. (A branch on the loop counter is uniform; in a
-    // predicate, LLVM would fold it to a constant in unrolled iterations,
-    // and `@0` is not PTX.)
-    ifThen(arith::CmpIOp::create(b, arith::CmpIPredicate::ugt, kb, idx(0)),
-           [&] { releaseStage(arith::SubIOp::create(b, count, idx(1))); });
-    // The block lookahead() ahead: this item's, or past its end the next
-    // item's; none after the CTA's last item. No branch (see issueLoads).
-    Value ahead = add(kb, idx(lookahead()));
-    Value inItem = lt(ahead, idx(kBlocks));
-    auto pick = [&](Value inThis, Value inNextItem) -> Value {
-      return arith::SelectOp::create(b, inItem, inThis, inNextItem);
-    };
-    Value issue = arith::AndIOp::create(
-        b, isLeader, arith::OrIOp::create(b, inItem, hasNext));
-    issueLoads(add(consumed, ahead),
-               pick(ahead, arith::SubIOp::create(b, ahead, idx(kBlocks))),
-               pick(item.rowStart, nextItem.rowStart),
-               pick(item.weightRow, nextItem.weightRow), issue);
-    scf::YieldOp::create(b, acc);
+    scf::YieldOp::create(b, kBlockStep(kLoop.getInductionVar(),
+                                       kLoop.getRegionIterArgs(), consumed,
+                                       item, nextItem, hasNext,
+                                       /*first=*/false));
   }
   NVVM::WgmmaWaitGroupSyncOp::create(b, 0);
   Value after = add(consumed, idx(kBlocks));

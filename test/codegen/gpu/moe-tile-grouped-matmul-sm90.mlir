@@ -73,24 +73,42 @@
 // The row tile's group: the groups whose tiles end at or before it.
 // CHECK: scf.for
 // CHECK: arith.cmpi ule
-// The K loop (5 blocks of 64 for K = 320): wait for the stage's data, 4 K
-// steps x 2 row halves of m64n128k16 with K-major A and B, committed as
-// one group; wait for the previous group, after which lane 0 of each warp
-// releases its stage (a predicated arrive, in a branch on the loop counter
-// only); every thread waits for the stage 3 blocks ahead to be empty, and
-// thread 0 refills it with this item's block or, past its end, the next
-// item's (selected, not branched on), if there is one.
-// CHECK: scf.for %[[KB:.*]] = %c0{{.*}} to %c5{{.*}} step %c1{{.*}} iter_args(%[[ACC0:.*]] = %{{.*}}, %[[ACC1:.*]] = %{{.*}}) -> (!llvm.struct<(f32, f32
+// Block 0 of the item's 5 K blocks of 64 (K = 320), peeled: wait for the
+// stage's data, 4 K steps x 2 row halves of m64n128k16 with K-major A and
+// B, the first step of each half ignoring the (undefined) accumulators,
+// committed as one group; then every thread waits for the stage 3 blocks
+// ahead to be empty, and thread 0 refills it with this item's block or,
+// past its end, the next item's (selected, not branched on), if any.
+// CHECK: %[[UNDEF:.*]] = llvm.mlir.undef : !llvm.struct<(f32
 // CHECK: nvgpu.mbarrier.try_wait.parity %[[FULL]]
 // CHECK: nvvm.wgmma.fence.aligned
-// CHECK-COUNT-8: nvvm.wgmma.mma_async {{.*}} <m = 64, n = 128, k = 16>, D[<f32>, <one>], A[<bf16>, <one>, <row>], B[<bf16>, <one>, <col>]
+// CHECK: nvvm.wgmma.mma_async {{.*}}, %[[UNDEF]], <m = 64, n = 128, k = 16>, D[<f32>, <zero>], A[<bf16>, <one>, <row>], B[<bf16>, <one>, <col>]
+// CHECK: nvvm.wgmma.mma_async {{.*}}, %[[UNDEF]], <m = 64, n = 128, k = 16>, D[<f32>, <zero>]
+// CHECK-COUNT-6: nvvm.wgmma.mma_async {{.*}} <m = 64, n = 128, k = 16>, D[<f32>, <one>], A[<bf16>, <one>, <row>], B[<bf16>, <one>, <col>]
 // CHECK: nvvm.wgmma.commit.group.sync.aligned
 // CHECK: nvvm.wgmma.wait.group.sync.aligned 1
-// CHECK: %[[LATER:.*]] = arith.cmpi ugt, %[[KB]], %c0
-// CHECK: scf.if %[[LATER]]
+// CHECK: %[[INITEM0:.*]] = arith.cmpi ult, %{{.*}}, %c5
+// CHECK: %[[MORE0:.*]] = arith.ori %[[INITEM0]], %{{.*}} : i1
+// CHECK: %[[ISSUE0:.*]] = arith.andi %[[LEADER]], %[[MORE0]] : i1
+// CHECK: arith.select %[[INITEM0]]
+// CHECK-NOT: scf.if
+// CHECK: nvgpu.mbarrier.try_wait.parity %[[EMPTY]]
+// CHECK: nvgpu.mbarrier.arrive.expect_tx %[[FULL]][%{{.*}}], %c32768{{[_0-9]*}}, predicate = %[[ISSUE0]]
+// CHECK: nvgpu.tma.async.load {{.*}} predicate = %[[ISSUE0]] : <tensor = memref<128x64xbf16
+// CHECK: nvgpu.tma.async.load {{.*}} predicate = %[[ISSUE0]] : <tensor = memref<128x64xbf16
+// Blocks 1 to 4, in a loop LLVM may not unroll: the same, accumulating,
+// and after the wait for the previous group lane 0 of each warp releases
+// that block's stage (a predicated arrive: no branch in the loop).
+// CHECK: scf.for %[[KB:.*]] = %c1{{.*}} to %c5{{.*}} step %c1{{.*}} iter_args(%[[ACC0:.*]] = %{{.*}}, %[[ACC1:.*]] = %{{.*}}) -> (!llvm.struct<(f32, f32
+// CHECK-NOT: scf.if
+// CHECK: nvgpu.mbarrier.try_wait.parity %[[FULL]]
+// CHECK: nvvm.wgmma.fence.aligned
+// CHECK: nvvm.wgmma.mma_async {{.*}}, %[[ACC0]], <m = 64, n = 128, k = 16>, D[<f32>, <one>]
+// CHECK-COUNT-7: nvvm.wgmma.mma_async {{.*}} <m = 64, n = 128, k = 16>, D[<f32>, <one>], A[<bf16>, <one>, <row>], B[<bf16>, <one>, <col>]
+// CHECK: nvvm.wgmma.commit.group.sync.aligned
+// CHECK: nvvm.wgmma.wait.group.sync.aligned 1
 // CHECK: %[[LANE0:.*]] = arith.cmpi eq, %{{.*}}, %c0
 // CHECK: nvgpu.mbarrier.arrive.expect_tx %[[EMPTY]][%{{.*}}], %c0{{.*}}, predicate = %[[LANE0]]
-// CHECK: }
 // CHECK: %[[INITEM:.*]] = arith.cmpi ult, %{{.*}}, %c5
 // CHECK: %[[MORE:.*]] = arith.ori %[[INITEM]], %{{.*}} : i1
 // CHECK: %[[ISSUE:.*]] = arith.andi %[[LEADER]], %[[MORE]] : i1
@@ -101,6 +119,7 @@
 // CHECK: nvgpu.tma.async.load {{.*}} predicate = %[[ISSUE]] : <tensor = memref<128x64xbf16
 // CHECK: nvgpu.tma.async.load {{.*}} predicate = %[[ISSUE]] : <tensor = memref<128x64xbf16
 // CHECK: scf.yield
+// CHECK: } {llvm.loop_annotation = #[[NOUNROLL:.*]]}
 // CHECK: nvvm.wgmma.wait.group.sync.aligned 0
 // CHECK: nvgpu.mbarrier.arrive.expect_tx %[[EMPTY]]
 // The epilogue: each fragment row is stored if it is a row of the group;
@@ -168,10 +187,11 @@ func.func @swiglu(%x: tensor<?x64xf32>, %w: tensor<2x192x64xbf16>,
 // -----
 
 // N = 200 is not a multiple of the tile: stores check the column too.
-// K = 72 is one full K block and one partial one, which TMA zero-fills.
+// K = 72 is one full K block and one partial one, which TMA zero-fills:
+// block 0, then a loop over block 1.
 // CHECK-LABEL: func.func @partial
 // CHECK: gpu.func @grouped_matmul_sm90_g1_n200_k72_f32
-// CHECK: scf.for %{{.*}} = %c0{{.*}} to %c2{{.*}} step
+// CHECK: scf.for %{{.*}} = %c1{{.*}} to %c2{{.*}} step
 // CHECK: scf.if
 // CHECK: arith.cmpi ult, %{{.*}}, %c200
 func.func @partial(%x: tensor<?x72xbf16>, %w: tensor<1x200x72xbf16>,
