@@ -8,6 +8,7 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/IR/IRMapping.h"
+#include "llvm/ADT/SetVector.h"
 #include "mlir/IR/Matchers.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 
@@ -148,10 +149,12 @@ FusedEpilogue FusedEpilogue::collect(Value product) {
   while (true) {
     if (chained.use_empty())
       break;
+    // The launch moves to the last generic: it must stay in the product's
+    // block (not run once per iteration of a loop around a consumer).
     auto reader = dyn_cast<linalg::GenericOp>(*chained.getUsers().begin());
-    if (!reader || !llvm::all_of(chained.getUsers(), [&](Operation *user) {
-          return user == reader;
-        }))
+    if (!reader || reader->getBlock() != product.getParentBlock() ||
+        !llvm::all_of(chained.getUsers(),
+                      [&](Operation *user) { return user == reader; }))
       break;
     if (!epilogue.append(reader, chained))
       break;
@@ -196,11 +199,12 @@ std::string FusedEpilogue::key() const {
 
 void FusedEpilogue::erase(RewriterBase &rewriter) const {
   for (const Stage &stage : llvm::reverse(stages)) {
-    // The combines this generic gathers have no other reader.
-    SmallVector<Operation *> combines;
+    // The combines this generic gathers have no other reader (it may read
+    // one through several operands).
+    llvm::SetVector<Operation *> combines;
     for (auto [position, index] : llvm::enumerate(stage.argOperand))
       if (index >= 0 && operands[index].access == Access::Combine)
-        combines.push_back(stage.op->getOperand(position).getDefiningOp());
+        combines.insert(stage.op->getOperand(position).getDefiningOp());
     rewriter.eraseOp(stage.op);
     for (Operation *combine : combines)
       rewriter.eraseOp(combine);

@@ -100,9 +100,10 @@ bool takes(GroupedMatmulOp op) {
                           .isAttrPresent(op);
   // The tensor cores multiply bf16; the router's logits stay f32; TMA needs
   // static boxes and global strides that are multiples of 16 bytes, and the
-  // epilogue stores column pairs.
+  // epilogue stores column pairs; an empty K or N has nothing to multiply.
   return weight.getElementType().isBF16() && !routerLogits &&
-         weight.hasStaticShape() &&
+         weight.hasStaticShape() && weight.getDimSize(1) > 0 &&
+         weight.getDimSize(2) > 0 &&
          isa<Float32Type, BFloat16Type>(input.getElementType()) &&
          isa<Float32Type, BFloat16Type>(result.getElementType()) &&
          weight.getDimSize(2) % 8 == 0 && weight.getDimSize(1) % 8 == 0;
@@ -797,8 +798,12 @@ CombineOp scatterTarget(GroupedMatmulOp op) {
   if (!product.hasOneUse())
     return {};
   auto combine = dyn_cast<CombineOp>(*product.getUsers().begin());
-  if (!combine || combine.getWeights() ||
-      !combine.getSlotToRow().getDefiningOp<DispatchOp>())
+  if (!combine || combine.getWeights())
+    return {};
+  // Every row is added: the combine must read the slots the dispatch
+  // filled, no fewer.
+  auto dispatch = combine.getSlotToRow().getDefiningOp<DispatchOp>();
+  if (!dispatch || combine.getCounts() != dispatch.getCounts())
     return {};
   auto slots = cast<RankedTensorType>(combine.getSlotToRow().getType());
   auto f32 = [](Value v) {

@@ -1,6 +1,8 @@
 // RUN: moec-opt %s -split-input-file -moe-tile-grouped-matmul-sm90 | FileCheck %s
 // RUN: moec-opt %s -split-input-file -moe-tile-grouped-matmul-sm90="stages=3 sm-count=114" \
 // RUN: | FileCheck %s --check-prefix=OPTS
+// RUN: moec-opt %s -split-input-file -moe-tile-grouped-matmul-sm90="combine-scatter=true" \
+// RUN: | FileCheck %s --check-prefix=SCATTER
 // RUN: not moec-opt %s -split-input-file -moe-tile-grouped-matmul-sm90="stages=1" 2>&1 \
 // RUN: | FileCheck %s --check-prefix=BAD
 
@@ -242,21 +244,25 @@ func.func @shared_kernel(%x: tensor<?x64xbf16>, %w: tensor<2x64x64xbf16>,
 // -----
 
 // Left to the generic lowering: f32 weights, router logits (their ranking
-// decides routing, so they stay f32), and N or K not a multiple of 8.
+// decides routing, so they stay f32), N or K not a multiple of 8, and an
+// empty K (no K block: the kernel would wait for a load never issued).
 // CHECK-LABEL: func.func @kept
-// CHECK-COUNT-3: moe.grouped_matmul
+// CHECK-COUNT-4: moe.grouped_matmul
 // CHECK-NOT: gpu.launch_func
 func.func @kept(%x: tensor<?x64xf32>, %wf: tensor<2x64x64xf32>,
                 %wr: tensor<1x8x64xbf16>, %wn: tensor<1x6x64xbf16>,
-                %off: tensor<3xi32>, %one: tensor<2xi32>)
-    -> (tensor<?x64xf32>, tensor<?x8xf32>, tensor<?x6xf32>) {
+                %off: tensor<3xi32>, %one: tensor<2xi32>,
+                %x0: tensor<?x0xbf16>, %w0: tensor<1x64x0xbf16>)
+    -> (tensor<?x64xf32>, tensor<?x8xf32>, tensor<?x6xf32>, tensor<?x64xf32>) {
   %a = moe.grouped_matmul %x, %wf offsets(%off)
       : (tensor<?x64xf32>, tensor<2x64x64xf32>, tensor<3xi32>) -> tensor<?x64xf32>
   %b = moe.grouped_matmul %x, %wr offsets(%one) {moe.routing_logits}
       : (tensor<?x64xf32>, tensor<1x8x64xbf16>, tensor<2xi32>) -> tensor<?x8xf32>
   %c = moe.grouped_matmul %x, %wn offsets(%one)
       : (tensor<?x64xf32>, tensor<1x6x64xbf16>, tensor<2xi32>) -> tensor<?x6xf32>
-  return %a, %b, %c : tensor<?x64xf32>, tensor<?x8xf32>, tensor<?x6xf32>
+  %d = moe.grouped_matmul %x0, %w0 offsets(%one)
+      : (tensor<?x0xbf16>, tensor<1x64x0xbf16>, tensor<2xi32>) -> tensor<?x64xf32>
+  return %a, %b, %c, %d : tensor<?x64xf32>, tensor<?x8xf32>, tensor<?x6xf32>, tensor<?x64xf32>
 }
 
 // -----
@@ -474,4 +480,124 @@ func.func @not_fused(%x: tensor<64x64xbf16>, %w: tensor<1x64x64xbf16>,
   return %a, %a2, %b2, %c2, %d2, %f2
       : tensor<64x64xf32>, tensor<64x64xf32>, tensor<64x64xf32>,
         tensor<64x64xf32>, tensor<64xf32>, tensor<64x64xf32>
+}
+
+// -----
+
+// A consumer in another block (here a branch) is not fused: the launch
+// would move into it. A generic reading one combine through two operands
+// gathers it twice and erases it once.
+// CHECK-LABEL: func.func @other_block
+// CHECK: gpu.launch_func @grouped_matmul_sm90_g1_n64_k64_f32::
+// CHECK: scf.if
+// CHECK: linalg.generic
+// CHECK-LABEL: func.func @combine_twice
+// CHECK-NOT: moe.combine
+// CHECK: gpu.launch_func @grouped_matmul_sm90_g1_n64_k64_f32_ep0::
+#id = affine_map<(d0, d1) -> (d0, d1)>
+func.func @other_block(%x: tensor<64x64xbf16>, %w: tensor<1x64x64xbf16>,
+                       %off: tensor<2xi32>, %p: i1) -> tensor<64x64xf32> {
+  %e = tensor.empty() : tensor<64x64xf32>
+  %a = moe.grouped_matmul %x, %w offsets(%off)
+      : (tensor<64x64xbf16>, tensor<1x64x64xbf16>, tensor<2xi32>) -> tensor<64x64xf32>
+  %r = scf.if %p -> tensor<64x64xf32> {
+    %a2 = linalg.generic {indexing_maps = [#id, #id], iterator_types = ["parallel", "parallel"]}
+        ins(%a : tensor<64x64xf32>) outs(%e : tensor<64x64xf32>) {
+    ^bb0(%v: f32, %o: f32):
+      %s = arith.addf %v, %v : f32
+      linalg.yield %s : f32
+    } -> tensor<64x64xf32>
+    scf.yield %a2 : tensor<64x64xf32>
+  } else {
+    scf.yield %e : tensor<64x64xf32>
+  }
+  return %r : tensor<64x64xf32>
+}
+
+func.func @combine_twice(%x: tensor<64x64xbf16>, %w: tensor<1x64x64xbf16>,
+                         %off: tensor<2xi32>, %rows: tensor<?x64xf32>,
+                         %slots: tensor<64x2xi32>, %counts: tensor<64xi32>)
+    -> tensor<64x64xf32> {
+  %e = tensor.empty() : tensor<64x64xf32>
+  %routed = moe.combine %rows, %slots, %counts
+      : (tensor<?x64xf32>, tensor<64x2xi32>, tensor<64xi32>) -> tensor<64x64xf32>
+  %f = moe.grouped_matmul %x, %w offsets(%off)
+      : (tensor<64x64xbf16>, tensor<1x64x64xbf16>, tensor<2xi32>) -> tensor<64x64xf32>
+  %y = linalg.generic {indexing_maps = [#id, #id, #id, #id], iterator_types = ["parallel", "parallel"]}
+      ins(%f, %routed, %routed : tensor<64x64xf32>, tensor<64x64xf32>, tensor<64x64xf32>)
+      outs(%e : tensor<64x64xf32>) {
+  ^bb0(%v: f32, %r: f32, %r2: f32, %o: f32):
+    %s = arith.addf %v, %r : f32
+    %t = arith.addf %s, %r2 : f32
+    linalg.yield %t : f32
+  } -> tensor<64x64xf32>
+  return %y : tensor<64x64xf32>
+}
+
+// -----
+
+// combine-scatter: the down projection of a top-2 dispatch adds each row
+// into its token's row of a zeroed [T, N] output (the dispatch's
+// row_to_token), and the combine is gone. Not when the combine reads other
+// counts than the dispatch filled, nor for more than 2 slots.
+// SCATTER-LABEL: func.func @scatter
+// SCATTER-SAME: (%[[X:.*]]: tensor<?x64xf32>, %[[IDS:.*]]: tensor<?x2xi32>, %[[COUNTS:.*]]: tensor<?xi32>
+// SCATTER: %[[ROWS:.*]], %[[OFF:.*]], %[[R2T:.*]], %[[S2R:.*]] = moe.dispatch
+// SCATTER: %[[T:.*]] = tensor.dim %[[S2R]], %c0
+// SCATTER: %[[OUT:.*]] = memref.alloc(%[[T]]) : memref<?x64xf32>
+// SCATTER: linalg.fill ins(%{{.*}} : f32) outs(%[[OUT]] : memref<?x64xf32>)
+// SCATTER: %[[R2TB:.*]] = bufferization.to_buffer %[[R2T]] read_only
+// SCATTER: gpu.launch_func @grouped_matmul_sm90_g8_n64_k128_scale_scatter_f32::
+// SCATTER-SAME: %[[R2TB]] : memref<?xi32>)
+// SCATTER-NOT: moe.combine
+// SCATTER: return
+// SCATTER-LABEL: func.func @other_counts
+// SCATTER: moe.combine
+// SCATTER-LABEL: func.func @three_slots
+// SCATTER: moe.combine
+// The kernel (after the functions).
+// SCATTER: gpu.func @grouped_matmul_sm90_g8_n64_k128_scale_scatter_f32({{.*}}, %[[KR2T:.*]]: memref<?xi32>)
+// SCATTER: nvvm.wgmma.wait.group.sync.aligned 0
+// SCATTER: scf.if
+// SCATTER: %[[TOK:.*]] = memref.load %[[KR2T]][%[[ROW:.*]]]
+// SCATTER: %[[TOKI:.*]] = arith.index_cast %[[TOK]] : i32 to index
+// SCATTER: memref.atomic_rmw addf %{{.*}}, %{{.*}}[%[[TOKI]], %{{.*}}]
+func.func @scatter(%x: tensor<?x64xf32>, %ids: tensor<?x2xi32>,
+                   %counts: tensor<?xi32>, %h: tensor<?x128xbf16>,
+                   %w: tensor<8x64x128xbf16>, %s: tensor<?xf32>) -> tensor<?x64xf32> {
+  %rows, %off, %r2t, %s2r = moe.dispatch %x, %ids, %counts
+      : tensor<?x64xf32>, tensor<?x2xi32>, tensor<?xi32>
+      -> tensor<?x64xf32>, tensor<9xi32>, tensor<?xi32>, tensor<?x2xi32>
+  %y = moe.grouped_matmul %h, %w offsets(%off) scale(%s)
+      : (tensor<?x128xbf16>, tensor<8x64x128xbf16>, tensor<9xi32>, tensor<?xf32>) -> tensor<?x64xf32>
+  %z = moe.combine %y, %s2r, %counts
+      : (tensor<?x64xf32>, tensor<?x2xi32>, tensor<?xi32>) -> tensor<?x64xf32>
+  return %z : tensor<?x64xf32>
+}
+
+func.func @other_counts(%x: tensor<?x64xf32>, %ids: tensor<?x2xi32>,
+                        %counts: tensor<?xi32>, %fewer: tensor<?xi32>,
+                        %h: tensor<?x128xbf16>, %w: tensor<8x64x128xbf16>,
+                        %s: tensor<?xf32>) -> tensor<?x64xf32> {
+  %rows, %off, %r2t, %s2r = moe.dispatch %x, %ids, %counts
+      : tensor<?x64xf32>, tensor<?x2xi32>, tensor<?xi32>
+      -> tensor<?x64xf32>, tensor<9xi32>, tensor<?xi32>, tensor<?x2xi32>
+  %y = moe.grouped_matmul %h, %w offsets(%off) scale(%s)
+      : (tensor<?x128xbf16>, tensor<8x64x128xbf16>, tensor<9xi32>, tensor<?xf32>) -> tensor<?x64xf32>
+  %z = moe.combine %y, %s2r, %fewer
+      : (tensor<?x64xf32>, tensor<?x2xi32>, tensor<?xi32>) -> tensor<?x64xf32>
+  return %z : tensor<?x64xf32>
+}
+
+func.func @three_slots(%x: tensor<?x64xf32>, %ids: tensor<?x3xi32>,
+                       %counts: tensor<?xi32>, %h: tensor<?x128xbf16>,
+                       %w: tensor<8x64x128xbf16>, %s: tensor<?xf32>) -> tensor<?x64xf32> {
+  %rows, %off, %r2t, %s2r = moe.dispatch %x, %ids, %counts
+      : tensor<?x64xf32>, tensor<?x3xi32>, tensor<?xi32>
+      -> tensor<?x64xf32>, tensor<9xi32>, tensor<?xi32>, tensor<?x3xi32>
+  %y = moe.grouped_matmul %h, %w offsets(%off) scale(%s)
+      : (tensor<?x128xbf16>, tensor<8x64x128xbf16>, tensor<9xi32>, tensor<?xf32>) -> tensor<?x64xf32>
+  %z = moe.combine %y, %s2r, %counts
+      : (tensor<?x64xf32>, tensor<?x3xi32>, tensor<?xi32>) -> tensor<?x64xf32>
+  return %z : tensor<?x64xf32>
 }
