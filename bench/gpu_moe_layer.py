@@ -3,7 +3,7 @@
 PyTorch, torch._grouped_mm, a Triton fused-MoE kernel and cuBLAS.
 
 Usage: bench/gpu_moe_layer.py --library libmoe_layer_sm90.so
-           [--scatter-library libmoe_layer_sm90_scatter.so]
+           [--variant NAME=libmoe_layer_sm90_NAME.so ...]
            [--runtime libmoec_cuda_runtime.so] [--tokens 128,512,...]
            [--runs 10] [--skip-hf]
 
@@ -15,9 +15,12 @@ router, top-2 (or top-p at 0.5), SwiGLU experts, weighted combine. Rows:
   scripts/gpu-prepare.sh; each call runs on its own stream and returns
   after synchronising it, so it is timed on the host clock (its host
   overhead included);
-* moec scatter (with --scatter-library, top-2 only): the same layer built
-  with combine-scatter=true, the down projection adding each row into its
-  token's output with atomic adds instead of a gather kernel after it;
+* moec NAME (each --variant): the same layer built with other
+  moe-to-cuda-pipeline options (scripts/gpu-prepare.sh builds `scatter`,
+  combine-scatter=true: the down projection adds each row into its token's
+  output with atomic adds, instead of a gather kernel after it; and `w256`,
+  tile-cols=256: two warpgroups per CTA on 128 x 256 tiles), timed and
+  checked the same way;
 * hf: Hugging Face's eager MixtralSparseMoeBlock (a loop over experts);
 * grouped_mm: the rows sorted by expert and torch._grouped_mm for the
   gate/up and down projections;
@@ -289,7 +292,8 @@ def time_host(fn, inputs, runs):
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--library", required=True)
-    p.add_argument("--scatter-library")
+    p.add_argument("--variant", action="append", default=[],
+                   help="NAME=LIBRARY, another build of the layer")
     p.add_argument("--runtime", required=True)
     p.add_argument("--tokens", default="128,512,2048,4096,16384")
     p.add_argument("--runs", type=int, default=10)
@@ -305,16 +309,17 @@ def main():
     w13 = torch.cat([w1, w3], dim=1)                       # [E, 2F, D]
     w13t, w2t = w13.transpose(1, 2), w2.transpose(1, 2)    # K-major views
     moec = Moec(args.library, args.runtime)
-    scatter = Moec(args.scatter_library, args.runtime) if args.scatter_library else None
+    variants = [(v.split("=", 1)[0], Moec(v.split("=", 1)[1], args.runtime))
+                for v in args.variant]
     hf = None if args.skip_hf else hf_block(w)
     triton_run = triton_layer()
 
     print("GPU: %s; D=%d F=%d E=%d bf16; median of %d runs" % (
         torch.cuda.get_device_name(), D, F, E, args.runs))
-    print("| policy | T | experts/token | moec ms | moec scatter ms | hf ms | "
-          "grouped_mm ms | triton ms | dense ms | efficiency | moec vs best other "
-          "| moec error |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| policy | T | experts/token | moec ms | %shf ms | grouped_mm ms | "
+          "triton ms | dense ms | efficiency | moec vs best other | moec error |"
+          % "".join("moec %s ms | " % n for n, _ in variants))
+    print("|---" * (11 + len(variants)) + "|")
     top2_ms = {}
     for policy, name in (("top2", "moe_top2"), ("top_p", "moe_top_p")):
         for t in map(int, args.tokens.split(",")):
@@ -325,12 +330,13 @@ def main():
             ref = reference(inputs[0], w, policy)
             error = float((got - ref).abs().max() / ref.abs().max())
             ms = {"moec": time_host(lambda x: moec.call(name, x, w), inputs, args.runs)}
-            scatter_ms = "-"
-            if scatter and policy == "top2":
-                got_s = scatter.call(name, inputs[0], w, keep=True).float()
-                error = max(error, float((got_s - ref).abs().max() / ref.abs().max()))
-                scatter_ms = "%.3f" % time_host(
-                    lambda x: scatter.call(name, x, w), inputs, args.runs)
+            # Other builds: their times, and the worst error of all.
+            variant_ms = []
+            for _, lib in variants:
+                got_v = lib.call(name, inputs[0], w, keep=True).float()
+                error = max(error, float((got_v - ref).abs().max() / ref.abs().max()))
+                variant_ms.append(time_host(lambda x: lib.call(name, x, w),
+                                            inputs, args.runs))
             with torch.no_grad():
                 if hf and policy == "top2":
                     ms["hf"] = time_cuda(hf, inputs, args.runs)
@@ -346,14 +352,15 @@ def main():
             others = [v for k, v in ms.items() if k not in ("moec", "dense")]
             if policy == "top2":
                 top2_ms[t] = ms["moec"]
-            print("| %s | %d | %.2f | %.3f | %s | %s | %.3f | %.3f | %.3f | %.0f%% | %.2fx | %.1e |" % (
-                policy, t, rows / t, ms["moec"], scatter_ms,
+            print("| %s | %d | %.2f | %.3f | %s%s | %.3f | %.3f | %.3f | %.0f%% | %.2fx | %.1e |" % (
+                policy, t, rows / t, ms["moec"],
+                "".join("%.3f | " % v for v in variant_ms),
                 "%.3f" % ms["hf"] if "hf" in ms else "-", ms["grouped_mm"],
                 ms["triton"], ms["dense"], 100 * ms["dense"] / ms["moec"],
                 min(others) / ms["moec"], error))
             if policy == "top_p" and t in top2_ms:
-                print("|  | top-p / top-2 time %.2f for %.2f / 2 experts: %.2f of "
-                      "proportional ||||||||||" % (
+                print(("|  | top-p / top-2 time %.2f for %.2f / 2 experts: %.2f of "
+                       "proportional " + "|" * (10 + len(variants))) % (
                           ms["moec"] / top2_ms[t], rows / t,
                           (ms["moec"] / top2_ms[t]) / (rows / t / 2)))
             sys.stdout.flush()

@@ -498,6 +498,11 @@ def TileGroupedMatmulSm90 : Pass<"moe-tile-grouped-matmul-sm90",
     Option<"smCount", "sm-count", "int64_t", /*default=*/"132",
            "CTAs of the persistent kernel: the GPU's SMs (132 on H100/H200 "
            "SXM)">,
+    Option<"tileCols", "tile-cols", "int64_t", /*default=*/"128",
+           "The wgmma's N, weight rows per work item: 128 (one warpgroup "
+           "per CTA, 128 x 128 tiles) or 256 (two warpgroups, one per "
+           "64-row half of a 128 x 256 tile: twice the FLOPs per byte "
+           "loaded, 48 KiB stages)">,
     Option<"combineScatter", "combine-scatter", "bool", /*default=*/"false",
            "Fold a combine of at most 2 slots per token into the producing "
            "product: its epilogue adds each row into its token's row of a "

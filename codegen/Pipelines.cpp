@@ -131,7 +131,8 @@ void moe::buildMoeToCudaPipeline(OpPassManager &pm,
       [&](OpPassManager &kernels) {
         if (options.useWgmma())
           kernels.addPass(moe::createTileGroupedMatmulSm90(
-              {options.stages, options.smCount, options.combineScatter}));
+              {options.stages, options.smCount, options.tileCols,
+               options.combineScatter}));
       });
   // Tiles of each parallel loop nest become thread blocks and the points of
   // a tile their threads; reductions stay sequential loops in each thread.

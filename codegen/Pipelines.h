@@ -147,6 +147,11 @@ struct CudaPipelineOptions : PassPipelineOptions<CudaPipelineOptions> {
       *this, "stages",
       llvm::cl::desc("Shared-memory stages of the tensor-core GEMM's TMA ring"),
       llvm::cl::init(4)};
+  Option<int64_t> tileCols{
+      *this, "tile-cols",
+      llvm::cl::desc("Weight rows per work item of the tensor-core GEMM: 128 "
+                     "(one warpgroup) or 256 (two warpgroups, 128 x 256 tiles)"),
+      llvm::cl::init(128)};
   Option<bool> combineScatter{
       *this, "combine-scatter",
       llvm::cl::desc("Add the rows of a top-1/top-2 combine into their tokens "

@@ -15,7 +15,8 @@
 #  * prefill tokens/s of the GPU executable, replaying a CUDA graph and
 #    launch by launch, next to the CPU's (--bench);
 #  * the sm_90a tensor-core grouped GEMM against an f64 reference
-#    (test/gpu/grouped_gemm_sm90.py), also under memcheck, and the MoE
+#    (test/gpu/grouped_gemm_sm90.py; 128- and 256-column tiles), also under
+#    memcheck, and the MoE
 #    layer at Mixtral-8x7B shapes against PyTorch, torch._grouped_mm,
 #    Triton and cuBLAS (bench/gpu_moe_layer.py, T up to 16384).
 set -uo pipefail
@@ -107,10 +108,10 @@ fi
 
 # The tensor-core grouped GEMM against an f64 reference, then under memcheck
 # (small cases only: --quick).
-gemm_check() { # label [sanitizer...]
-  local label=$1
-  shift
-  timeout 240 "$@" $py test/gpu/grouped_gemm_sm90.py "$out/lib/libgrouped_gemm_sm90.so" \
+gemm_check() { # label library [sanitizer...]
+  local label=$1 lib=$2
+  shift 2
+  timeout 240 "$@" $py test/gpu/grouped_gemm_sm90.py "$out/lib/$lib" \
     --runtime "$out/lib/libmoec_cuda_runtime.so" $([ $# -gt 0 ] && echo --quick) \
     > "$work/gemm-$label.txt" 2>&1
   local status=$? result=PASS
@@ -119,14 +120,17 @@ gemm_check() { # label [sanitizer...]
   printf "%-16s %-10s %-8s %s\n" grouped-gemm "$label" "$result" \
     "exit $status; $(grep -c '^PASS' "$work/gemm-$label.txt") cases passed, $(grep -c '^FAIL' "$work/gemm-$label.txt") failed" >> "$table"
 }
-gemm_check sm90
+gemm_check sm90 libgrouped_gemm_sm90.so
+gemm_check sm90-w256 libgrouped_gemm_sm90_w256.so
 if command -v compute-sanitizer > /dev/null; then
-  gemm_check sm90-memcheck compute-sanitizer --tool memcheck --error-exitcode 9
+  gemm_check sm90-memcheck libgrouped_gemm_sm90.so compute-sanitizer --tool memcheck --error-exitcode 9
+  gemm_check w256-memcheck libgrouped_gemm_sm90_w256.so compute-sanitizer --tool memcheck --error-exitcode 9
 fi
 
 # The MoE layer at Mixtral-8x7B shapes against the baselines.
 timeout 300 $py bench/gpu_moe_layer.py --library "$out/lib/libmoe_layer_sm90.so" \
-  --scatter-library "$out/lib/libmoe_layer_sm90_scatter.so" \
+  --variant scatter="$out/lib/libmoe_layer_sm90_scatter.so" \
+  --variant w256="$out/lib/libmoe_layer_sm90_w256.so" \
   --runtime "$out/lib/libmoec_cuda_runtime.so" > "$work/moe-layer.txt" 2>&1
 echo "gpu_moe_layer: exit $?" >> "$work/summary.txt"
 cat "$work/moe-layer.txt" >> "$work/summary.txt"

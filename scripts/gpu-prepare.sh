@@ -7,9 +7,9 @@
 # shared libraries they load (libmoec_cuda_runtime.so, libomp); and two
 # libraries of C-interface functions on device buffers: the tensor-core
 # grouped GEMM cases test/gpu/grouped_gemm_sm90.py checks, and the Mixtral
-# MoE layer bench/gpu_moe_layer.py times (twice: the combine gathered by a
-# kernel of its own, and scattered by the down projection's epilogue,
-# combine-scatter=true). Everything goes to
+# MoE layer bench/gpu_moe_layer.py times; each also with 256-column tiles
+# (tile-cols=256), and the layer with its combine scattered by the down
+# projection's epilogue (combine-scatter=true). Everything goes to
 # build/gpu-check/, packed into build/gpu-check.tar.xz (about 4 MB; the
 # directory is near the device tool's 64 MiB carry limit), which the device
 # tool carries and gpu-check.sh unpacks:
@@ -50,7 +50,9 @@ library() { # input.mlir libNAME.so [moe-to-cuda-pipeline options]
 }
 library test/gpu/Inputs/grouped-gemm-sm90.mlir libgrouped_gemm_sm90.so
 library bench/inputs/gpu-moe-layer.mlir libmoe_layer_sm90.so
+library test/gpu/Inputs/grouped-gemm-sm90.mlir libgrouped_gemm_sm90_w256.so tile-cols=256
 library bench/inputs/gpu-moe-layer.mlir libmoe_layer_sm90_scatter.so combine-scatter=true
+library bench/inputs/gpu-moe-layer.mlir libmoe_layer_sm90_w256.so tile-cols=256
 cp /usr/lib/llvm-22/lib/libomp.so.5 "$out/lib/"
 du -sh "$out" >&2
 tar -C build -cJf build/gpu-check.tar.xz gpu-check

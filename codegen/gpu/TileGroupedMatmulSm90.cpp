@@ -57,9 +57,10 @@ constexpr int64_t kWgmmaRows = 64;
 /// wgmma's swizzled K-major layout takes.
 constexpr int64_t kBlockK = 64;
 constexpr int64_t kWgmmaK = 16;
-/// The A tile and the B tile of a stage, 16 KiB each.
+/// The A tile of a stage, 16 KiB.
 constexpr int64_t kTileBytes = kBlockRows * kBlockK * 2;
-constexpr int64_t kStageBytes = 2 * kTileBytes;
+/// The dynamic shared memory a CTA may have on sm_90 (227 KiB).
+constexpr int64_t kMaxSharedBytes = 227 * 1024;
 /// A 128-byte swizzle atom is 8 rows of 128 bytes; tiles start on one.
 constexpr int64_t kSwizzleAtomBytes = 1024;
 /// The suspend-time hint of mbarrier.try_wait (the wait loops until done).
@@ -73,19 +74,29 @@ struct GemmShape {
   Type outType, storeType;
   /// Rows are added into their tokens' rows (combine-scatter).
   bool scatter = false;
+  /// The wgmma's N: the weight rows of a work item, 128 (one warpgroup
+  /// multiplies both 64-row halves of the A tile) or 256 (two warpgroups,
+  /// one per half: twice the FLOPs per byte loaded).
+  int64_t mmaCols = 128;
 
-  /// Weight rows a work item reads per weight: 128, or 64 gate and 64 up
-  /// rows under SwiGLU (one 128-column wgmma covers both).
-  int64_t weightRows() const { return swiglu ? kBlockRows / 2 : kBlockRows; }
+  int64_t warpgroups() const { return mmaCols / 128; }
+  int64_t threads() const { return kWarpgroupThreads * warpgroups(); }
+  /// The 64-row halves of the A tile each warpgroup multiplies.
+  int64_t halvesPerWarpgroup() const { return 2 / warpgroups(); }
+  /// Weight rows a work item reads per weight: mmaCols, or half as many
+  /// gate and as many up rows under SwiGLU (one wgmma covers both).
+  int64_t weightRows() const { return swiglu ? mmaCols / 2 : mmaCols; }
   /// Output columns per work item.
   int64_t tileCols() const { return weightRows(); }
   int64_t colTiles() const { return llvm::divideCeil(n, tileCols()); }
   int64_t kBlocks() const { return llvm::divideCeil(k, kBlockK); }
+  /// A stage: the A tile and the B tile (mmaCols rows of 64 bf16).
+  int64_t stageBytes() const { return kTileBytes + mmaCols * kBlockK * 2; }
   /// Shared memory: the stages, the per-group tile starts, and room to
   /// align the stages to a swizzle atom.
   int64_t sharedBytes(int64_t stages) const {
     return llvm::alignTo(
-        kSwizzleAtomBytes + stages * kStageBytes + 4 * (groups + 1), 16);
+        kSwizzleAtomBytes + stages * stageBytes() + 4 * (groups + 1), 16);
   }
 };
 
@@ -228,6 +239,8 @@ private:
   ValueRange epilogueBuffers;
   // Set up by build().
   Value tid, lane, shared, sharedBase, pad, tileStarts, isLeader;
+  /// The first 64-row half of the A tile this thread's warpgroup multiplies.
+  Value firstHalf;
   /// Per stage: `full` completes when the stage's TMA bytes have landed,
   /// `empty` when each of the 4 warps has finished its wgmmas on it.
   Value full, empty;
@@ -252,7 +265,7 @@ void KernelBuilder::buildSchedule() {
   ifThen(isLeader, [&] {
     for (int64_t s = 0; s < stages; ++s) {
       nvgpu::MBarrierInitOp::create(b, full, idx(1), idx(s), Value());
-      nvgpu::MBarrierInitOp::create(b, empty, idx(kWarpgroupThreads / 32),
+      nvgpu::MBarrierInitOp::create(b, empty, idx(shape.threads() / 32),
                                     idx(s), Value());
     }
     // The TMA unit (the async proxy) must see the initialised barriers.
@@ -339,23 +352,21 @@ void KernelBuilder::issueLoads(Value fill, Value kBlock, Value rowStart,
   Value round = arith::DivUIOp::create(b, fill, idx(stages));
   nvgpu::MBarrierTryWaitParityOp::create(b, empty, parityOf(add(round, idx(1))),
                                          idx(kWaitTicks), stage);
-  Value aOffset = add(pad, mul(stage, idx(kStageBytes)));
+  Value aOffset = add(pad, mul(stage, idx(shape.stageBytes())));
   Value bOffset = add(aOffset, idx(kTileBytes));
   Value k = mul(kBlock, idx(kBlockK));
-  nvgpu::MBarrierArriveExpectTxOp::create(b, full, idx(kStageBytes), stage,
+  nvgpu::MBarrierArriveExpectTxOp::create(b, full, idx(shape.stageBytes()),
+                                          stage,
                                           issue);
   auto load = [&](Value desc, Value dst, Value row) {
     nvgpu::TmaAsyncLoadOp::create(b, dst, full, desc, ValueRange{k, row}, stage,
                                   Value(), issue);
   };
   load(descA, view(aOffset, kBlockRows), rowStart);
-  if (!shape.swiglu) {
-    load(descW, view(bOffset, kBlockRows), weightRow);
-    return;
-  }
-  int64_t half = kBlockRows / 2;
-  load(descW, view(bOffset, half), weightRow);
-  load(descUp, view(add(bOffset, idx(kTileBytes / 2)), half), weightRow);
+  int64_t rows = shape.weightRows();
+  load(descW, view(bOffset, rows), weightRow);
+  if (shape.swiglu)
+    load(descUp, view(add(bOffset, idx(rows * kBlockK * 2)), rows), weightRow);
 }
 
 /// Thread 0 starts the first item's first lookahead() K blocks, if the CTA
@@ -384,12 +395,15 @@ SmallVector<Value> KernelBuilder::multiplyStage(Value stage,
                                                 ValueRange accumulators,
                                                 bool first) {
   auto i64 = b.getI64Type();
+  Value stageAddress = add(sharedBase, add(pad, mul(stage, idx(shape.stageBytes()))));
+  // This warpgroup's first 64-row half of the A tile.
   Value aAddress = arith::IndexCastOp::create(
-      b, i64, add(sharedBase, add(pad, mul(stage, idx(kStageBytes)))));
+      b, i64,
+      add(stageAddress, mul(firstHalf, idx(kWgmmaRows * kBlockK * 2))));
   Value descA0 = wgmmaDescriptor(b, aAddress);
   Value descB0 = wgmmaDescriptor(
-      b, arith::AddIOp::create(
-             b, aAddress, arith::ConstantIntOp::create(b, i64, kTileBytes)));
+      b, arith::IndexCastOp::create(b, i64,
+                                    add(stageAddress, idx(kTileBytes))));
   auto advance = [&](Value desc, int64_t bytes) -> Value {
     if (bytes == 0)
       return desc;
@@ -397,12 +411,13 @@ SmallVector<Value> KernelBuilder::multiplyStage(Value stage,
         b, desc, arith::ConstantIntOp::create(b, i64, bytes >> 4));
   };
   auto *ctx = b.getContext();
-  auto shapeAttr = NVVM::MMAShapeAttr::get(ctx, kWgmmaRows, kBlockRows, 16);
+  auto shapeAttr =
+      NVVM::MMAShapeAttr::get(ctx, kWgmmaRows, shape.mmaCols, kWgmmaK);
   SmallVector<Value> acc(accumulators);
   NVVM::WgmmaFenceAlignedOp::create(b);
   for (int64_t q = 0; q < kBlockK / kWgmmaK; ++q) {
     Value descB = advance(descB0, q * kWgmmaK * 2);
-    for (int64_t h = 0; h < kBlockRows / kWgmmaRows; ++h) {
+    for (int64_t h = 0; h < shape.halvesPerWarpgroup(); ++h) {
       // Rows 64h..: 64 rows of 128 bytes further; K step q: 32 bytes
       // along the swizzled row, which the hardware unswizzles.
       Value descA =
@@ -426,23 +441,26 @@ SmallVector<Value> KernelBuilder::multiplyStage(Value stage,
 }
 
 /// The epilogue on the accumulators' fragments. In a 64-row wgmma result,
-/// thread t (warp w, lane l) holds rows 16w + l/4 and 16w + l/4 + 8 and, for
-/// each 8-column block i, columns 8i + 2(l % 4) and the next: registers
-/// 4i .. 4i + 3. Under SwiGLU the gate column c and the up column c + 64 are
-/// in the same thread (blocks i and i + 8). The fused consumers run last,
-/// on the product's element as its own consumers would have read it.
+/// thread t (warp w of its warpgroup, lane l) holds rows 16w + l/4 and
+/// 16w + l/4 + 8 and, for each 8-column block i, columns 8i + 2(l % 4) and
+/// the next: registers 4i .. 4i + 3. Under SwiGLU the gate column c and the
+/// up column c + tileCols() are in the same thread (blocks i and
+/// i + tileCols() / 8). The fused consumers run last, on the product's
+/// element as its own consumers would have read it.
 void KernelBuilder::storeTile(ValueRange accumulators, const Item &item) {
   FusedEpilogue::Emitter consumers(fused, epilogueBuffers);
-  Value warp = arith::DivUIOp::create(b, tid, idx(32));
+  Value warp = arith::RemUIOp::create(
+      b, arith::DivUIOp::create(b, tid, idx(32)), idx(4));
   Value fragRow =
       add(mul(warp, idx(16)), arith::DivUIOp::create(b, lane, idx(4)));
   Value fragCol = mul(arith::RemUIOp::create(b, lane, idx(4)), idx(2));
   Value firstCol = add(mul(item.colTile, idx(shape.tileCols())), fragCol);
+  Value firstRow = add(item.rowStart, mul(firstHalf, idx(kWgmmaRows)));
   bool partialCols = shape.n % shape.tileCols() != 0;
-  for (int64_t h = 0; h < kBlockRows / kWgmmaRows; ++h) {
+  for (int64_t h = 0; h < shape.halvesPerWarpgroup(); ++h) {
     for (int64_t half = 0; half < 2; ++half) {
       Value row =
-          add(item.rowStart, add(fragRow, idx(h * kWgmmaRows + 8 * half)));
+          add(firstRow, add(fragRow, idx(h * kWgmmaRows + 8 * half)));
       auto rowIf = scf::IfOp::create(b, lt(row, item.rowEnd), false);
       OpBuilder::InsertionGuard guard(b);
       b.setInsertionPointToStart(rowIf.thenBlock());
@@ -539,7 +557,7 @@ Value KernelBuilder::workItem(Value itemIndex, Value consumed, Value ctas,
   // Block 0 is peeled: its first wgmmas start from zero (scale-d = 0), so
   // no register is zeroed between the previous item's epilogue and them,
   // which ptxas would guard with warpgroup waits (C7517/C7519).
-  SmallVector<Value> undefs(kBlockRows / kWgmmaRows,
+  SmallVector<Value> undefs(shape.halvesPerWarpgroup(),
                             LLVM::UndefOp::create(b, accType));
   SmallVector<Value> first = kBlockStep(idx(0), undefs, consumed, item,
                                         nextItem, hasNext, /*first=*/true);
@@ -572,9 +590,13 @@ void KernelBuilder::build() {
   auto *ctx = b.getContext();
   auto smem = workgroupSpace(ctx);
   accType = LLVM::LLVMStructType::getLiteral(
-      ctx, SmallVector<Type>(kWgmmaRows * kBlockRows / kWarpgroupThreads,
+      ctx, SmallVector<Type>(kWgmmaRows * shape.mmaCols / kWarpgroupThreads,
                              b.getF32Type()));
   tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
+  // One warpgroup takes both halves; of two, warpgroup w takes half w.
+  firstHalf = shape.warpgroups() == 1
+                  ? idx(0)
+                  : arith::DivUIOp::create(b, tid, idx(kWarpgroupThreads));
   Value cta = gpu::BlockIdOp::create(b, gpu::Dimension::x);
   Value ctas = gpu::GridDimOp::create(b, gpu::Dimension::x);
   shared = gpu::DynamicSharedMemoryOp::create(
@@ -589,7 +611,7 @@ void KernelBuilder::build() {
       idx(kSwizzleAtomBytes));
   tileStarts = memref::ViewOp::create(
       b, MemRefType::get({shape.groups + 1}, b.getI32Type(), nullptr, smem),
-      shared, add(pad, idx(stages * kStageBytes)), ValueRange());
+      shared, add(pad, idx(stages * shape.stageBytes())), ValueRange());
   auto barrierType = nvgpu::MBarrierGroupType::get(ctx, smem, stages);
   full = nvgpu::MBarrierCreateOp::create(b, barrierType);
   empty = nvgpu::MBarrierCreateOp::create(b, barrierType);
@@ -756,7 +778,7 @@ std::string KernelCache::nameOf(const GemmShape &shape) {
   os << "grouped_matmul_sm90_g" << shape.groups << "_n" << shape.n << "_k"
      << shape.k << (shape.swiglu ? "_swiglu" : "")
      << (shape.hasScale ? "_scale" : "") << (shape.scatter ? "_scatter" : "")
-     << "_" << shape.outType;
+     << (shape.mmaCols == 256 ? "_w256" : "") << "_" << shape.outType;
   return name;
 }
 
@@ -782,7 +804,7 @@ gpu::GPUFuncOp KernelCache::get(const GemmShape &shape,
                                        TypeRange(), TypeRange());
   kernel->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b.getUnitAttr());
   kernel.setKnownBlockSizeAttr(
-      b.getDenseI32ArrayAttr({static_cast<int32_t>(kWarpgroupThreads), 1, 1}));
+      b.getDenseI32ArrayAttr({static_cast<int32_t>(shape.threads()), 1, 1}));
   b.setInsertionPointToStart(&kernel.getBody().front());
   KernelBuilder(b, shape, stages, fused, kernel.getArguments()).build();
   kernels[key] = kernel;
@@ -839,7 +861,8 @@ void lowerGroupedMatmul(RewriterBase &rewriter, GroupedMatmulOp op,
                   static_cast<bool>(op.getRowScale()),
                   resultType.getElementType(),
                   replacedType.getElementType(),
-                  static_cast<bool>(scatterInto)};
+                  static_cast<bool>(scatterInto),
+                  options.tileCols};
   // Where every operand of the fused consumers (or the combine) is defined.
   if (replaced != op.getResult())
     b.setInsertionPoint(replaced.getDefiningOp());
@@ -850,7 +873,7 @@ void lowerGroupedMatmul(RewriterBase &rewriter, GroupedMatmulOp op,
   auto cst = [&](int64_t v) { return arith::ConstantIndexOp::create(b, v); };
   gpu::LaunchFuncOp::create(
       b, kernel, gpu::KernelDim3{cst(options.smCount), cst(1), cst(1)},
-      gpu::KernelDim3{cst(kWarpgroupThreads), cst(1), cst(1)},
+      gpu::KernelDim3{cst(shape.threads()), cst(1), cst(1)},
       arith::ConstantIntOp::create(b, b.getI32Type(),
                                    shape.sharedBytes(options.stages)),
       args.values);
@@ -894,9 +917,22 @@ struct TileGroupedMatmulSm90
   using Base::Base;
 
   void runOnOperation() override {
-    if (stages < 2 || stages * kStageBytes > 200 * 1024) {
-      getOperation()->emitError("moe-tile-grouped-matmul-sm90: stages must be "
-                                "2 to 6 (32 KiB of shared memory each)");
+    if (tileCols != 128 && tileCols != 256) {
+      getOperation()->emitError(
+          "moe-tile-grouped-matmul-sm90: tile-cols must be 128 or 256");
+      return signalPassFailure();
+    }
+    // Room for the alignment pad and the tile starts of a few hundred
+    // groups besides the stages.
+    GemmShape tiles{};
+    tiles.mmaCols = tileCols;
+    int64_t stageBytes = tiles.stageBytes();
+    int64_t maxStages = (kMaxSharedBytes - 4 * kSwizzleAtomBytes) / stageBytes;
+    if (stages < 2 || stages > maxStages) {
+      getOperation()->emitError()
+          << "moe-tile-grouped-matmul-sm90: stages must be 2 to " << maxStages
+          << " with tile-cols=" << tileCols.getValue() << " (" << stageBytes / 1024
+          << " KiB of shared memory each)";
       return signalPassFailure();
     }
     if (smCount < 1) {
@@ -934,7 +970,7 @@ struct TileGroupedMatmulSm90
     for (GroupedMatmulOp op : ops) {
       rewriter.setInsertionPoint(op);
       lowerGroupedMatmul(rewriter, op, kernels, bf16Inputs,
-                         {stages, smCount, combineScatter});
+                         {stages, smCount, tileCols, combineScatter});
     }
   }
 };

@@ -3,10 +3,18 @@
 // RUN: | FileCheck %s --check-prefix=OPTS
 // RUN: moec-opt %s -split-input-file -moe-tile-grouped-matmul-sm90="combine-scatter=true" \
 // RUN: | FileCheck %s --check-prefix=SCATTER
+// RUN: moec-opt %s -split-input-file -moe-tile-grouped-matmul-sm90="tile-cols=256" \
+// RUN: | FileCheck %s --check-prefix=WIDE
 // RUN: not moec-opt %s -split-input-file -moe-tile-grouped-matmul-sm90="stages=1" 2>&1 \
 // RUN: | FileCheck %s --check-prefix=BAD
+// RUN: not moec-opt %s -split-input-file -moe-tile-grouped-matmul-sm90="stages=5 tile-cols=256" 2>&1 \
+// RUN: | FileCheck %s --check-prefix=BAD-WIDE
+// RUN: not moec-opt %s -split-input-file -moe-tile-grouped-matmul-sm90="tile-cols=192" 2>&1 \
+// RUN: | FileCheck %s --check-prefix=BAD-COLS
 
-// BAD: moe-tile-grouped-matmul-sm90: stages must be 2 to 6
+// BAD: moe-tile-grouped-matmul-sm90: stages must be 2 to 6 with tile-cols=128 (32 KiB of shared memory each)
+// BAD-WIDE: moe-tile-grouped-matmul-sm90: stages must be 2 to 4 with tile-cols=256 (48 KiB of shared memory each)
+// BAD-COLS: moe-tile-grouped-matmul-sm90: tile-cols must be 128 or 256
 
 // A plain grouped matmul: the host side takes buffers of the operands,
 // builds TMA descriptors (boxes of 128 rows x 64 bf16) of the rows and of
@@ -177,6 +185,46 @@ func.func @plain(%x: tensor<?x320xbf16>, %w: tensor<4x256x320xbf16>,
 // CHECK: arith.mulf %{{.*}}, %[[SCALE]]
 // CHECK: arith.truncf %{{.*}} : f32 to bf16
 // CHECK: memref.store
+// With tile-cols=256, two warpgroups (256 threads) share each 128 x 256
+// tile, one per 64-row half: stages of 48 KiB (the A tile, then 128 gate
+// and 128 up weight rows), 8 warps releasing each, m64n256k16 wgmmas, and
+// output tiles of 128 columns (N = 192 has 2).
+// WIDE-LABEL: func.func @swiglu
+// WIDE: nvgpu.tma.create.descriptor {{.*}} box[%c128{{.*}}, %c64{{.*}}] : memref<*xbf16> -> <tensor = memref<128x64xbf16
+// WIDE: nvgpu.tma.create.descriptor {{.*}} box[%c128{{.*}}, %c64{{.*}}] : memref<*xbf16> -> <tensor = memref<128x64xbf16
+// WIDE: nvgpu.tma.create.descriptor {{.*}} box[%c128{{.*}}, %c64{{.*}}] : memref<*xbf16> -> <tensor = memref<128x64xbf16
+// 1024 bytes of alignment + 4 stages of 48 KiB + 3 tile starts.
+// WIDE: %[[SMEM:.*]] = arith.constant 197648 : i32
+// WIDE: gpu.launch_func @grouped_matmul_sm90_g2_n192_k64_swiglu_scale_w256_bf16::
+// WIDE-SAME: threads in (%c256
+// WIDE-SAME: dynamic_shared_memory_size %[[SMEM]]
+// WIDE: gpu.func @grouped_matmul_sm90_g2_n192_k64_swiglu_scale_w256_bf16({{.*}}known_block_size = array<i32: 256, 1, 1>
+// WIDE: %[[TID:.*]] = gpu.thread_id x
+// WIDE: %[[WG:.*]] = arith.divui %[[TID]], %c128
+// WIDE: nvgpu.mbarrier.init %{{.*}}[%c0{{.*}}], %c8
+// WIDE: arith.muli %{{.*}}, %c2
+// WIDE: nvgpu.mbarrier.arrive.expect_tx %{{.*}}, %c49152{{.*}}, predicate
+// WIDE: nvgpu.tma.async.load {{.*}} : <tensor = memref<128x64xbf16
+// WIDE: nvgpu.tma.async.load {{.*}} : <tensor = memref<128x64xbf16
+// WIDE: nvgpu.tma.async.load {{.*}} : <tensor = memref<128x64xbf16
+// Each warpgroup's A rows start 64 rows (8 KiB) further per warpgroup.
+// WIDE: arith.muli %[[WG]], %c8192
+// WIDE-COUNT-4: nvvm.wgmma.mma_async {{.*}} <m = 64, n = 256, k = 16>
+// WIDE-NOT: nvvm.wgmma.mma_async
+// WIDE: nvvm.wgmma.commit.group.sync.aligned
+// WIDE: scf.for
+// WIDE-COUNT-4: nvvm.wgmma.mma_async {{.*}} <m = 64, n = 256, k = 16>
+// WIDE-NOT: nvvm.wgmma.mma_async
+// WIDE: nvvm.wgmma.commit.group.sync.aligned
+// The epilogue: this warpgroup's rows; the up value 64 registers (128
+// columns) after the gate's.
+// WIDE: nvvm.wgmma.wait.group.sync.aligned 0
+// WIDE: arith.muli %[[WG]], %c64
+// WIDE: llvm.extractvalue %{{.*}}[0] :
+// WIDE-NEXT: %[[UP:.*]] = llvm.extractvalue %{{.*}}[64] :
+// WIDE: arith.negf
+// WIDE: math.exp
+// WIDE: arith.mulf %{{.*}}, %[[UP]]
 func.func @swiglu(%x: tensor<?x64xf32>, %w: tensor<2x192x64xbf16>,
                   %u: tensor<2x192x64xbf16>, %off: tensor<3xi32>,
                   %s: tensor<?xf32>) -> tensor<?x192xbf16> {
@@ -192,6 +240,7 @@ func.func @swiglu(%x: tensor<?x64xf32>, %w: tensor<2x192x64xbf16>,
 // K = 72 is one full K block and one partial one, which TMA zero-fills:
 // block 0, then a loop over block 1.
 // CHECK-LABEL: func.func @partial
+// WIDE-LABEL: func.func @partial
 // CHECK: gpu.func @grouped_matmul_sm90_g1_n200_k72_f32
 // CHECK: scf.for %{{.*}} = %c1{{.*}} to %c2{{.*}} step
 // CHECK: scf.if

@@ -6,6 +6,10 @@
 // RUN: FileCheck %s < %t.mlir
 // RUN: %if cuda-toolkit %{ %python %test_utils/check_gpu_kernels.py %t.mlir --ptxas %cuda_toolkit/bin/ptxas --name sm90 | FileCheck %s --check-prefix=PTXAS %}
 // RUN: %if cuda-toolkit && cuobjdump %{ %python %test_utils/check_gpu_kernels.py %t.mlir --ptxas %cuda_toolkit/bin/ptxas --cuobjdump %cuobjdump --name sm90 | FileCheck %s --check-prefix=SASS %}
+// tile-cols=256: two warpgroups per CTA on 128 x 256 tiles.
+// RUN: moec-opt %s -moe-to-cuda-pipeline="format=isa tile-cols=256" > %t.wide.mlir
+// RUN: FileCheck %s --check-prefix=WIDE < %t.wide.mlir
+// RUN: %if cuda-toolkit %{ %python %test_utils/check_gpu_kernels.py %t.wide.mlir --ptxas %cuda_toolkit/bin/ptxas --name sm90 | FileCheck %s --check-prefix=WIDE-PTXAS %}
 // Without tensor cores, or for another chip, the generic f32 kernels.
 // RUN: moec-opt %s -moe-to-cuda-pipeline="format=isa tensor-cores=false" | FileCheck %s --check-prefix=GENERIC
 // RUN: moec-opt %s -moe-to-cuda-pipeline="format=isa chip=sm_80 features=+ptx70" | FileCheck %s --check-prefix=GENERIC
@@ -43,6 +47,13 @@
 // In the SASS, the tensor cores' warpgroup MMA fed by the TMA unit.
 // SASS: sass grouped_matmul_sm90_g8_n14336_k4096_swiglu_bf16: {{[1-9][0-9]*}} HGMMA, {{[1-9][0-9]*}} UTMALDG
 // SASS: sass grouped_matmul_sm90_g8_n4096_k14336_scale_f32: {{[1-9][0-9]*}} HGMMA, {{[1-9][0-9]*}} UTMALDG
+
+// WIDE: gpu.launch_func <%{{.*}}> @grouped_matmul_sm90_g8_n14336_k4096_swiglu_w256_bf16::
+// WIDE: gpu.binary @grouped_matmul_sm90_g8_n14336_k4096_swiglu_w256_bf16
+// WIDE-SAME: .maxntid 256, 1, 1
+// WIDE-SAME: wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16
+// WIDE-PTXAS: kernel grouped_matmul_sm90_g8_n14336_k4096_swiglu_w256_bf16: {{[0-9]+}} registers, 0 bytes spill stores, 0 bytes spill loads, 0 wgmma serialisations
+// WIDE-PTXAS: kernel grouped_matmul_sm90_g8_n4096_k14336_scale_w256_f32: {{[0-9]+}} registers, 0 bytes spill stores, 0 bytes spill loads, 0 wgmma serialisations
 
 // GENERIC-LABEL: llvm.func @experts
 // GENERIC-NOT: mgpuTensorMapEncodeTiledMemref
