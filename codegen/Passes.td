@@ -422,9 +422,11 @@ def TileGroupedMatmulSm90 : Pass<"moe-tile-grouped-matmul-sm90",
   let description = [{
     Rewrites each `moe.grouped_matmul` whose weights are bf16 with a static
     shape (N and K multiples of 8), except the router's logits
-    (`moe.routing_logits`), into a launch of one CTA of one warpgroup per SM
-    (`sm-count`) of a persistent kernel, a `gpu.func` in a `gpu.module` of
-    its own per static shape:
+    (`moe.routing_logits`), into a launch of one CTA per SM (`sm-count`) of a
+    persistent kernel, a `gpu.func` in a `gpu.module` of its own per static
+    shape and fused epilogue. A CTA is one warpgroup on 128 x 128 tiles, or
+    with `tile-cols=256` two warpgroups on 128 x 256 tiles (warpgroup w
+    multiplying the A tile's 64-row half w):
 
     * the schedule: thread 0 of each CTA writes each group's first row tile
       (a prefix sum of `ceil(rows / 128)` over the offsets) into shared
@@ -434,13 +436,17 @@ def TileGroupedMatmulSm90 : Pass<"moe-tile-grouped-matmul-sm90",
     * the main loop: the K blocks of 64 come through a ring of `stages`
       shared-memory stages, each with a `full` mbarrier (thread 0 arms it
       with the stage's bytes and issues the TMA loads: A, 128 rows at the
-      tile's row offset; B, 128 weight rows of the group, or 64 gate and 64
-      up rows under SwiGLU; 128-byte swizzled, zero-filled past the matrix)
-      and an `empty` one (lane 0 of each warp arrives once its wgmmas on the
-      stage are done, and thread 0 waits for it before a refill). The loads
-      run `stages - 1` blocks ahead, on into the CTA's next item; the
-      warpgroup issues 8 `wgmma.mma_async` m64n128k16 per block (bf16, f32
-      accumulators in registers, K-major descriptors built in the kernel);
+      tile's row offset; B, `tile-cols` weight rows of the group, or half as
+      many gate and up rows under SwiGLU; 128-byte swizzled, zero-filled
+      past the matrix) and an `empty` one (lane 0 of each warp arrives once
+      its wgmmas on the stage are done, and every thread waits for it before
+      thread 0 refills it). Thread-0 and lane-0 operations are predicated,
+      not branched on, so that ptxas does not serialise the wgmmas. The
+      loads run `stages - 1` blocks ahead, on into the CTA's next item; per
+      block each warpgroup issues 4 K steps of `wgmma.mma_async`
+      m64n128k16 for both row halves (or m64n256k16 for its half), bf16,
+      f32 accumulators in registers, K-major descriptors built in the
+      kernel; an item's first K step starts from zero (scale-d = 0);
     * the epilogue on the accumulator fragments: SwiGLU (gate and up columns
       sit in the same thread), the row scale, the cast, then the fused
       consumers, and a store per valid row and column, so partial tiles are
@@ -459,8 +465,9 @@ def TileGroupedMatmulSm90 : Pass<"moe-tile-grouped-matmul-sm90",
     `0 + a + b` is the same in either order), instead.
 
     f32 inputs are first truncated to bf16 (a generic, one per input value),
-    unless they are the f32 result of another product taken here, which then
-    writes bf16. The
+    unless only products taken here read them: the f32 result of another
+    product then writes bf16 itself, and an elementwise generic's result
+    (an RMS norm) comes from a twin of the generic yielding bf16. The
     descriptors are built on the host by `nvgpu.tma.create.descriptor` and
     passed as `!llvm.ptr`. Other grouped matmuls keep the generic lowering
     of `convert-moe-to-linalg`.
@@ -494,7 +501,8 @@ def TileGroupedMatmulSm90 : Pass<"moe-tile-grouped-matmul-sm90",
   }];
   let options = [
     Option<"stages", "stages", "int64_t", /*default=*/"4",
-           "Shared-memory stages of the TMA ring (32 KiB each)">,
+           "Shared-memory stages of the TMA ring (32 KiB each, 48 KiB with "
+           "tile-cols=256)">,
     Option<"smCount", "sm-count", "int64_t", /*default=*/"132",
            "CTAs of the persistent kernel: the GPU's SMs (132 on H100/H200 "
            "SXM)">,

@@ -34,6 +34,7 @@
 #include "mlir/Dialect/MemRef/Transforms/Transforms.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
+#include "mlir/IR/IRMapping.h"
 #include "mlir/IR/ImplicitLocOpBuilder.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 
@@ -242,7 +243,7 @@ private:
   /// The first 64-row half of the A tile this thread's warpgroup multiplies.
   Value firstHalf;
   /// Per stage: `full` completes when the stage's TMA bytes have landed,
-  /// `empty` when each of the 4 warps has finished its wgmmas on it.
+  /// `empty` when each warp (4 per warpgroup) has finished its wgmmas on it.
   Value full, empty;
   LLVM::LLVMStructType accType;
 };
@@ -332,7 +333,7 @@ KernelBuilder::Item KernelBuilder::itemAt(Value item) {
 }
 
 /// The CTA's `fill`-th load into stage fill % stages: every thread waits
-/// until the 4 warps have released the stage's previous fill (for the first
+/// until every warp has released the stage's previous fill (for the first
 /// round, parity 1 is the phase before the first, which counts as done);
 /// then, where `issue` holds (thread 0, when there is a block to load), the
 /// full barrier is armed with the stage's bytes and the TMA loads of K block
@@ -356,8 +357,7 @@ void KernelBuilder::issueLoads(Value fill, Value kBlock, Value rowStart,
   Value bOffset = add(aOffset, idx(kTileBytes));
   Value k = mul(kBlock, idx(kBlockK));
   nvgpu::MBarrierArriveExpectTxOp::create(b, full, idx(shape.stageBytes()),
-                                          stage,
-                                          issue);
+                                          stage, issue);
   auto load = [&](Value desc, Value dst, Value row) {
     nvgpu::TmaAsyncLoadOp::create(b, dst, full, desc, ValueRange{k, row}, stage,
                                   Value(), issue);
@@ -388,14 +388,15 @@ void KernelBuilder::releaseStage(Value consumed) {
 }
 
 /// The wgmmas of one stage: for each of the 4 K steps of 16, one
-/// m64n128k16 per half of the rows, as one committed group; then waits
-/// for the previous stage's group (each warp for its own rows), after
-/// which the warp may release that stage.
+/// m64n<mmaCols>k16 per 64-row half of the A tile this warpgroup takes, as
+/// one committed group; then waits for the previous stage's group (each
+/// warp for its own rows), after which the warp may release that stage.
 SmallVector<Value> KernelBuilder::multiplyStage(Value stage,
                                                 ValueRange accumulators,
                                                 bool first) {
   auto i64 = b.getI64Type();
-  Value stageAddress = add(sharedBase, add(pad, mul(stage, idx(shape.stageBytes()))));
+  Value stageAddress =
+      add(sharedBase, add(pad, mul(stage, idx(shape.stageBytes()))));
   // This warpgroup's first 64-row half of the A tile.
   Value aAddress = arith::IndexCastOp::create(
       b, i64,
@@ -635,13 +636,26 @@ void KernelBuilder::build() {
 /// read it (the q, k and v projections read the same rows).
 class Bf16Inputs {
 public:
-  /// `t` with bf16 elements: itself, or a generic truncating its f32
-  /// elements (the tensor cores take bf16 operands), placed after `t`'s
-  /// definition so that it serves every reader.
+  explicit Bf16Inputs(const llvm::SmallPtrSetImpl<Operation *> &taken)
+      : taken(taken) {}
+
+  /// `t` with bf16 elements: itself; where every reader of `t` is a product
+  /// taken here and `t` is an elementwise generic's result (an RMS norm's
+  /// scaling), that generic yielding bf16 instead; otherwise a generic
+  /// truncating its f32 elements. Placed after `t`'s definition, so that
+  /// it serves every reader.
   Value get(ImplicitLocOpBuilder &b, Value t);
+  /// `old`, whose copy may be cached, was replaced by `replacement`.
+  void replaced(Value old, Value replacement);
+  /// Erases the f32 generics replaced by bf16 twins, read by nothing now.
+  void eraseNarrowed();
 
 private:
+  bool onlyTakenRows(Value t) const;
+
+  const llvm::SmallPtrSetImpl<Operation *> &taken;
   llvm::DenseMap<Value, Value> copies;
+  SmallVector<Operation *> narrowed;
 };
 
 Value truncateRows(ImplicitLocOpBuilder &b, Value t) {
@@ -659,18 +673,70 @@ Value truncateRows(ImplicitLocOpBuilder &b, Value t) {
       })[0];
 }
 
+/// `producer`'s twin yielding its value truncated to bf16, when its one
+/// init only gives the shape (its payload does not read it); null otherwise.
+Value narrowedGeneric(ImplicitLocOpBuilder &b, linalg::GenericOp producer) {
+  if (producer->getNumResults() != 1 || producer.getNumDpsInits() != 1 ||
+      !producer.getMatchingBlockArgument(producer.getDpsInitOperand(0))
+           .use_empty())
+    return {};
+  Value oldInit = producer.getDpsInitOperand(0)->get();
+  Value init = tensor::EmptyOp::create(
+      b, tensor::getMixedSizes(b, b.getLoc(), oldInit), b.getBF16Type());
+  auto narrowed = linalg::GenericOp::create(
+      b, TypeRange{init.getType()}, producer.getDpsInputs(), ValueRange{init},
+      producer.getIndexingMapsArray(), producer.getIteratorTypesArray(),
+      [&](OpBuilder &nb, Location loc, ValueRange args) {
+        IRMapping mapping;
+        Block &body = *producer.getBlock();
+        mapping.map(body.getArguments().drop_back(), args.drop_back());
+        for (Operation &op : body.without_terminator())
+          nb.clone(op, mapping);
+        Value v = mapping.lookupOrDefault(body.getTerminator()->getOperand(0));
+        linalg::YieldOp::create(
+            nb, loc, truncateFromF32(nb, loc, v, nb.getBF16Type()));
+      });
+  return narrowed.getResult(0);
+}
+
+bool Bf16Inputs::onlyTakenRows(Value t) const {
+  return llvm::all_of(t.getUses(), [&](OpOperand &use) {
+    // (The set also holds the products lowered so far, erased: only a
+    // live grouped matmul counts.)
+    return isa<GroupedMatmulOp>(use.getOwner()) &&
+           taken.contains(use.getOwner()) && use.getOperandNumber() == 0;
+  });
+}
+
 Value Bf16Inputs::get(ImplicitLocOpBuilder &b, Value t) {
   if (cast<RankedTensorType>(t.getType()).getElementType().isBF16())
     return t;
   Value &copy = copies[t];
-  // A copy whose generic reads another value is a stale entry (its value
-  // was replaced, and the storage reused).
-  if (!copy || copy.getDefiningOp()->getOperand(0) != t) {
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointAfterValue(t);
+  if (copy)
+    return copy;
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointAfterValue(t);
+  auto producer = t.getDefiningOp<linalg::GenericOp>();
+  if (producer && onlyTakenRows(t) && (copy = narrowedGeneric(b, producer)))
+    narrowed.push_back(producer);
+  if (!copy)
     copy = truncateRows(b, t);
-  }
   return copy;
+}
+
+void Bf16Inputs::eraseNarrowed() {
+  for (Operation *op : narrowed)
+    if (op->use_empty())
+      op->erase();
+}
+
+void Bf16Inputs::replaced(Value old, Value replacement) {
+  auto it = copies.find(old);
+  if (it == copies.end())
+    return;
+  Value copy = it->second;
+  copies.erase(it);
+  copies[replacement] = copy;
 }
 
 /// A TMA descriptor of a bf16 matrix buffer in boxes of `boxRows` x 64 (as
@@ -882,8 +948,9 @@ void lowerGroupedMatmul(RewriterBase &rewriter, GroupedMatmulOp op,
       RankedTensorType::get(cast<MemRefType>(out.getType()).getShape(),
                             shape.storeType),
       out, /*restrict=*/true, /*writable=*/true);
-  rewriter.replaceAllUsesWith(replaced,
-                              castToType(b, b.getLoc(), result, replacedType));
+  Value replacement = castToType(b, b.getLoc(), result, replacedType);
+  rewriter.replaceAllUsesWith(replaced, replacement);
+  bf16Inputs.replaced(replaced, replacement);
   fused.erase(rewriter);
   if (scatterInto)
     rewriter.eraseOp(scatterInto);
@@ -931,8 +998,8 @@ struct TileGroupedMatmulSm90
     if (stages < 2 || stages > maxStages) {
       getOperation()->emitError()
           << "moe-tile-grouped-matmul-sm90: stages must be 2 to " << maxStages
-          << " with tile-cols=" << tileCols.getValue() << " (" << stageBytes / 1024
-          << " KiB of shared memory each)";
+          << " with tile-cols=" << tileCols.getValue() << " ("
+          << stageBytes / 1024 << " KiB of shared memory each)";
       return signalPassFailure();
     }
     if (smCount < 1) {
@@ -965,13 +1032,17 @@ struct TileGroupedMatmulSm90
     module->setAttr(gpu::GPUDialect::getContainerModuleAttrName(),
                     UnitAttr::get(&getContext()));
     KernelCache kernels(module, stages);
-    Bf16Inputs bf16Inputs;
+    llvm::SmallPtrSet<Operation *, 16> taken;
+    for (GroupedMatmulOp op : ops)
+      taken.insert(op);
+    Bf16Inputs bf16Inputs(taken);
     IRRewriter rewriter(&getContext());
     for (GroupedMatmulOp op : ops) {
       rewriter.setInsertionPoint(op);
       lowerGroupedMatmul(rewriter, op, kernels, bf16Inputs,
                          {stages, smCount, tileCols, combineScatter});
     }
+    bf16Inputs.eraseNarrowed();
   }
 };
 

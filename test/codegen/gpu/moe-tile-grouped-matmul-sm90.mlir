@@ -650,3 +650,63 @@ func.func @three_slots(%x: tensor<?x64xf32>, %ids: tensor<?x3xi32>,
       : (tensor<?x64xf32>, tensor<?x3xi32>, tensor<?xi32>) -> tensor<?x64xf32>
   return %z : tensor<?x64xf32>
 }
+
+// -----
+
+// An elementwise generic whose result only the products taken here read
+// (an RMS norm's scaling before q/k/v) yields bf16 itself: one generic,
+// truncating in its payload, and no copy. Read by anything else as well,
+// it stays f32 and one truncated copy serves the products.
+// CHECK-LABEL: func.func @narrowed_producer
+// CHECK-NOT: linalg.generic {{.*}} tensor<?x64xf32>)
+// CHECK: %[[N:.*]] = linalg.generic {{.*}} outs(%{{.*}} : tensor<?x64xbf16>)
+// CHECK: arith.mulf
+// CHECK: arith.truncf %{{.*}} : f32 to bf16
+// CHECK-NOT: linalg.generic
+// CHECK: bufferization.to_buffer %[[N]] read_only
+// CHECK: gpu.launch_func @grouped_matmul_sm90_g1_n64_k64_f32::
+// CHECK: bufferization.to_buffer %[[N]] read_only
+// CHECK: gpu.launch_func @grouped_matmul_sm90_g1_n64_k64_f32::
+// CHECK-LABEL: func.func @shared_producer
+// CHECK: %[[F:.*]] = linalg.generic {{.*}} outs(%{{.*}} : tensor<?x64xf32>)
+// CHECK: linalg.generic {{.*}} ins(%[[F]] : tensor<?x64xf32>) outs(%{{.*}} : tensor<?x64xbf16>)
+// CHECK-NOT: linalg.generic
+// CHECK: gpu.launch_func
+// CHECK: return %{{.*}}, %[[F]]
+#id = affine_map<(d0, d1) -> (d0, d1)>
+#col = affine_map<(d0, d1) -> (d1)>
+func.func @narrowed_producer(%x: tensor<?x64xf32>, %g: tensor<64xf32>,
+                             %w: tensor<1x64x64xbf16>, %off: tensor<2xi32>)
+    -> (tensor<?x64xf32>, tensor<?x64xf32>) {
+  %c0 = arith.constant 0 : index
+  %t = tensor.dim %x, %c0 : tensor<?x64xf32>
+  %e = tensor.empty(%t) : tensor<?x64xf32>
+  %n = linalg.generic {indexing_maps = [#id, #col, #id], iterator_types = ["parallel", "parallel"]}
+      ins(%x, %g : tensor<?x64xf32>, tensor<64xf32>) outs(%e : tensor<?x64xf32>) {
+  ^bb0(%v: f32, %s: f32, %o: f32):
+    %m = arith.mulf %v, %s : f32
+    linalg.yield %m : f32
+  } -> tensor<?x64xf32>
+  %q = moe.grouped_matmul %n, %w offsets(%off)
+      : (tensor<?x64xf32>, tensor<1x64x64xbf16>, tensor<2xi32>) -> tensor<?x64xf32>
+  %k = moe.grouped_matmul %n, %w offsets(%off)
+      : (tensor<?x64xf32>, tensor<1x64x64xbf16>, tensor<2xi32>) -> tensor<?x64xf32>
+  return %q, %k : tensor<?x64xf32>, tensor<?x64xf32>
+}
+
+func.func @shared_producer(%x: tensor<?x64xf32>, %g: tensor<64xf32>,
+                           %w: tensor<1x64x64xbf16>, %off: tensor<2xi32>)
+    -> (tensor<?x64xf32>, tensor<?x64xf32>) {
+  %c0 = arith.constant 0 : index
+  %t = tensor.dim %x, %c0 : tensor<?x64xf32>
+  %e = tensor.empty(%t) : tensor<?x64xf32>
+  %n = linalg.generic {indexing_maps = [#id, #col, #id], iterator_types = ["parallel", "parallel"]}
+      ins(%x, %g : tensor<?x64xf32>, tensor<64xf32>) outs(%e : tensor<?x64xf32>) {
+  ^bb0(%v: f32, %s: f32, %o: f32):
+    %m = arith.mulf %v, %s : f32
+    linalg.yield %m : f32
+  } -> tensor<?x64xf32>
+  %q = moe.grouped_matmul %n, %w offsets(%off)
+      : (tensor<?x64xf32>, tensor<1x64x64xbf16>, tensor<2xi32>) -> tensor<?x64xf32>
+  return %q, %n : tensor<?x64xf32>, tensor<?x64xf32>
+}

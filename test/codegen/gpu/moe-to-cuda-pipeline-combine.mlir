@@ -5,6 +5,8 @@
 // RUN: moec-opt %s -moe-to-cuda-pipeline="format=isa combine-scatter=true" > %t.scatter.mlir
 // RUN: FileCheck %s --check-prefix=SCATTER < %t.scatter.mlir
 // RUN: %if cuda-toolkit %{ %python %test_utils/check_gpu_kernels.py %t.scatter.mlir --ptxas %cuda_toolkit/bin/ptxas --name scatter | FileCheck %s --check-prefix=PTXAS %}
+// RUN: %if cuda-toolkit %{ moec-opt %s -moe-to-cuda-pipeline="format=isa combine-scatter=true tile-cols=256" > %t.wide.mlir %}
+// RUN: %if cuda-toolkit %{ %python %test_utils/check_gpu_kernels.py %t.wide.mlir --ptxas %cuda_toolkit/bin/ptxas --name scatter | FileCheck %s --check-prefix=WIDE %}
 // RUN: %if cuda-toolkit && cuobjdump %{ %python %test_utils/check_gpu_kernels.py %t.scatter.mlir --ptxas %cuda_toolkit/bin/ptxas --cuobjdump %cuobjdump --name scatter | FileCheck %s --check-prefix=SASS %}
 
 // By default the down projection stores its rows, and a kernel of its own
@@ -27,6 +29,9 @@
 
 // PTXAS: kernel grouped_matmul_sm90_g8_n256_k512_scale_scatter_f32: {{[0-9]+}} registers, 0 bytes spill stores, 0 bytes spill loads, 0 wgmma serialisations
 // PTXAS: ptx grouped_matmul_sm90_g8_n256_k512_scale_scatter_f32: {{.*}} 128 atom.global.add.f32
+// The same on 128 x 256 tiles (two warpgroups).
+// WIDE: kernel grouped_matmul_sm90_g8_n256_k512_scale_scatter_w256_f32: {{[0-9]+}} registers, 0 bytes spill stores, 0 bytes spill loads, 0 wgmma serialisations
+// WIDE: ptx grouped_matmul_sm90_g8_n256_k512_scale_scatter_w256_f32: {{[1-9][0-9]*}} wgmma.mma_async, {{.*}} 128 atom.global.add.f32
 // The adds' results are unused: ptxas makes them reductions in L2.
 // SASS: sass grouped_matmul_sm90_g8_n256_k512_scale_scatter_f32: {{.*}} 128 RED.ADD.F32
 
