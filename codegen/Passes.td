@@ -532,6 +532,85 @@ def TileGroupedMatmulSm90 : Pass<"moe-tile-grouped-matmul-sm90",
   ];
 }
 
+def TileAttentionSm90 : Pass<"moe-tile-attention-sm90", "::mlir::ModuleOp"> {
+  let summary = "Lower causal moe.attention to a flash-attention kernel on "
+                "sm_90a tensor cores (GPU)";
+  let description = [{
+    Rewrites each `moe.attention` (full or sliding-window causal GQA, with or
+    without `offset`) whose head dimension is a multiple of 16, at most 128,
+    and whose heads per kv-head divide 64, into the launch of a kernel in a
+    `gpu.module` of its own per static shape (heads, kv-heads, Dh, window,
+    result type), on a grid of (query tiles, kv-heads, batch) CTAs of 4
+    warps. A CTA's 64 query rows are `64 / (H / KVH)` positions times the
+    heads of one kv-head, so each key and value tile it loads serves all the
+    heads that read it; the latest query tiles (the most keys) are launched
+    first.
+
+    * Keys and values come in blocks of 64 through two shared-memory buffers
+      (`nvgpu.device_async_copy`, 16-byte chunks XOR-swizzled by row,
+      zero-filled past the last key), the next block's copies in flight
+      while this one is multiplied. Only the blocks some row can see are
+      visited: from the first row's window start (block 0 without a window)
+      to the last row's position; the masks (causal, window) are applied to
+      the blocks that straddle a bound only.
+    * Per block and warp (16 rows): `S = Q K^T` by `nvvm.mma.sync`
+      m16n8k16 bf16 with f32 accumulators (queries in registers for the
+      whole kernel, keys by `nvgpu.ldmatrix`); the online softmax in f32 and
+      log2 units (row max across the 4 lanes of a row by `gpu.shuffle xor`,
+      `P = exp2(S - max)`, a row whose keys are all masked so far subtracts
+      0, not -inf); `O = O * rescale + P V`, P rounded to bf16 in place of
+      the scores, values by `ldmatrix` transposed.
+    * The output rows divided by their sums and stored for valid rows.
+
+    f32 operands are rounded to bf16 first (one copy per value; an
+    elementwise generic read only by the attention ops taken here, RoPE,
+    yields bf16 itself). The numerics are flash attention's: q, k, v and
+    the softmax weights rounded to bf16, the rest f32. Other attention ops
+    keep the generic lowering of `convert-moe-to-linalg`.
+
+    Before:
+    ```mlir
+    %o = moe.attention %q, %k, %v window(512)
+        : (tensor<?x?x32x128xbf16>, tensor<?x?x8x128xbf16>,
+           tensor<?x?x8x128xbf16>) -> tensor<?x?x32x128xf32>
+    ```
+    After (abridged):
+    ```mlir
+    %qb = bufferization.to_buffer %q read_only : ...
+    %out = memref.alloc(%b, %t) : memref<?x?x32x128xf32>
+    gpu.launch_func @attention_sm90_h32_kv8_d128_w512_f32::@...
+        blocks in (%tiles, %c8, %b) threads in (%c128, %c1, %c1)
+        dynamic_shared_memory_size %c65536 args(%qb, %kb, %vb, %out, %c0)
+    %o = bufferization.to_tensor %out restrict writable : ...
+
+    gpu.module @attention_sm90_h32_kv8_d128_w512_f32 {
+      gpu.func @... kernel {
+        // query fragments: vector.load x 32
+        // for each visible key block:
+        //   nvgpu.device_async_copy (next block), wait, gpu.barrier
+        //   nvgpu.ldmatrix + nvvm.mma.sync x 64 (S); mask; exp2; shuffles
+        //   nvgpu.ldmatrix {transpose} + nvvm.mma.sync x 64 (O += P V)
+        // O / l, memref.store
+      }
+    }
+    ```
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::bufferization::BufferizationDialect",
+    "::mlir::gpu::GPUDialect",
+    "::mlir::linalg::LinalgDialect",
+    "::mlir::LLVM::LLVMDialect",
+    "::mlir::math::MathDialect",
+    "::mlir::memref::MemRefDialect",
+    "::mlir::NVVM::NVVMDialect",
+    "::mlir::nvgpu::NVGPUDialect",
+    "::mlir::scf::SCFDialect",
+    "::mlir::tensor::TensorDialect",
+    "::mlir::vector::VectorDialect",
+  ];
+}
+
 def MapAllocsToGpu : Pass<"moe-map-allocs-to-gpu", "::mlir::ModuleOp"> {
   let summary = "Place host-side buffer allocations in GPU memory";
   let description = [{

@@ -133,6 +133,8 @@ void moe::buildMoeToCudaPipeline(OpPassManager &pm,
           kernels.addPass(moe::createTileGroupedMatmulSm90(
               {options.stages, options.smCount, options.tileCols,
                options.combineScatter}));
+        if (options.useMmaAttention())
+          kernels.addPass(moe::createTileAttentionSm90());
       });
   // Tiles of each parallel loop nest become thread blocks and the points of
   // a tile their threads; reductions stay sequential loops in each thread.

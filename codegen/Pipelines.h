@@ -159,8 +159,21 @@ struct CudaPipelineOptions : PassPipelineOptions<CudaPipelineOptions> {
                      "instead of gathering them in a kernel of their own"),
       llvm::cl::init(false)};
 
+  Option<bool> attentionTensorCores{
+      *this, "attention-tensor-cores",
+      llvm::cl::desc("On sm_90a, lower causal attention to the flash-attention "
+                     "kernel on tensor cores (moe-tile-attention-sm90): q, k, "
+                     "v and the softmax weights rounded to bf16; otherwise "
+                     "attention takes the generic f32 lowering. moec compile "
+                     "sets it for bf16 builds"),
+      llvm::cl::init(false)};
+
   /// Whether the grouped matmuls get the sm_90a tensor-core kernel.
   bool useWgmma() const { return tensorCores && chip == "sm_90a"; }
+  /// Whether attention gets the sm_90a tensor-core kernel.
+  bool useMmaAttention() const {
+    return attentionTensorCores && chip == "sm_90a";
+  }
 };
 
 /// moe (tensors) -> LLVM dialect for the host CPU.

@@ -18,7 +18,12 @@
 #    (test/gpu/grouped_gemm_sm90.py; 128- and 256-column tiles), also under
 #    memcheck, and the MoE
 #    layer at Mixtral-8x7B shapes against PyTorch, torch._grouped_mm,
-#    Triton and cuBLAS (bench/gpu_moe_layer.py, T up to 16384).
+#    Triton and cuBLAS (bench/gpu_moe_layer.py, T up to 16384);
+#  * the sm_90a flash-attention kernel against an f64 reference
+#    (test/gpu/attention_sm90.py: causal, windows, GQA, f32 operands, decode
+#    offsets), also under memcheck, and its forward time against PyTorch's
+#    scaled_dot_product_attention (bench/gpu_attention.py, T up to 16384;
+#    its check against SDPA and its speed ratios make a row of the table).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=build/gpu-check
@@ -106,25 +111,31 @@ if command -v compute-sanitizer > /dev/null; then
     >> "$work/summary.txt"
 fi
 
-# The tensor-core grouped GEMM against an f64 reference, then under memcheck
-# (small cases only: --quick).
-gemm_check() { # label library [sanitizer...]
-  local label=$1 lib=$2
-  shift 2
-  timeout 240 "$@" $py test/gpu/grouped_gemm_sm90.py "$out/lib/$lib" \
+# The tensor-core kernels against f64 references, then under memcheck (small
+# cases only: --quick): the grouped GEMM and flash attention.
+kernel_check() { # row script seconds label library [sanitizer...]
+  local row=$1 script=$2 seconds=$3 label=$4 lib=$5
+  shift 5
+  timeout "$seconds" "$@" $py "$script" "$out/lib/$lib" \
     --runtime "$out/lib/libmoec_cuda_runtime.so" $([ $# -gt 0 ] && echo --quick) \
-    > "$work/gemm-$label.txt" 2>&1
+    > "$work/$row-$label.txt" 2>&1
   local status=$? result=PASS
   [ $status = 0 ] || result=FAIL
-  cat "$work/gemm-$label.txt" >> "$work/summary.txt"
-  printf "%-16s %-10s %-8s %s\n" grouped-gemm "$label" "$result" \
-    "exit $status; $(grep -c '^PASS' "$work/gemm-$label.txt") cases passed, $(grep -c '^FAIL' "$work/gemm-$label.txt") failed" >> "$table"
+  cat "$work/$row-$label.txt" >> "$work/summary.txt"
+  printf "%-16s %-10s %-8s %s\n" "$row" "$label" "$result" \
+    "exit $status; $(grep -c '^PASS' "$work/$row-$label.txt") cases passed, $(grep -c '^FAIL' "$work/$row-$label.txt") failed" >> "$table"
 }
+gemm_check() { kernel_check grouped-gemm test/gpu/grouped_gemm_sm90.py 240 "$@"; }
+attention_check() { kernel_check attention test/gpu/attention_sm90.py 150 "$@"; }
 gemm_check sm90 libgrouped_gemm_sm90.so
 gemm_check sm90-w256 libgrouped_gemm_sm90_w256.so
 if command -v compute-sanitizer > /dev/null; then
   gemm_check sm90-memcheck libgrouped_gemm_sm90.so compute-sanitizer --tool memcheck --error-exitcode 9
   gemm_check w256-memcheck libgrouped_gemm_sm90_w256.so compute-sanitizer --tool memcheck --error-exitcode 9
+fi
+attention_check sm90 libattention_sm90.so
+if command -v compute-sanitizer > /dev/null; then
+  attention_check sm90-memcheck libattention_sm90.so compute-sanitizer --tool memcheck --error-exitcode 9
 fi
 
 # The MoE layer at Mixtral-8x7B shapes against the baselines.
@@ -134,6 +145,20 @@ timeout 300 $py bench/gpu_moe_layer.py --library "$out/lib/libmoe_layer_sm90.so"
   --runtime "$out/lib/libmoec_cuda_runtime.so" > "$work/moe-layer.txt" 2>&1
 echo "gpu_moe_layer: exit $?" >> "$work/summary.txt"
 cat "$work/moe-layer.txt" >> "$work/summary.txt"
+
+# Flash attention against PyTorch's SDPA (well under 2 minutes); its check
+# against SDPA and the speed ratios at the largest T make a row.
+timeout 180 $py bench/gpu_attention.py "$out/lib/libattention_sm90.so" \
+  --runtime "$out/lib/libmoec_cuda_runtime.so" > "$work/attention-bench.txt" 2>&1
+status=$?
+echo "gpu_attention: exit $status" >> "$work/summary.txt"
+cat "$work/attention-bench.txt" >> "$work/summary.txt"
+result=PASS
+[ $status = 0 ] || result=FAIL
+detail=$(grep '^summary:' "$work/attention-bench.txt" | cut -d' ' -f2-)
+[ -n "$detail" ] || detail=$(tail -1 "$work/attention-bench.txt")
+printf "%-16s %-10s %-8s %s\n" attention-sdpa bench "$result" \
+  "exit $status; $detail" >> "$table"
 
 # Prefill speed, GPU next to CPU (tiny models: this measures launch and
 # dispatch overheads, not kernel throughput).

@@ -4,12 +4,14 @@
 # config of test/examples/compiled-model.test, a --target cuda executable
 # with bf16 weights and one with f32, and a CPU executable for a generic
 # x86-64-v3 CPU (the GPU machine's CPU may differ from this one); and the
-# shared libraries they load (libmoec_cuda_runtime.so, libomp); and two
+# shared libraries they load (libmoec_cuda_runtime.so, libomp); and
 # libraries of C-interface functions on device buffers: the tensor-core
 # grouped GEMM cases test/gpu/grouped_gemm_sm90.py checks, and the Mixtral
 # MoE layer bench/gpu_moe_layer.py times; each also with 256-column tiles
 # (tile-cols=256), and the layer with its combine scattered by the down
-# projection's epilogue (combine-scatter=true). Everything goes to
+# projection's epilogue (combine-scatter=true); and the flash-attention
+# cases (libattention_sm90.so) test/gpu/attention_sm90.py checks and
+# bench/gpu_attention.py times. Everything goes to
 # build/gpu-check/, packed into build/gpu-check.tar.xz (about 4 MB; the
 # directory is near the device tool's 64 MiB carry limit), which the device
 # tool carries and gpu-check.sh unpacks:
@@ -53,6 +55,7 @@ library bench/inputs/gpu-moe-layer.mlir libmoe_layer_sm90.so
 library test/gpu/Inputs/grouped-gemm-sm90.mlir libgrouped_gemm_sm90_w256.so tile-cols=256
 library bench/inputs/gpu-moe-layer.mlir libmoe_layer_sm90_scatter.so combine-scatter=true
 library bench/inputs/gpu-moe-layer.mlir libmoe_layer_sm90_w256.so tile-cols=256
+library test/gpu/Inputs/attention-sm90.mlir libattention_sm90.so attention-tensor-cores=true
 cp /usr/lib/llvm-22/lib/libomp.so.5 "$out/lib/"
 du -sh "$out" >&2
 tar -C build -cJf build/gpu-check.tar.xz gpu-check

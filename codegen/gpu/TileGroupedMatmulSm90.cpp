@@ -25,6 +25,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "codegen/Passes.h"
+#include "codegen/gpu/Bf16Operands.h"
 #include "codegen/gpu/FusedEpilogue.h"
 #include "dialect/LoweringUtils.h"
 #include "dialect/MoeDialect.h"
@@ -34,7 +35,6 @@
 #include "mlir/Dialect/MemRef/Transforms/Transforms.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
-#include "mlir/IR/IRMapping.h"
 #include "mlir/IR/ImplicitLocOpBuilder.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 
@@ -632,113 +632,6 @@ void KernelBuilder::build() {
   gpu::ReturnOp::create(b);
 }
 
-/// The bf16 copies of f32 GEMM inputs, one per input however many products
-/// read it (the q, k and v projections read the same rows).
-class Bf16Inputs {
-public:
-  explicit Bf16Inputs(const llvm::SmallPtrSetImpl<Operation *> &taken)
-      : taken(taken) {}
-
-  /// `t` with bf16 elements: itself; where every reader of `t` is a product
-  /// taken here and `t` is an elementwise generic's result (an RMS norm's
-  /// scaling), that generic yielding bf16 instead; otherwise a generic
-  /// truncating its f32 elements. Placed after `t`'s definition, so that
-  /// it serves every reader.
-  Value get(ImplicitLocOpBuilder &b, Value t);
-  /// `old`, whose copy may be cached, was replaced by `replacement`.
-  void replaced(Value old, Value replacement);
-  /// Erases the f32 generics replaced by bf16 twins, read by nothing now.
-  void eraseNarrowed();
-
-private:
-  bool onlyTakenRows(Value t) const;
-
-  const llvm::SmallPtrSetImpl<Operation *> &taken;
-  llvm::DenseMap<Value, Value> copies;
-  SmallVector<Operation *> narrowed;
-};
-
-Value truncateRows(ImplicitLocOpBuilder &b, Value t) {
-  SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(b, b.getLoc(), t);
-  Value init = tensor::EmptyOp::create(b, sizes, b.getBF16Type());
-  GenericBuilder generic{
-      b,
-      b.getLoc(),
-      {utils::IteratorType::parallel, utils::IteratorType::parallel}};
-  return generic.build(
-      t, {{0, 1}}, init, {{0, 1}},
-      [&](OpBuilder &nb, Location loc, ValueRange args) {
-        linalg::YieldOp::create(
-            nb, loc, truncateFromF32(nb, loc, args[0], nb.getBF16Type()));
-      })[0];
-}
-
-/// `producer`'s twin yielding its value truncated to bf16, when its one
-/// init only gives the shape (its payload does not read it); null otherwise.
-Value narrowedGeneric(ImplicitLocOpBuilder &b, linalg::GenericOp producer) {
-  if (producer->getNumResults() != 1 || producer.getNumDpsInits() != 1 ||
-      !producer.getMatchingBlockArgument(producer.getDpsInitOperand(0))
-           .use_empty())
-    return {};
-  Value oldInit = producer.getDpsInitOperand(0)->get();
-  Value init = tensor::EmptyOp::create(
-      b, tensor::getMixedSizes(b, b.getLoc(), oldInit), b.getBF16Type());
-  auto narrowed = linalg::GenericOp::create(
-      b, TypeRange{init.getType()}, producer.getDpsInputs(), ValueRange{init},
-      producer.getIndexingMapsArray(), producer.getIteratorTypesArray(),
-      [&](OpBuilder &nb, Location loc, ValueRange args) {
-        IRMapping mapping;
-        Block &body = *producer.getBlock();
-        mapping.map(body.getArguments().drop_back(), args.drop_back());
-        for (Operation &op : body.without_terminator())
-          nb.clone(op, mapping);
-        Value v = mapping.lookupOrDefault(body.getTerminator()->getOperand(0));
-        linalg::YieldOp::create(
-            nb, loc, truncateFromF32(nb, loc, v, nb.getBF16Type()));
-      });
-  return narrowed.getResult(0);
-}
-
-bool Bf16Inputs::onlyTakenRows(Value t) const {
-  return llvm::all_of(t.getUses(), [&](OpOperand &use) {
-    // (The set also holds the products lowered so far, erased: only a
-    // live grouped matmul counts.)
-    return isa<GroupedMatmulOp>(use.getOwner()) &&
-           taken.contains(use.getOwner()) && use.getOperandNumber() == 0;
-  });
-}
-
-Value Bf16Inputs::get(ImplicitLocOpBuilder &b, Value t) {
-  if (cast<RankedTensorType>(t.getType()).getElementType().isBF16())
-    return t;
-  Value &copy = copies[t];
-  if (copy)
-    return copy;
-  OpBuilder::InsertionGuard guard(b);
-  b.setInsertionPointAfterValue(t);
-  auto producer = t.getDefiningOp<linalg::GenericOp>();
-  if (producer && onlyTakenRows(t) && (copy = narrowedGeneric(b, producer)))
-    narrowed.push_back(producer);
-  if (!copy)
-    copy = truncateRows(b, t);
-  return copy;
-}
-
-void Bf16Inputs::eraseNarrowed() {
-  for (Operation *op : narrowed)
-    if (op->use_empty())
-      op->erase();
-}
-
-void Bf16Inputs::replaced(Value old, Value replacement) {
-  auto it = copies.find(old);
-  if (it == copies.end())
-    return;
-  Value copy = it->second;
-  copies.erase(it);
-  copies[replacement] = copy;
-}
-
 /// A TMA descriptor of a bf16 matrix buffer in boxes of `boxRows` x 64 (as
 /// a `!llvm.ptr`, see castTo).
 Value tmaDescriptor(ImplicitLocOpBuilder &b, Value matrix, int64_t boxRows) {
@@ -779,7 +672,7 @@ struct KernelArgs {
 /// arguments, and its output buffer.
 KernelArgs buildArgs(ImplicitLocOpBuilder &b, GroupedMatmulOp op,
                      const GemmShape &shape, const FusedEpilogue &fused,
-                     CombineOp scatterInto, Bf16Inputs &bf16Inputs,
+                     CombineOp scatterInto, Bf16Operands &bf16Inputs,
                      Value &out) {
   Value input = readBuffer(b, bf16Inputs.get(b, op.getInput()));
   auto outType =
@@ -907,7 +800,7 @@ CombineOp scatterTarget(GroupedMatmulOp op) {
 /// it scatters into) by buffers of their operands, the TMA descriptors, the
 /// kernel's launch on one CTA per SM, and a tensor of its output buffer.
 void lowerGroupedMatmul(RewriterBase &rewriter, GroupedMatmulOp op,
-                        KernelCache &kernels, Bf16Inputs &bf16Inputs,
+                        KernelCache &kernels, Bf16Operands &bf16Inputs,
                         const TileGroupedMatmulSm90Options &options) {
   ImplicitLocOpBuilder b(op.getLoc(), rewriter);
   auto weightType = cast<RankedTensorType>(op.getWeight().getType());
@@ -1035,7 +928,12 @@ struct TileGroupedMatmulSm90
     llvm::SmallPtrSet<Operation *, 16> taken;
     for (GroupedMatmulOp op : ops)
       taken.insert(op);
-    Bf16Inputs bf16Inputs(taken);
+    // (The set also holds the products lowered so far, erased: only a live
+    // grouped matmul's rows count.)
+    Bf16Operands bf16Inputs([&](OpOperand &use) {
+      return isa<GroupedMatmulOp>(use.getOwner()) &&
+             taken.contains(use.getOwner()) && use.getOperandNumber() == 0;
+    });
     IRRewriter rewriter(&getContext());
     for (GroupedMatmulOp op : ops) {
       rewriter.setInsertionPoint(op);

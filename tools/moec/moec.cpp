@@ -339,6 +339,9 @@ int compileCuda(mlir::ModuleOp module, const moec::ModelConfig &config,
     options.hostShared = false;
     options.format = emit == Emit::Ptx ? mlir::moe::CudaObjectFormat::isa
                                        : mlir::moe::CudaObjectFormat::bin;
+    // bf16 builds run attention on the tensor cores too (bf16 operands,
+    // docs/semantics.md); f32 builds keep it exact in f32.
+    options.attentionTensorCores = dtype == moec::WeightType::BF16;
     mlir::PassManager pm(module.getContext());
     mlir::moe::buildMoeToCudaPipeline(pm, options);
     if (failed(pm.run(module)))

@@ -1,0 +1,733 @@
+//===- TileAttentionSm90.cpp - flash attention on sm_90a tensor cores -----===//
+//
+// The CUDA pipeline's lowering of causal moe.attention (full or sliding
+// window, GQA, prefill or queries at an offset) to a flash-attention kernel
+// on tensor cores. A CTA of 4 warps takes 64 query rows of one kv-head's
+// GQA group: 64 / (H / KVH) positions times the group's heads, so that each
+// key and value tile it loads serves every head reading that kv-head. It
+// walks the blocks of 64 keys its rows can see, skipping those the causal
+// mask or the window exclude, with the scores, the online softmax and the
+// output in registers:
+//
+//   S = Q K^T   mma.sync m16n8k16 bf16 (f32 accumulators), K from shared
+//               memory by ldmatrix;
+//   softmax     the block's row max (a shuffle across the 4 lanes sharing a
+//               row), P = exp2(S - max), the rescale of the running sums;
+//   O += P V    P rounded to bf16 in the registers that held S (the
+//               accumulator layout of an m16n8 product is the A-operand
+//               layout of the next), V by ldmatrix.trans.
+//
+// The key and value tiles come through two shared-memory buffers filled by
+// cp.async (16-byte chunks, XOR-swizzled so that ldmatrix's 8 row reads hit
+// distinct banks), the next block's copies in flight while this one is
+// multiplied. Why mma.sync rather than wgmma: P is produced in registers,
+// where m16n8k16 takes it as it is, and the kernel's parts (its fragment
+// layouts) are the ones the PTX ISA documents per thread.
+//
+//===----------------------------------------------------------------------===//
+
+#include "codegen/Passes.h"
+#include "codegen/gpu/Bf16Operands.h"
+#include "dialect/LoweringUtils.h"
+#include "dialect/MoeOps.h"
+
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/IR/ImplicitLocOpBuilder.h"
+
+#include <cmath>
+#include <map>
+
+namespace mlir::moe {
+#define GEN_PASS_DEF_TILEATTENTIONSM90
+#include "codegen/Passes.h.inc"
+} // namespace mlir::moe
+
+using namespace mlir;
+using namespace mlir::moe;
+
+namespace {
+
+constexpr int64_t kWarps = 4;
+constexpr int64_t kThreads = 32 * kWarps;
+/// Query rows per warp: one m16 product.
+constexpr int64_t kWarpRows = 16;
+constexpr int64_t kRows = kWarpRows * kWarps;
+/// Keys per block: the scores of a warp are 16 x 64 (32 f32 per thread).
+constexpr int64_t kKeyBlock = 64;
+/// The widest head dimension: 128 keeps the output (Dh / 2 f32 per thread),
+/// the scores and the queries' fragments within the registers.
+constexpr int64_t kMaxHeadDim = 128;
+
+/// The static facts of one attention op.
+struct AttentionShape {
+  int64_t heads, kvHeads, headDim;
+  std::optional<int64_t> window;
+  Type outType;
+
+  int64_t headsPerKv() const { return heads / kvHeads; }
+  /// Query positions per CTA (each with its headsPerKv() heads).
+  int64_t positions() const { return kRows / headsPerKv(); }
+  /// 16-byte chunks per key row.
+  int64_t chunks() const { return headDim / 8; }
+  /// The low bits of a row XORed into its chunk index: the largest power of
+  /// two dividing the chunks, at most 8 (so a swizzled chunk stays in its
+  /// row).
+  int64_t swizzleMask() const {
+    return std::min<int64_t>(8, chunks() & -chunks()) - 1;
+  }
+  int64_t tileBytes() const { return kKeyBlock * headDim * 2; }
+  /// Two buffers of a key tile and a value tile.
+  int64_t sharedBytes() const { return 4 * tileBytes(); }
+};
+
+/// Whether this pass takes `op`; the others keep the generic lowering.
+bool takes(AttentionOp op) {
+  auto query = cast<RankedTensorType>(op.getQuery().getType());
+  auto key = cast<RankedTensorType>(op.getKey().getType());
+  int64_t heads = query.getDimSize(2), kvHeads = key.getDimSize(2);
+  int64_t headDim = query.getDimSize(3);
+  auto floatType = [](Value v) {
+    return isa<Float32Type, BFloat16Type>(
+        cast<RankedTensorType>(v.getType()).getElementType());
+  };
+  // m16n8k16 steps along the head dimension; a CTA's rows must hold whole
+  // GQA groups of heads.
+  return headDim % 16 == 0 && headDim <= kMaxHeadDim &&
+         kRows % (heads / kvHeads) == 0 && floatType(op.getQuery()) &&
+         floatType(op.getKey()) && floatType(op.getValue()) &&
+         floatType(op.getResult());
+}
+
+gpu::AddressSpaceAttr workgroupSpace(MLIRContext *ctx) {
+  return gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
+}
+
+/// Builds the body of the kernel: arguments q, k, v (bf16 buffers), out,
+/// and the position of the first query.
+class KernelBuilder {
+public:
+  KernelBuilder(ImplicitLocOpBuilder &b, const AttentionShape &shape,
+                ValueRange args)
+      : b(b), shape(shape), q(args[0]), k(args[1]), v(args[2]), out(args[3]),
+        offset(args[4]) {}
+
+  void build();
+
+private:
+  Value idx(int64_t v) { return arith::ConstantIndexOp::create(b, v); }
+  Value i32(int64_t v) {
+    return arith::ConstantIntOp::create(b, b.getI32Type(), v);
+  }
+  Value f32(double v) {
+    return arith::ConstantOp::create(b, b.getF32FloatAttr(v));
+  }
+  Value add(Value x, Value y) { return arith::AddIOp::create(b, x, y); }
+  Value sub(Value x, Value y) { return arith::SubIOp::create(b, x, y); }
+  Value mul(Value x, Value y) { return arith::MulIOp::create(b, x, y); }
+  Value div(Value x, int64_t y) { return arith::DivUIOp::create(b, x, idx(y)); }
+  Value rem(Value x, int64_t y) { return arith::RemUIOp::create(b, x, idx(y)); }
+  Value cmp(arith::CmpIPredicate p, Value x, Value y) {
+    return arith::CmpIOp::create(b, p, x, y);
+  }
+  Value extract(Value aggregate, int64_t i) {
+    return LLVM::ExtractValueOp::create(b, aggregate, i);
+  }
+
+  /// A warp's row `h` (0: lane / 4, 1: 8 further) of the CTA's rows.
+  struct Row {
+    Value query, head, position, valid;
+  };
+  Row rowOf(int64_t h);
+  SmallVector<Value> loadQueryFragments();
+  void issueTile(Value block, Value buffer);
+  Value swizzledColumn(Value rowLow, int64_t constChunk, Value laneChunk,
+                       int64_t maxLane);
+  Value ldmatrix(Value tile, Value row, Value column, bool transpose);
+  Value mma(ValueRange a, ValueRange bOps, Value c);
+  SmallVector<Value> scores(Value keys, ArrayRef<Value> queryFragments);
+  SmallVector<Value> masked(ArrayRef<Value> s, Value keyStart);
+  Value quadReduce(Value x, bool isMax);
+  SmallVector<Value> keyBlock(Value block, Value buffer, ValueRange state,
+                              ArrayRef<Value> queryFragments);
+  void storeOutput(ValueRange state);
+  Value tileView(Value base, int64_t index);
+
+  ImplicitLocOpBuilder &b;
+  const AttentionShape &shape;
+  Value q, k, v, out, offset;
+  // Set up by build().
+  /// The low bits of the rows this lane addresses in ldmatrix (lane % 8).
+  Value laneRowLow;
+  Value tid, lane, warp, batch, kvHead, firstQuery, queries, keys, shared;
+  Value firstPosition, lastPosition;
+  Row rows[2];
+  LLVM::LLVMStructType fragType;
+};
+
+KernelBuilder::Row KernelBuilder::rowOf(int64_t h) {
+  Value r = add(add(mul(warp, idx(kWarpRows)), div(lane, 4)), idx(8 * h));
+  Value query = add(firstQuery, div(r, shape.headsPerKv()));
+  Row row;
+  row.valid = cmp(arith::CmpIPredicate::ult, query, queries);
+  // Rows past the queries repeat the last one (finite, never stored).
+  row.query = arith::MinUIOp::create(b, query, sub(queries, idx(1)));
+  row.head = add(mul(kvHead, idx(shape.headsPerKv())), rem(r, shape.headsPerKv()));
+  row.position = add(offset, row.query);
+  return row;
+}
+
+/// The A fragments of the warp's 16 query rows, one per 16 head dimensions:
+/// registers {row lane/4, row lane/4 + 8} x {columns 2(lane%4), + 8}, each a
+/// pair of bf16 read straight from global memory (once per CTA).
+SmallVector<Value> KernelBuilder::loadQueryFragments() {
+  auto pair = VectorType::get({2}, b.getBF16Type());
+  auto word = VectorType::get({1}, b.getI32Type());
+  Value col = mul(rem(lane, 4), idx(2));
+  SmallVector<Value> fragments;
+  for (int64_t s = 0; s < shape.headDim / 16; ++s) {
+    for (int64_t half = 0; half < 2; ++half) {
+      for (int64_t h = 0; h < 2; ++h) {
+        Value d = add(col, idx(16 * s + 8 * half));
+        // An even element: the pair is one aligned 32-bit load.
+        Value x = vector::LoadOp::create(
+            b, pair, q, ValueRange{batch, rows[h].query, rows[h].head, d},
+            /*nontemporal=*/false, llvm::MaybeAlign(4));
+        fragments.push_back(vector::ExtractOp::create(
+            b, vector::BitCastOp::create(b, word, x), ArrayRef<int64_t>{0}));
+      }
+    }
+  }
+  return fragments;
+}
+
+/// The element column where chunk `constChunk + laneChunk` (laneChunk at
+/// most `maxLane`) of a row whose low bits (row & swizzleMask()) are
+/// `rowLow` is stored: chunks are XORed with those bits, so that the 8 rows
+/// an ldmatrix reads at one chunk index fall on distinct banks. Where no
+/// carry crosses the mask, only the lane-dependent part is XORed, and the
+/// constant part stays an immediate offset of the address.
+Value KernelBuilder::swizzledColumn(Value rowLow, int64_t constChunk,
+                                    Value laneChunk, int64_t maxLane) {
+  int64_t mask = shape.swizzleMask();
+  int64_t low = constChunk & mask, high = constChunk & ~mask;
+  if (low + maxLane <= mask)
+    return mul(add(idx(high), arith::XOrIOp::create(
+                                  b, add(idx(low), laneChunk), rowLow)),
+               idx(8));
+  return mul(arith::XOrIOp::create(b, add(idx(constChunk), laneChunk), rowLow),
+             idx(8));
+}
+
+/// Tile `index` of the 4 (keys and values of two buffers) as a
+/// [64, Dh] bf16 view of shared memory.
+Value KernelBuilder::tileView(Value base, int64_t index) {
+  auto type = MemRefType::get({kKeyBlock, shape.headDim}, b.getBF16Type(),
+                              nullptr, workgroupSpace(b.getContext()));
+  Value bytes = add(base, idx(index * shape.tileBytes()));
+  return memref::ViewOp::create(b, type, shared, bytes, ValueRange());
+}
+
+/// Starts the copies of key block `block` (keys and values) into `buffer`:
+/// every thread a few 16-byte chunks; keys past the end are zero-filled
+/// (and masked), read from the last key's address.
+void KernelBuilder::issueTile(Value block, Value buffer) {
+  Value base = mul(buffer, idx(2 * shape.tileBytes()));
+  Value keyTile = tileView(base, 0), valueTile = tileView(base, 1);
+  auto tokenType = nvgpu::DeviceAsyncTokenType::get(b.getContext());
+  int64_t chunks = kKeyBlock * shape.chunks();
+  for (int64_t i = 0, e = llvm::divideCeil(chunks, kThreads); i < e; ++i) {
+    Value c = add(tid, idx(i * kThreads));
+    OpBuilder::InsertionGuard guard(b);
+    if ((i + 1) * kThreads > chunks) {
+      auto inTile = scf::IfOp::create(
+          b, cmp(arith::CmpIPredicate::ult, c, idx(chunks)), false);
+      b.setInsertionPointToStart(inTile.thenBlock());
+    }
+    // Where the threads cover whole rows (chunks dividing the threads), a
+    // thread's rows are 128 / chunks apart and its chunk is fixed.
+    Value row, chunk;
+    if (kThreads % shape.chunks() == 0) {
+      row = add(div(tid, shape.chunks()), idx(i * (kThreads / shape.chunks())));
+      chunk = rem(tid, shape.chunks());
+    } else {
+      row = div(c, shape.chunks());
+      chunk = rem(c, shape.chunks());
+    }
+    Value key = add(mul(block, idx(kKeyBlock)), row);
+    Value inRange = cmp(arith::CmpIPredicate::ult, key, keys);
+    Value source = arith::MinUIOp::create(b, key, sub(keys, idx(1)));
+    Value elements = arith::SelectOp::create(b, inRange, idx(8), idx(0));
+    Value d = mul(chunk, idx(8));
+    Value stored = swizzledColumn(
+        arith::AndIOp::create(b, row, idx(shape.swizzleMask())), 0, chunk,
+        shape.chunks());
+    for (Value tile : {keyTile, valueTile}) {
+      Value src = tile == keyTile ? k : v;
+      nvgpu::DeviceAsyncCopyOp::create(
+          b, tokenType, tile, ValueRange{row, stored}, src,
+          ValueRange{batch, source, kvHead, d}, b.getIndexAttr(8), elements,
+          b.getUnitAttr());
+    }
+  }
+}
+
+/// ldmatrix.x4 of four 8 x 8 blocks of `tile`; lane L gives the address of
+/// its row of block L / 8: row `row`, element column `column` (swizzled).
+Value KernelBuilder::ldmatrix(Value tile, Value row, Value column,
+                              bool transpose) {
+  auto type = VectorType::get({4, 2}, b.getBF16Type());
+  return nvgpu::LdMatrixOp::create(b, type, tile, ValueRange{row, column},
+                                   transpose, 4);
+}
+
+/// One m16n8k16 bf16 product with f32 accumulators.
+Value KernelBuilder::mma(ValueRange a, ValueRange bOps, Value c) {
+  SmallVector<Value> acc;
+  for (int64_t i = 0; i < 4; ++i)
+    acc.push_back(extract(c, i));
+  return NVVM::MmaOp::create(
+      b, fragType, a, bOps, acc, ArrayRef<int64_t>{16, 8, 16},
+      std::nullopt, std::nullopt,
+      std::array<NVVM::MMATypes, 2>{NVVM::MMATypes::bf16,
+                                    NVVM::MMATypes::bf16},
+      std::array<NVVM::MMALayout, 2>{NVVM::MMALayout::row,
+                                     NVVM::MMALayout::col});
+}
+
+/// The 4 B registers of two m16n8k16 steps in an ldmatrix.x4 result.
+static SmallVector<Value> words(ImplicitLocOpBuilder &b, Value matrices) {
+  auto word = VectorType::get({1}, b.getI32Type());
+  SmallVector<Value> result;
+  for (int64_t i = 0; i < 4; ++i) {
+    Value pair = vector::ExtractOp::create(b, matrices, ArrayRef<int64_t>{i});
+    result.push_back(vector::ExtractOp::create(
+        b, vector::BitCastOp::create(b, word, pair), ArrayRef<int64_t>{0}));
+  }
+  return result;
+}
+
+/// The warp's scores against the tile's 64 keys: 8 fragments of 8 keys
+/// (registers: row lane/4, keys 2(lane%4), +1; then row lane/4 + 8). The B
+/// operand of keys 8n.. and head dimensions 32u.. is one ldmatrix.x4 (lane
+/// L: key 8n + L%8, chunk 4u + L/8), two k-steps of 16.
+SmallVector<Value> KernelBuilder::scores(Value keyTile,
+                                         ArrayRef<Value> queryFragments) {
+  Value zero = LLVM::ZeroOp::create(b, fragType);
+  SmallVector<Value> s(kKeyBlock / 8, zero);
+  Value matrix = div(lane, 8);
+  for (int64_t n = 0; n < kKeyBlock / 8; ++n) {
+    Value row = add(idx(8 * n), rem(lane, 8));
+    for (int64_t u = 0, e = llvm::divideCeil(shape.headDim, 32); u < e; ++u) {
+      // With Dh % 32 == 16 the last x4 has one k-step: blocks 2 and 3
+      // repeat 0 and 1 (unused).
+      bool partial = 4 * u + 4 > shape.chunks();
+      Value column = swizzledColumn(laneRowLow, 4 * u,
+                                    partial ? rem(matrix, 2) : matrix,
+                                    partial ? 1 : 3);
+      SmallVector<Value> bw = words(b, ldmatrix(keyTile, row, column, false));
+      for (int64_t step = 0; step < 2 && 2 * u + step < shape.headDim / 16;
+           ++step) {
+        ArrayRef<Value> a = queryFragments.slice(4 * (2 * u + step), 4);
+        s[n] = mma(a, {bw[2 * step], bw[2 * step + 1]}, s[n]);
+      }
+    }
+  }
+  return s;
+}
+
+/// `s` with the scores of keys a row may not see set to -inf: keys after
+/// its position, or (with a window W) at or before its position - W.
+SmallVector<Value> KernelBuilder::masked(ArrayRef<Value> s, Value keyStart) {
+  Value minusInf = f32(-INFINITY);
+  Value col = mul(rem(lane, 4), idx(2));
+  SmallVector<Value> result;
+  for (auto [n, frag] : llvm::enumerate(s)) {
+    Value x = frag;
+    for (int64_t i = 0; i < 4; ++i) {
+      const Row &row = rows[i / 2];
+      Value key = add(keyStart, add(col, idx(8 * n + i % 2)));
+      Value hidden = cmp(arith::CmpIPredicate::ugt, key, row.position);
+      if (shape.window) {
+        // key <= position - W, as key + W <= position.
+        Value old = cmp(arith::CmpIPredicate::ule,
+                        add(key, idx(*shape.window)), row.position);
+        hidden = arith::OrIOp::create(b, hidden, old);
+      }
+      Value value = arith::SelectOp::create(b, hidden, minusInf, extract(x, i));
+      x = LLVM::InsertValueOp::create(b, x, value, i);
+    }
+    result.push_back(x);
+  }
+  return result;
+}
+
+/// The max (or sum) of `x` over the 4 lanes that hold one row.
+Value KernelBuilder::quadReduce(Value x, bool isMax) {
+  for (int32_t offset : {1, 2}) {
+    Value other =
+        gpu::ShuffleOp::create(b, x, offset, 32, gpu::ShuffleMode::XOR)
+            .getShuffleResult();
+    x = isMax ? Value(arith::MaxNumFOp::create(b, x, other))
+              : Value(arith::AddFOp::create(b, x, other));
+  }
+  return x;
+}
+
+/// One block of keys: the scores, masked where the block holds keys some
+/// row may not see; the online softmax update of the state (Dh / 8 output
+/// fragments, then the running max and sum of rows lane/4 and lane/4 + 8,
+/// in log2 units); O = O * rescale + P V.
+SmallVector<Value> KernelBuilder::keyBlock(Value block, Value buffer,
+                                           ValueRange state,
+                                           ArrayRef<Value> queryFragments) {
+  int64_t outFrags = shape.headDim / 8;
+  Value base = mul(buffer, idx(2 * shape.tileBytes()));
+  Value keyTile = tileView(base, 0), valueTile = tileView(base, 1);
+  Value keyStart = mul(block, idx(kKeyBlock));
+  SmallVector<Value> s = scores(keyTile, queryFragments);
+  // Whether some key of the block is hidden from some row: past the first
+  // row's position, or (window) too old for the last row's.
+  Value needsMask = cmp(arith::CmpIPredicate::ugt,
+                        add(keyStart, idx(kKeyBlock - 1)), firstPosition);
+  if (shape.window)
+    needsMask = arith::OrIOp::create(
+        b, needsMask,
+        cmp(arith::CmpIPredicate::ule, add(keyStart, idx(*shape.window)),
+            lastPosition));
+  auto maskIf = scf::IfOp::create(b, TypeRange(SmallVector<Type>(s.size(), fragType)),
+                                  needsMask, true);
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(maskIf.thenBlock());
+    scf::YieldOp::create(b, masked(s, keyStart));
+    b.setInsertionPointToStart(maskIf.elseBlock());
+    scf::YieldOp::create(b, s);
+  }
+  s.assign(maskIf.getResults().begin(), maskIf.getResults().end());
+
+  // Scores in log2 units: exp(x / sqrt(Dh)) = exp2(x * log2(e) / sqrt(Dh)).
+  Value scale = f32(M_LOG2E / std::sqrt(double(shape.headDim)));
+  Value minusInf = f32(-INFINITY), zero = f32(0);
+  SmallVector<Value> newState(state.take_front(outFrags));
+  SmallVector<Value> x(4 * s.size());
+  for (auto [n, frag] : llvm::enumerate(s))
+    for (int64_t i = 0; i < 4; ++i)
+      x[4 * n + i] = arith::MulFOp::create(b, extract(frag, i), scale);
+  Value alpha[2];
+  SmallVector<Value> maxes, sums;
+  for (int64_t h = 0; h < 2; ++h) {
+    Value m = state[outFrags + h], l = state[outFrags + 2 + h];
+    Value blockMax = minusInf;
+    for (size_t j = 0; j < x.size(); ++j)
+      if ((j % 4) / 2 == static_cast<size_t>(h))
+        blockMax = arith::MaxNumFOp::create(b, blockMax, x[j]);
+    Value mNew = arith::MaxNumFOp::create(b, m, quadReduce(blockMax, true));
+    // A row that has seen no key yet subtracts 0, not -inf (no NaN).
+    Value mUse = arith::SelectOp::create(
+        b,
+        arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, mNew, minusInf),
+        zero, mNew);
+    alpha[h] = math::Exp2Op::create(b, arith::SubFOp::create(b, m, mUse));
+    Value sum = zero;
+    for (size_t j = 0; j < x.size(); ++j) {
+      if ((j % 4) / 2 != static_cast<size_t>(h))
+        continue;
+      x[j] = math::Exp2Op::create(b, arith::SubFOp::create(b, x[j], mUse));
+      sum = arith::AddFOp::create(b, sum, x[j]);
+    }
+    maxes.push_back(mNew);
+    sums.push_back(arith::AddFOp::create(
+        b, arith::MulFOp::create(b, l, alpha[h]), sum));
+  }
+  for (Value &o : newState)
+    for (int64_t i = 0; i < 4; ++i)
+      o = LLVM::InsertValueOp::create(
+          b, o, arith::MulFOp::create(b, extract(o, i), alpha[i / 2]), i);
+
+  // P as A fragments: keys 16t.. are score fragments 2t and 2t + 1.
+  auto pack = [&](Value lo, Value hi) -> Value {
+    auto bf16 = b.getBF16Type();
+    Value pair = vector::FromElementsOp::create(
+        b, VectorType::get({2}, bf16),
+        ValueRange{arith::TruncFOp::create(b, bf16, lo),
+                   arith::TruncFOp::create(b, bf16, hi)});
+    return vector::ExtractOp::create(
+        b,
+        vector::BitCastOp::create(b, VectorType::get({1}, b.getI32Type()),
+                                  pair),
+        ArrayRef<int64_t>{0});
+  };
+  Value matrix = div(lane, 8);
+  for (int64_t t = 0; t < kKeyBlock / 16; ++t) {
+    const Value *lo = &x[4 * (2 * t)], *hi = &x[4 * (2 * t + 1)];
+    Value a[4] = {pack(lo[0], lo[1]), pack(lo[2], lo[3]), pack(hi[0], hi[1]),
+                  pack(hi[2], hi[3])};
+    // ldmatrix.trans, lane L: key 16t + 8 (L/8 % 2) + L%8, chunk 2u + L/16;
+    // blocks 0, 1 are the B operand of head dimensions 16u.., 2, 3 of 16u+8..
+    Value row = add(idx(16 * t), add(mul(rem(matrix, 2), idx(8)), rem(lane, 8)));
+    for (int64_t u = 0; u < shape.headDim / 16; ++u) {
+      Value column = swizzledColumn(laneRowLow, 2 * u, div(matrix, 2), 1);
+      SmallVector<Value> bw = words(b, ldmatrix(valueTile, row, column, true));
+      newState[2 * u] = mma(a, {bw[0], bw[1]}, newState[2 * u]);
+      newState[2 * u + 1] = mma(a, {bw[2], bw[3]}, newState[2 * u + 1]);
+    }
+  }
+  llvm::append_range(newState, maxes);
+  llvm::append_range(newState, sums);
+  return newState;
+}
+
+/// Each valid row divided by its sum and stored: fragment n holds head
+/// dimensions 8n + 2(lane%4), + 1.
+void KernelBuilder::storeOutput(ValueRange state) {
+  int64_t outFrags = shape.headDim / 8;
+  Value col = mul(rem(lane, 4), idx(2));
+  for (int64_t h = 0; h < 2; ++h) {
+    Value l = quadReduce(state[outFrags + 2 + h], false);
+    Value inv = arith::SelectOp::create(
+        b, arith::CmpFOp::create(b, arith::CmpFPredicate::OGT, l, f32(0)),
+        arith::DivFOp::create(b, f32(1), l), f32(0));
+    auto rowIf = scf::IfOp::create(b, rows[h].valid, false);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(rowIf.thenBlock());
+    for (int64_t n = 0; n < outFrags; ++n) {
+      for (int64_t e = 0; e < 2; ++e) {
+        Value o = arith::MulFOp::create(b, extract(state[n], 2 * h + e), inv);
+        o = truncateFromF32(b, b.getLoc(), o, shape.outType);
+        memref::StoreOp::create(
+            b, o, out,
+            ValueRange{batch, rows[h].query, rows[h].head,
+                       add(col, idx(8 * n + e))});
+      }
+    }
+  }
+}
+
+void KernelBuilder::build() {
+  auto *ctx = b.getContext();
+  fragType = LLVM::LLVMStructType::getLiteral(
+      ctx, SmallVector<Type>(4, b.getF32Type()));
+  tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
+  lane = rem(tid, 32);
+  warp = div(tid, 32);
+  laneRowLow = arith::AndIOp::create(b, rem(lane, 8), idx(shape.swizzleMask()));
+  batch = gpu::BlockIdOp::create(b, gpu::Dimension::z);
+  kvHead = gpu::BlockIdOp::create(b, gpu::Dimension::y);
+  // The latest (longest) query tiles first, so that the short ones fill
+  // the SMs at the end.
+  Value tile = sub(sub(gpu::GridDimOp::create(b, gpu::Dimension::x), idx(1)),
+                   gpu::BlockIdOp::create(b, gpu::Dimension::x));
+  firstQuery = mul(tile, idx(shape.positions()));
+  queries = memref::DimOp::create(b, q, 1);
+  keys = memref::DimOp::create(b, k, 1);
+  Value batches = memref::DimOp::create(b, q, 0);
+  // An empty batch or query range launches one CTA, which does nothing.
+  Value work = arith::AndIOp::create(
+      b, cmp(arith::CmpIPredicate::ult, batch, batches),
+      cmp(arith::CmpIPredicate::ult, firstQuery, queries));
+  auto workIf = scf::IfOp::create(b, work, false);
+  b.setInsertionPointToStart(workIf.thenBlock());
+  shared = gpu::DynamicSharedMemoryOp::create(
+      b, MemRefType::get({ShapedType::kDynamic}, b.getI8Type(), nullptr,
+                         workgroupSpace(ctx)));
+  rows[0] = rowOf(0);
+  rows[1] = rowOf(1);
+  firstPosition = add(offset, firstQuery);
+  Value lastQuery = arith::MinUIOp::create(
+      b, add(firstQuery, idx(shape.positions() - 1)), sub(queries, idx(1)));
+  lastPosition = add(offset, lastQuery);
+  // The blocks holding keys first .. last position's (the window's start
+  // for the first row .. the last row's position).
+  Value lowKey = idx(0);
+  if (shape.window) {
+    Value w = idx(*shape.window - 1);
+    lowKey = arith::SelectOp::create(
+        b, cmp(arith::CmpIPredicate::ugt, firstPosition, w),
+        sub(firstPosition, w), idx(0));
+  }
+  Value firstBlock = div(lowKey, kKeyBlock);
+  Value endKey = arith::MinUIOp::create(b, add(lastPosition, idx(1)), keys);
+  Value endBlock = div(add(endKey, idx(kKeyBlock - 1)), kKeyBlock);
+  SmallVector<Value> queryFragments = loadQueryFragments();
+
+  auto tokenType = nvgpu::DeviceAsyncTokenType::get(ctx);
+  {
+    OpBuilder::InsertionGuard guard(b);
+    auto any = scf::IfOp::create(
+        b, cmp(arith::CmpIPredicate::ult, firstBlock, endBlock), false);
+    b.setInsertionPointToStart(any.thenBlock());
+    issueTile(firstBlock, idx(0));
+  }
+  nvgpu::DeviceAsyncCreateGroupOp::create(b, tokenType, ValueRange());
+
+  int64_t outFrags = shape.headDim / 8;
+  SmallVector<Value> init(outFrags, LLVM::ZeroOp::create(b, fragType));
+  init.append({f32(-INFINITY), f32(-INFINITY), f32(0), f32(0)});
+  auto loop = scf::ForOp::create(b, firstBlock, endBlock, idx(1), init);
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(loop.getBody());
+    Value block = loop.getInductionVar();
+    Value buffer = rem(sub(block, firstBlock), 2);
+    // The next block's copies into the other buffer, which every warp has
+    // finished reading (the barrier ending the previous iteration); one
+    // commit group per iteration, empty after the last block.
+    Value next = add(block, idx(1));
+    {
+      OpBuilder::InsertionGuard ifGuard(b);
+      auto more = scf::IfOp::create(
+          b, cmp(arith::CmpIPredicate::ult, next, endBlock), false);
+      b.setInsertionPointToStart(more.thenBlock());
+      issueTile(next, sub(idx(1), buffer));
+    }
+    Value token =
+        nvgpu::DeviceAsyncCreateGroupOp::create(b, tokenType, ValueRange());
+    // All but the newest group done: this block's chunks, for this thread;
+    // the barrier makes every thread's visible.
+    nvgpu::DeviceAsyncWaitOp::create(b, token, b.getI32IntegerAttr(1));
+    gpu::BarrierOp::create(b);
+    SmallVector<Value> state =
+        keyBlock(block, buffer, loop.getRegionIterArgs(), queryFragments);
+    gpu::BarrierOp::create(b);
+    scf::YieldOp::create(b, state);
+  }
+  storeOutput(loop.getResults());
+  b.setInsertionPointAfter(workIf);
+  gpu::ReturnOp::create(b);
+}
+
+/// A read-only buffer of tensor `t`.
+Value readBuffer(ImplicitLocOpBuilder &b, Value t) {
+  auto type = cast<RankedTensorType>(t.getType());
+  return bufferization::ToBufferOp::create(
+      b, MemRefType::get(type.getShape(), type.getElementType()), t,
+      /*read_only=*/true);
+}
+
+/// The kernels built so far, one per static shape: a model's layers share
+/// them.
+class KernelCache {
+public:
+  explicit KernelCache(ModuleOp module) : module(module), symbols(module) {}
+
+  gpu::GPUFuncOp get(const AttentionShape &shape, TypeRange types);
+
+private:
+  ModuleOp module;
+  SymbolTable symbols;
+  std::map<std::string, gpu::GPUFuncOp> kernels;
+};
+
+gpu::GPUFuncOp KernelCache::get(const AttentionShape &shape, TypeRange types) {
+  std::string name;
+  llvm::raw_string_ostream os(name);
+  os << "attention_sm90_h" << shape.heads << "_kv" << shape.kvHeads << "_d"
+     << shape.headDim;
+  if (shape.window)
+    os << "_w" << *shape.window;
+  os << "_" << shape.outType;
+  gpu::GPUFuncOp &kernel = kernels[name];
+  if (kernel)
+    return kernel;
+  ImplicitLocOpBuilder b(module.getLoc(), module.getContext());
+  b.setInsertionPointToEnd(module.getBody());
+  auto gpuModule = gpu::GPUModuleOp::create(b, name);
+  symbols.insert(gpuModule);
+  b.setInsertionPointToStart(gpuModule.getBody());
+  kernel = gpu::GPUFuncOp::create(b, name, b.getFunctionType(types, {}),
+                                  TypeRange(), TypeRange());
+  kernel->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b.getUnitAttr());
+  kernel.setKnownBlockSizeAttr(
+      b.getDenseI32ArrayAttr({static_cast<int32_t>(kThreads), 1, 1}));
+  b.setInsertionPointToStart(&kernel.getBody().front());
+  KernelBuilder(b, shape, kernel.getArguments()).build();
+  return kernel;
+}
+
+/// Replaces `op` by bf16 buffers of its operands, an output buffer, and the
+/// kernel's launch on a grid of (query tiles, kv-heads, batch).
+void lowerAttention(RewriterBase &rewriter, AttentionOp op,
+                    KernelCache &kernels, Bf16Operands &bf16Operands) {
+  ImplicitLocOpBuilder b(op.getLoc(), rewriter);
+  auto queryType = cast<RankedTensorType>(op.getQuery().getType());
+  auto keyType = cast<RankedTensorType>(op.getKey().getType());
+  auto resultType = cast<RankedTensorType>(op.getResult().getType());
+  AttentionShape shape{queryType.getDimSize(2), keyType.getDimSize(2),
+                       queryType.getDimSize(3), op.getWindow(),
+                       resultType.getElementType()};
+  Value query = readBuffer(b, bf16Operands.get(b, op.getQuery()));
+  Value key = readBuffer(b, bf16Operands.get(b, op.getKey()));
+  Value value = readBuffer(b, bf16Operands.get(b, op.getValue()));
+  auto cst = [&](int64_t v) { return arith::ConstantIndexOp::create(b, v); };
+  Value batches = memref::DimOp::create(b, query, 0);
+  Value queries = memref::DimOp::create(b, query, 1);
+  Value out = memref::AllocOp::create(
+      b,
+      MemRefType::get({ShapedType::kDynamic, ShapedType::kDynamic, shape.heads,
+                       shape.headDim},
+                      shape.outType),
+      ValueRange{batches, queries});
+  Value offset = op.getOffset() ? op.getOffset() : Value(cst(0));
+  SmallVector<Value> args{query, key, value, out, offset};
+  gpu::GPUFuncOp kernel = kernels.get(
+      shape, llvm::map_to_vector(args, [](Value v) { return v.getType(); }));
+  // At least one CTA per dimension (a launch of none is an error); the
+  // kernel checks its range.
+  Value tiles = arith::MaxUIOp::create(
+      b, arith::CeilDivUIOp::create(b, queries, cst(shape.positions())),
+      cst(1));
+  gpu::LaunchFuncOp::create(
+      b, kernel,
+      gpu::KernelDim3{tiles, cst(shape.kvHeads),
+                      arith::MaxUIOp::create(b, batches, cst(1))},
+      gpu::KernelDim3{cst(kThreads), cst(1), cst(1)},
+      arith::ConstantIntOp::create(b, b.getI32Type(), shape.sharedBytes()),
+      args);
+  Value result = bufferization::ToTensorOp::create(
+      b,
+      RankedTensorType::get(cast<MemRefType>(out.getType()).getShape(),
+                            shape.outType),
+      out, /*restrict=*/true, /*writable=*/true);
+  rewriter.replaceOp(op, castToType(b, b.getLoc(), result, resultType));
+}
+
+struct TileAttentionSm90
+    : moe::impl::TileAttentionSm90Base<TileAttentionSm90> {
+  using Base::Base;
+
+  void runOnOperation() override {
+    SmallVector<AttentionOp> ops;
+    getOperation()->walk([&](AttentionOp op) {
+      if (takes(op))
+        ops.push_back(op);
+    });
+    if (ops.empty())
+      return;
+    ModuleOp module = getOperation();
+    module->setAttr(gpu::GPUDialect::getContainerModuleAttrName(),
+                    UnitAttr::get(&getContext()));
+    llvm::SmallPtrSet<Operation *, 16> taken;
+    for (AttentionOp op : ops)
+      taken.insert(op);
+    // q, k and v of the ops taken here (the set also holds those lowered so
+    // far, erased: only a live op's operands count).
+    Bf16Operands bf16Operands([&](OpOperand &use) {
+      return isa<AttentionOp>(use.getOwner()) &&
+             taken.contains(use.getOwner()) && use.getOperandNumber() < 3;
+    });
+    KernelCache kernels(module);
+    IRRewriter rewriter(&getContext());
+    for (AttentionOp op : ops) {
+      rewriter.setInsertionPoint(op);
+      lowerAttention(rewriter, op, kernels, bf16Operands);
+    }
+    bf16Operands.eraseNarrowed();
+  }
+};
+
+} // namespace
