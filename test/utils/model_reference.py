@@ -239,7 +239,11 @@ def read_tokens(spec):
 # "bf16": the inputs of the matrix products are rounded to bf16 first, as
 # the tensor-core GEMMs of a bf16 build on sm_90a do (docs/semantics.md,
 # "Numeric conventions"): every product whose weight has N and K multiples
-# of 8, except the router's logits. Set by --gemm-inputs.
+# of 8, except the router's logits; and so are the queries, keys and values
+# of causal attention where the tensor-core kernel takes it (Dh a multiple
+# of 16 up to 128, H / KVH dividing 64; not GMHA). The kernel also rounds
+# the softmax weights to bf16, which this does not model. Set by
+# --gemm-inputs.
 GEMM_INPUTS = "f32"
 
 
@@ -352,6 +356,9 @@ def attention(cfg, w, prefix, h, B, T):
     q = apply_rope(proj("q_proj", H), cos, sin)
     k = apply_rope(proj("k_proj", KVH), cos, sin)
     v = proj("v_proj", KVH)
+    if (GEMM_INPUTS == "bf16" and cfg.attn != "grouped" and Dh % 16 == 0
+            and Dh <= 128 and 64 % (H // KVH) == 0):
+        q, k, v = to_bf16(q), to_bf16(k), to_bf16(v)
     o = np.empty((B, T, H, Dh))
     mask = attention_mask(cfg, T)
     for b in range(B):
@@ -765,8 +772,8 @@ def main(argv=None):
     for s_ in (run, cmp_):
         s_.add_argument("--gemm-inputs", choices=("f32", "bf16"), default="f32",
                         help="bf16: model a bf16 build on sm_90a tensor cores, "
-                             "whose matrix products (but the router's) round "
-                             "their inputs to bf16")
+                             "whose matrix products (but the router's) and "
+                             "causal attention round their inputs to bf16")
     cmp_.add_argument("--logits-positions", type=int,
                       help="moec's logits are of the last P positions")
     gen = sub.add_parser("generate", help="check moec's greedy generation")
