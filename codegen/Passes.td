@@ -533,14 +533,15 @@ def TileGroupedMatmulSm90 : Pass<"moe-tile-grouped-matmul-sm90",
 }
 
 def TileAttentionSm90 : Pass<"moe-tile-attention-sm90", "::mlir::ModuleOp"> {
-  let summary = "Lower causal moe.attention to a flash-attention kernel on "
-                "sm_90a tensor cores (GPU)";
+  let summary = "Lower moe.attention and moe.grouped_attention to a "
+                "flash-attention kernel on sm_90a tensor cores (GPU)";
   let description = [{
     Rewrites each `moe.attention` (full or sliding-window causal GQA, with or
-    without `offset`) whose head dimension is a multiple of 16, at most 128,
-    and whose heads per kv-head divide 64, into the launch of a kernel in a
-    `gpu.module` of its own per static shape (heads, kv-heads, Dh, window,
-    result type), on a grid of (query tiles, kv-heads, batch) CTAs of 4
+    without `offset`) and `moe.grouped_attention` (GMHA) whose head dimension
+    is a multiple of 16, at most 128, and whose heads per kv-head divide 64,
+    into the launch of a kernel in a `gpu.module` of its own per static shape
+    (heads, kv-heads, Dh, group, window, result type), on a grid of (query
+    tiles, kv-heads, batch) CTAs of 4
     warps. A CTA's 64 query rows are `64 / (H / KVH)` positions times the
     heads of one kv-head, so each key and value tile it loads serves all the
     heads that read it; the latest query tiles (the most keys) are launched
@@ -551,8 +552,13 @@ def TileAttentionSm90 : Pass<"moe-tile-attention-sm90", "::mlir::ModuleOp"> {
       zero-filled past the last key), the next block's copies in flight
       while this one is multiplied. Only the blocks some row can see are
       visited: from the first row's window start (block 0 without a window)
-      to the last row's position; the masks (causal, window) are applied to
-      the blocks that straddle a bound only.
+      to the last row's position (GMHA: from the first row's group start);
+      the masks (causal, window, group) are applied to the blocks that
+      straddle a bound only.
+    * GMHA's summaries (the complete groups' means of the keys and values,
+      computed once in f32 by a generic and rounded to bf16) are a second
+      key range walked the same way, before the local keys, under the same
+      softmax: summary s is seen by the rows of groups after s.
     * Per block and warp (16 rows): `S = Q K^T` by `nvvm.mma.sync`
       m16n8k16 bf16 with f32 accumulators (queries in registers for the
       whole kernel, keys by `nvgpu.ldmatrix`); the online softmax in f32 and

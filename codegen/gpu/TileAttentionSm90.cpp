@@ -26,6 +26,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "codegen/AttentionUtils.h"
 #include "codegen/Passes.h"
 #include "codegen/gpu/Bf16Operands.h"
 #include "dialect/LoweringUtils.h"
@@ -67,6 +68,8 @@ constexpr int64_t kMaxHeadDim = 128;
 struct AttentionShape {
   int64_t heads, kvHeads, headDim;
   std::optional<int64_t> window;
+  /// GMHA: the group size; the summaries are a second key range.
+  std::optional<int64_t> groupSize;
   Type outType;
 
   int64_t headsPerKv() const { return heads / kvHeads; }
@@ -85,8 +88,10 @@ struct AttentionShape {
   int64_t sharedBytes() const { return 4 * tileBytes(); }
 };
 
-/// Whether this pass takes `op`; the others keep the generic lowering.
-bool takes(AttentionOp op) {
+/// Whether this pass takes `op` (moe.attention or moe.grouped_attention);
+/// the others keep the generic lowering.
+template <typename OpTy>
+bool takes(OpTy op) {
   auto query = cast<RankedTensorType>(op.getQuery().getType());
   auto key = cast<RankedTensorType>(op.getKey().getType());
   int64_t heads = query.getDimSize(2), kvHeads = key.getDimSize(2);
@@ -107,14 +112,22 @@ gpu::AddressSpaceAttr workgroupSpace(MLIRContext *ctx) {
   return gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
 }
 
-/// Builds the body of the kernel: arguments q, k, v (bf16 buffers), out,
-/// and the position of the first query.
+/// Builds the body of the kernel: arguments q, k, v (bf16 buffers), with
+/// GMHA the summaries' keys and values (bf16, [B, T / G, KVH, Dh]), then
+/// out and the position of the first query.
 class KernelBuilder {
 public:
   KernelBuilder(ImplicitLocOpBuilder &b, const AttentionShape &shape,
                 ValueRange args)
-      : b(b), shape(shape), q(args[0]), k(args[1]), v(args[2]), out(args[3]),
-        offset(args[4]) {}
+      : b(b), shape(shape), q(args[0]), k(args[1]), v(args[2]) {
+    unsigned next = 3;
+    if (shape.groupSize) {
+      summaryKeys = args[next++];
+      summaryValues = args[next++];
+    }
+    out = args[next++];
+    offset = args[next++];
+  }
 
   void build();
 
@@ -141,29 +154,48 @@ private:
   /// A warp's row `h` (0: lane / 4, 1: 8 further) of the CTA's rows.
   struct Row {
     Value query, head, position, valid;
+    /// GMHA: the position's group.
+    Value group;
+  };
+  /// A range of keys the rows attend to under one softmax: the keys
+  /// themselves, or GMHA's group summaries.
+  struct KeySource {
+    Value keys, values, count;
+    /// The blocks of 64 some row of the CTA sees.
+    Value firstBlock, endBlock;
+    /// Whether key `key` is hidden from `row`.
+    std::function<Value(Value key, const Row &row)> hidden;
+    /// Whether a block starting at `keyStart` holds a key hidden from
+    /// some row (the mask is applied to those blocks only).
+    std::function<Value(Value keyStart)> straddles;
   };
   Row rowOf(int64_t h);
+  KeySource localKeys();
+  KeySource groupSummaries();
   SmallVector<Value> loadQueryFragments();
-  void issueTile(Value block, Value buffer);
+  void issueTile(const KeySource &src, Value block, Value buffer);
   Value swizzledColumn(Value rowLow, int64_t constChunk, Value laneChunk,
                        int64_t maxLane);
   Value ldmatrix(Value tile, Value row, Value column, bool transpose);
   Value mma(ValueRange a, ValueRange bOps, Value c);
   SmallVector<Value> scores(Value keys, ArrayRef<Value> queryFragments);
-  SmallVector<Value> masked(ArrayRef<Value> s, Value keyStart);
+  SmallVector<Value> masked(ArrayRef<Value> s, Value keyStart,
+                            const KeySource &src);
   Value quadReduce(Value x, bool isMax);
-  SmallVector<Value> keyBlock(Value block, Value buffer, ValueRange state,
-                              ArrayRef<Value> queryFragments);
+  SmallVector<Value> keyBlock(const KeySource &src, Value block, Value buffer,
+                              ValueRange state, ArrayRef<Value> queryFragments);
+  SmallVector<Value> keyLoop(const KeySource &src, ValueRange state,
+                             ArrayRef<Value> queryFragments);
   void storeOutput(ValueRange state);
   Value tileView(Value base, int64_t index);
 
   ImplicitLocOpBuilder &b;
   const AttentionShape &shape;
-  Value q, k, v, out, offset;
+  Value q, k, v, summaryKeys, summaryValues, out, offset;
   // Set up by build().
   /// The low bits of the rows this lane addresses in ldmatrix (lane % 8).
   Value laneRowLow;
-  Value tid, lane, warp, batch, kvHead, firstQuery, queries, keys, shared;
+  Value tid, lane, warp, batch, kvHead, firstQuery, queries, shared;
   Value firstPosition, lastPosition;
   Row rows[2];
   LLVM::LLVMStructType fragType;
@@ -178,7 +210,88 @@ KernelBuilder::Row KernelBuilder::rowOf(int64_t h) {
   row.query = arith::MinUIOp::create(b, query, sub(queries, idx(1)));
   row.head = add(mul(kvHead, idx(shape.headsPerKv())), rem(r, shape.headsPerKv()));
   row.position = add(offset, row.query);
+  if (shape.groupSize)
+    row.group = div(row.position, *shape.groupSize);
   return row;
+}
+
+/// The keys themselves: from the first row's window start (and, for GMHA,
+/// its group's start) to the last row's position. A key is hidden after
+/// the row's position, at or before its position - W, and before its
+/// group's start.
+KernelBuilder::KeySource KernelBuilder::localKeys() {
+  KeySource src;
+  src.keys = k;
+  src.values = v;
+  src.count = memref::DimOp::create(b, k, 1);
+  std::optional<int64_t> window = shape.window, groupSize = shape.groupSize;
+  Value lowKey = idx(0);
+  if (window) {
+    Value w = idx(*window - 1);
+    lowKey = arith::SelectOp::create(
+        b, cmp(arith::CmpIPredicate::ugt, firstPosition, w),
+        sub(firstPosition, w), idx(0));
+  }
+  if (groupSize)
+    lowKey = arith::MaxUIOp::create(
+        b, lowKey, mul(div(firstPosition, *groupSize), idx(*groupSize)));
+  src.firstBlock = div(lowKey, kKeyBlock);
+  Value endKey =
+      arith::MinUIOp::create(b, add(lastPosition, idx(1)), src.count);
+  src.endBlock = div(add(endKey, idx(kKeyBlock - 1)), kKeyBlock);
+  src.hidden = [this, window, groupSize](Value key, const Row &row) {
+    Value hidden = cmp(arith::CmpIPredicate::ugt, key, row.position);
+    // key <= position - W, as key + W <= position.
+    if (window)
+      hidden = arith::OrIOp::create(
+          b, hidden,
+          cmp(arith::CmpIPredicate::ule, add(key, idx(*window)), row.position));
+    if (groupSize)
+      hidden = arith::OrIOp::create(
+          b, hidden,
+          cmp(arith::CmpIPredicate::ult, key,
+              mul(row.group, idx(*groupSize))));
+    return hidden;
+  };
+  src.straddles = [this, window, groupSize](Value keyStart) {
+    // Past the first row's position, too old for the last row's window,
+    // or before the last row's group.
+    Value some = cmp(arith::CmpIPredicate::ugt,
+                     add(keyStart, idx(kKeyBlock - 1)), firstPosition);
+    if (window)
+      some = arith::OrIOp::create(
+          b, some,
+          cmp(arith::CmpIPredicate::ule, add(keyStart, idx(*window)),
+              lastPosition));
+    if (groupSize)
+      some = arith::OrIOp::create(
+          b, some,
+          cmp(arith::CmpIPredicate::ult, keyStart,
+              mul(div(lastPosition, *groupSize), idx(*groupSize))));
+    return some;
+  };
+  return src;
+}
+
+/// GMHA's summaries: summary s (the means of group s) is seen by the rows
+/// of later groups, s < the row's group; blocks up to the last row's group.
+KernelBuilder::KeySource KernelBuilder::groupSummaries() {
+  KeySource src;
+  src.keys = summaryKeys;
+  src.values = summaryValues;
+  src.count = memref::DimOp::create(b, summaryKeys, 1);
+  src.firstBlock = idx(0);
+  Value seen = arith::MinUIOp::create(
+      b, div(lastPosition, *shape.groupSize), src.count);
+  src.endBlock = div(add(seen, idx(kKeyBlock - 1)), kKeyBlock);
+  src.hidden = [this](Value s, const Row &row) {
+    return cmp(arith::CmpIPredicate::uge, s, row.group);
+  };
+  src.straddles = [this](Value start) {
+    return cmp(arith::CmpIPredicate::uge, add(start, idx(kKeyBlock - 1)),
+               div(firstPosition, *shape.groupSize));
+  };
+  return src;
 }
 
 /// The A fragments of the warp's 16 query rows, one per 16 head dimensions:
@@ -235,7 +348,8 @@ Value KernelBuilder::tileView(Value base, int64_t index) {
 /// Starts the copies of key block `block` (keys and values) into `buffer`:
 /// every thread a few 16-byte chunks; keys past the end are zero-filled
 /// (and masked), read from the last key's address.
-void KernelBuilder::issueTile(Value block, Value buffer) {
+void KernelBuilder::issueTile(const KeySource &src, Value block,
+                              Value buffer) {
   Value base = mul(buffer, idx(2 * shape.tileBytes()));
   Value keyTile = tileView(base, 0), valueTile = tileView(base, 1);
   auto tokenType = nvgpu::DeviceAsyncTokenType::get(b.getContext());
@@ -259,17 +373,17 @@ void KernelBuilder::issueTile(Value block, Value buffer) {
       chunk = rem(c, shape.chunks());
     }
     Value key = add(mul(block, idx(kKeyBlock)), row);
-    Value inRange = cmp(arith::CmpIPredicate::ult, key, keys);
-    Value source = arith::MinUIOp::create(b, key, sub(keys, idx(1)));
+    Value inRange = cmp(arith::CmpIPredicate::ult, key, src.count);
+    Value source = arith::MinUIOp::create(b, key, sub(src.count, idx(1)));
     Value elements = arith::SelectOp::create(b, inRange, idx(8), idx(0));
     Value d = mul(chunk, idx(8));
     Value stored = swizzledColumn(
         arith::AndIOp::create(b, row, idx(shape.swizzleMask())), 0, chunk,
         shape.chunks());
     for (Value tile : {keyTile, valueTile}) {
-      Value src = tile == keyTile ? k : v;
       nvgpu::DeviceAsyncCopyOp::create(
-          b, tokenType, tile, ValueRange{row, stored}, src,
+          b, tokenType, tile, ValueRange{row, stored},
+          tile == keyTile ? src.keys : src.values,
           ValueRange{batch, source, kvHead, d}, b.getIndexAttr(8), elements,
           b.getUnitAttr());
     }
@@ -340,9 +454,9 @@ SmallVector<Value> KernelBuilder::scores(Value keyTile,
   return s;
 }
 
-/// `s` with the scores of keys a row may not see set to -inf: keys after
-/// its position, or (with a window W) at or before its position - W.
-SmallVector<Value> KernelBuilder::masked(ArrayRef<Value> s, Value keyStart) {
+/// `s` with the scores of the keys hidden from a row set to -inf.
+SmallVector<Value> KernelBuilder::masked(ArrayRef<Value> s, Value keyStart,
+                                         const KeySource &src) {
   Value minusInf = f32(-INFINITY);
   Value col = mul(rem(lane, 4), idx(2));
   SmallVector<Value> result;
@@ -351,13 +465,7 @@ SmallVector<Value> KernelBuilder::masked(ArrayRef<Value> s, Value keyStart) {
     for (int64_t i = 0; i < 4; ++i) {
       const Row &row = rows[i / 2];
       Value key = add(keyStart, add(col, idx(8 * n + i % 2)));
-      Value hidden = cmp(arith::CmpIPredicate::ugt, key, row.position);
-      if (shape.window) {
-        // key <= position - W, as key + W <= position.
-        Value old = cmp(arith::CmpIPredicate::ule,
-                        add(key, idx(*shape.window)), row.position);
-        hidden = arith::OrIOp::create(b, hidden, old);
-      }
+      Value hidden = src.hidden(key, row);
       Value value = arith::SelectOp::create(b, hidden, minusInf, extract(x, i));
       x = LLVM::InsertValueOp::create(b, x, value, i);
     }
@@ -382,29 +490,21 @@ Value KernelBuilder::quadReduce(Value x, bool isMax) {
 /// row may not see; the online softmax update of the state (Dh / 8 output
 /// fragments, then the running max and sum of rows lane/4 and lane/4 + 8,
 /// in log2 units); O = O * rescale + P V.
-SmallVector<Value> KernelBuilder::keyBlock(Value block, Value buffer,
-                                           ValueRange state,
+SmallVector<Value> KernelBuilder::keyBlock(const KeySource &src, Value block,
+                                           Value buffer, ValueRange state,
                                            ArrayRef<Value> queryFragments) {
   int64_t outFrags = shape.headDim / 8;
   Value base = mul(buffer, idx(2 * shape.tileBytes()));
   Value keyTile = tileView(base, 0), valueTile = tileView(base, 1);
   Value keyStart = mul(block, idx(kKeyBlock));
   SmallVector<Value> s = scores(keyTile, queryFragments);
-  // Whether some key of the block is hidden from some row: past the first
-  // row's position, or (window) too old for the last row's.
-  Value needsMask = cmp(arith::CmpIPredicate::ugt,
-                        add(keyStart, idx(kKeyBlock - 1)), firstPosition);
-  if (shape.window)
-    needsMask = arith::OrIOp::create(
-        b, needsMask,
-        cmp(arith::CmpIPredicate::ule, add(keyStart, idx(*shape.window)),
-            lastPosition));
-  auto maskIf = scf::IfOp::create(b, TypeRange(SmallVector<Type>(s.size(), fragType)),
-                                  needsMask, true);
+  auto maskIf = scf::IfOp::create(
+      b, TypeRange(SmallVector<Type>(s.size(), fragType)),
+      src.straddles(keyStart), true);
   {
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPointToStart(maskIf.thenBlock());
-    scf::YieldOp::create(b, masked(s, keyStart));
+    scf::YieldOp::create(b, masked(s, keyStart, src));
     b.setInsertionPointToStart(maskIf.elseBlock());
     scf::YieldOp::create(b, s);
   }
@@ -508,6 +608,46 @@ void KernelBuilder::storeOutput(ValueRange state) {
   }
 }
 
+/// The blocks of `src` under one softmax, continuing `state`: the first
+/// block's copies, then per block the next one's copies into the other
+/// buffer (which every warp has finished reading: the barrier ending the
+/// previous iteration), one commit group per block (empty after the last),
+/// a wait for all groups but the newest (this block's chunks, for this
+/// thread) and a barrier (every thread's).
+SmallVector<Value> KernelBuilder::keyLoop(const KeySource &src,
+                                          ValueRange state,
+                                          ArrayRef<Value> queryFragments) {
+  auto tokenType = nvgpu::DeviceAsyncTokenType::get(b.getContext());
+  auto ifThen = [&](Value condition, function_ref<void()> body) {
+    OpBuilder::InsertionGuard guard(b);
+    auto ifOp = scf::IfOp::create(b, condition, false);
+    b.setInsertionPointToStart(ifOp.thenBlock());
+    body();
+  };
+  ifThen(cmp(arith::CmpIPredicate::ult, src.firstBlock, src.endBlock),
+         [&] { issueTile(src, src.firstBlock, idx(0)); });
+  nvgpu::DeviceAsyncCreateGroupOp::create(b, tokenType, ValueRange());
+  auto loop =
+      scf::ForOp::create(b, src.firstBlock, src.endBlock, idx(1), state);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(loop.getBody());
+  Value block = loop.getInductionVar();
+  Value buffer = rem(sub(block, src.firstBlock), 2);
+  Value next = add(block, idx(1));
+  ifThen(cmp(arith::CmpIPredicate::ult, next, src.endBlock),
+         [&] { issueTile(src, next, sub(idx(1), buffer)); });
+  Value token =
+      nvgpu::DeviceAsyncCreateGroupOp::create(b, tokenType, ValueRange());
+  nvgpu::DeviceAsyncWaitOp::create(b, token, b.getI32IntegerAttr(1));
+  gpu::BarrierOp::create(b);
+  SmallVector<Value> newState = keyBlock(src, block, buffer,
+                                         loop.getRegionIterArgs(),
+                                         queryFragments);
+  gpu::BarrierOp::create(b);
+  scf::YieldOp::create(b, newState);
+  return llvm::to_vector_of<Value>(loop.getResults());
+}
+
 void KernelBuilder::build() {
   auto *ctx = b.getContext();
   fragType = LLVM::LLVMStructType::getLiteral(
@@ -524,7 +664,6 @@ void KernelBuilder::build() {
                    gpu::BlockIdOp::create(b, gpu::Dimension::x));
   firstQuery = mul(tile, idx(shape.positions()));
   queries = memref::DimOp::create(b, q, 1);
-  keys = memref::DimOp::create(b, k, 1);
   Value batches = memref::DimOp::create(b, q, 0);
   // An empty batch or query range launches one CTA, which does nothing.
   Value work = arith::AndIOp::create(
@@ -541,62 +680,17 @@ void KernelBuilder::build() {
   Value lastQuery = arith::MinUIOp::create(
       b, add(firstQuery, idx(shape.positions() - 1)), sub(queries, idx(1)));
   lastPosition = add(offset, lastQuery);
-  // The blocks holding keys first .. last position's (the window's start
-  // for the first row .. the last row's position).
-  Value lowKey = idx(0);
-  if (shape.window) {
-    Value w = idx(*shape.window - 1);
-    lowKey = arith::SelectOp::create(
-        b, cmp(arith::CmpIPredicate::ugt, firstPosition, w),
-        sub(firstPosition, w), idx(0));
-  }
-  Value firstBlock = div(lowKey, kKeyBlock);
-  Value endKey = arith::MinUIOp::create(b, add(lastPosition, idx(1)), keys);
-  Value endBlock = div(add(endKey, idx(kKeyBlock - 1)), kKeyBlock);
   SmallVector<Value> queryFragments = loadQueryFragments();
 
-  auto tokenType = nvgpu::DeviceAsyncTokenType::get(ctx);
-  {
-    OpBuilder::InsertionGuard guard(b);
-    auto any = scf::IfOp::create(
-        b, cmp(arith::CmpIPredicate::ult, firstBlock, endBlock), false);
-    b.setInsertionPointToStart(any.thenBlock());
-    issueTile(firstBlock, idx(0));
-  }
-  nvgpu::DeviceAsyncCreateGroupOp::create(b, tokenType, ValueRange());
-
   int64_t outFrags = shape.headDim / 8;
-  SmallVector<Value> init(outFrags, LLVM::ZeroOp::create(b, fragType));
-  init.append({f32(-INFINITY), f32(-INFINITY), f32(0), f32(0)});
-  auto loop = scf::ForOp::create(b, firstBlock, endBlock, idx(1), init);
-  {
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(loop.getBody());
-    Value block = loop.getInductionVar();
-    Value buffer = rem(sub(block, firstBlock), 2);
-    // The next block's copies into the other buffer, which every warp has
-    // finished reading (the barrier ending the previous iteration); one
-    // commit group per iteration, empty after the last block.
-    Value next = add(block, idx(1));
-    {
-      OpBuilder::InsertionGuard ifGuard(b);
-      auto more = scf::IfOp::create(
-          b, cmp(arith::CmpIPredicate::ult, next, endBlock), false);
-      b.setInsertionPointToStart(more.thenBlock());
-      issueTile(next, sub(idx(1), buffer));
-    }
-    Value token =
-        nvgpu::DeviceAsyncCreateGroupOp::create(b, tokenType, ValueRange());
-    // All but the newest group done: this block's chunks, for this thread;
-    // the barrier makes every thread's visible.
-    nvgpu::DeviceAsyncWaitOp::create(b, token, b.getI32IntegerAttr(1));
-    gpu::BarrierOp::create(b);
-    SmallVector<Value> state =
-        keyBlock(block, buffer, loop.getRegionIterArgs(), queryFragments);
-    gpu::BarrierOp::create(b);
-    scf::YieldOp::create(b, state);
-  }
-  storeOutput(loop.getResults());
+  SmallVector<Value> state(outFrags, LLVM::ZeroOp::create(b, fragType));
+  state.append({f32(-INFINITY), f32(-INFINITY), f32(0), f32(0)});
+  // GMHA: the earlier groups' summaries, then the local keys, in one
+  // softmax.
+  if (shape.groupSize)
+    state = keyLoop(groupSummaries(), state, queryFragments);
+  state = keyLoop(localKeys(), state, queryFragments);
+  storeOutput(state);
   b.setInsertionPointAfter(workIf);
   gpu::ReturnOp::create(b);
 }
@@ -628,6 +722,8 @@ gpu::GPUFuncOp KernelCache::get(const AttentionShape &shape, TypeRange types) {
   llvm::raw_string_ostream os(name);
   os << "attention_sm90_h" << shape.heads << "_kv" << shape.kvHeads << "_d"
      << shape.headDim;
+  if (shape.groupSize)
+    os << "_g" << *shape.groupSize;
   if (shape.window)
     os << "_w" << *shape.window;
   os << "_" << shape.outType;
@@ -649,20 +745,32 @@ gpu::GPUFuncOp KernelCache::get(const AttentionShape &shape, TypeRange types) {
   return kernel;
 }
 
-/// Replaces `op` by bf16 buffers of its operands, an output buffer, and the
-/// kernel's launch on a grid of (query tiles, kv-heads, batch).
-void lowerAttention(RewriterBase &rewriter, AttentionOp op,
+/// Replaces `op` (moe.attention or moe.grouped_attention) by bf16 buffers
+/// of its operands (and of GMHA's summaries, computed once), an output
+/// buffer, and the kernel's launch on a grid of (query tiles, kv-heads,
+/// batch).
+void lowerAttention(RewriterBase &rewriter, Operation *op,
                     KernelCache &kernels, Bf16Operands &bf16Operands) {
-  ImplicitLocOpBuilder b(op.getLoc(), rewriter);
-  auto queryType = cast<RankedTensorType>(op.getQuery().getType());
-  auto keyType = cast<RankedTensorType>(op.getKey().getType());
-  auto resultType = cast<RankedTensorType>(op.getResult().getType());
+  ImplicitLocOpBuilder b(op->getLoc(), rewriter);
+  Value q = op->getOperand(0), k = op->getOperand(1), v = op->getOperand(2);
+  auto queryType = cast<RankedTensorType>(q.getType());
+  auto keyType = cast<RankedTensorType>(k.getType());
+  auto resultType = cast<RankedTensorType>(op->getResult(0).getType());
+  AttentionKeyRange range = AttentionKeyRange::of(op);
   AttentionShape shape{queryType.getDimSize(2), keyType.getDimSize(2),
-                       queryType.getDimSize(3), op.getWindow(),
-                       resultType.getElementType()};
-  Value query = readBuffer(b, bf16Operands.get(b, op.getQuery()));
-  Value key = readBuffer(b, bf16Operands.get(b, op.getKey()));
-  Value value = readBuffer(b, bf16Operands.get(b, op.getValue()));
+                       queryType.getDimSize(3), range.window,
+                       range.groupSize, resultType.getElementType()};
+  SmallVector<Value> args{readBuffer(b, bf16Operands.get(b, q)),
+                          readBuffer(b, bf16Operands.get(b, k)),
+                          readBuffer(b, bf16Operands.get(b, v))};
+  if (range.groupSize) {
+    // The means of the f32 (or bf16) keys and values, rounded once.
+    auto [keyMeans, valueMeans] =
+        buildGroupMeans(b, b.getLoc(), k, v, *range.groupSize);
+    args.push_back(readBuffer(b, bf16Operands.get(b, keyMeans)));
+    args.push_back(readBuffer(b, bf16Operands.get(b, valueMeans)));
+  }
+  Value query = args[0];
   auto cst = [&](int64_t v) { return arith::ConstantIndexOp::create(b, v); };
   Value batches = memref::DimOp::create(b, query, 0);
   Value queries = memref::DimOp::create(b, query, 1);
@@ -672,8 +780,8 @@ void lowerAttention(RewriterBase &rewriter, AttentionOp op,
                        shape.headDim},
                       shape.outType),
       ValueRange{batches, queries});
-  Value offset = op.getOffset() ? op.getOffset() : Value(cst(0));
-  SmallVector<Value> args{query, key, value, out, offset};
+  args.push_back(out);
+  args.push_back(range.queryOffset ? range.queryOffset : Value(cst(0)));
   gpu::GPUFuncOp kernel = kernels.get(
       shape, llvm::map_to_vector(args, [](Value v) { return v.getType(); }));
   // At least one CTA per dimension (a launch of none is an error); the
@@ -701,9 +809,11 @@ struct TileAttentionSm90
   using Base::Base;
 
   void runOnOperation() override {
-    SmallVector<AttentionOp> ops;
-    getOperation()->walk([&](AttentionOp op) {
-      if (takes(op))
+    SmallVector<Operation *> ops;
+    getOperation()->walk([&](Operation *op) {
+      if (auto attention = dyn_cast<AttentionOp>(op); attention && takes(attention))
+        ops.push_back(op);
+      if (auto grouped = dyn_cast<GroupedAttentionOp>(op); grouped && takes(grouped))
         ops.push_back(op);
     });
     if (ops.empty())
@@ -711,18 +821,16 @@ struct TileAttentionSm90
     ModuleOp module = getOperation();
     module->setAttr(gpu::GPUDialect::getContainerModuleAttrName(),
                     UnitAttr::get(&getContext()));
-    llvm::SmallPtrSet<Operation *, 16> taken;
-    for (AttentionOp op : ops)
-      taken.insert(op);
+    llvm::SmallPtrSet<Operation *, 16> taken(ops.begin(), ops.end());
     // q, k and v of the ops taken here (the set also holds those lowered so
     // far, erased: only a live op's operands count).
     Bf16Operands bf16Operands([&](OpOperand &use) {
-      return isa<AttentionOp>(use.getOwner()) &&
+      return isa<AttentionOp, GroupedAttentionOp>(use.getOwner()) &&
              taken.contains(use.getOwner()) && use.getOperandNumber() < 3;
     });
     KernelCache kernels(module);
     IRRewriter rewriter(&getContext());
-    for (AttentionOp op : ops) {
+    for (Operation *op : ops) {
       rewriter.setInsertionPoint(op);
       lowerAttention(rewriter, op, kernels, bf16Operands);
     }

@@ -105,8 +105,16 @@ class Device:
         self.buffers = []
 
 
-def reference(q, k, v, window=None, p=0):
-    """moe.attention in f64: q [B, Tq, H, Dh], k, v [B, Tk, KVH, Dh]."""
+def reference(q, k, v, window=None, p=0, group=None, summary_source=None):
+    """moe.attention in f64: q [B, Tq, H, Dh], k, v [B, Tk, KVH, Dh].
+
+    With `group` (moe.grouped_attention, GMHA): query i of group
+    gi = i // group sees the local keys max(gi * group, i - W + 1) <= j <= i
+    and, in the same softmax, one summary per earlier group (the mean of its
+    keys and of its values, rounded to bf16 as the kernel stores them);
+    the means are of `summary_source` (the keys and values as given to the
+    kernel, f32 or bf16), k and v otherwise.
+    """
     b_, tq, h, dh = q.shape
     tk, kvh = k.shape[1], k.shape[2]
     g = h // kvh
@@ -115,6 +123,18 @@ def reference(q, k, v, window=None, p=0):
     keep = j <= pos
     if window is not None:
         keep &= j > pos - window
+    if group is not None:
+        groups = tk // group
+        keep &= j >= (pos // group) * group
+        keep = np.concatenate(
+            [keep, np.arange(groups)[None, :] < pos // group], axis=1)
+        def summaries(x):
+            means = x[:, :groups * group].reshape(
+                b_, groups, group, kvh, dh).mean(axis=2)
+            return bf16_value(bf16_bits(means)).astype(np.float64)
+        ks, vs = summary_source if summary_source is not None else (k, v)
+        k = np.concatenate([k, summaries(ks)], axis=1)
+        v = np.concatenate([v, summaries(vs)], axis=1)
     out = np.empty((b_, tq, h, dh))
     for b in range(b_):
         for kv in range(kvh):
@@ -127,6 +147,9 @@ def reference(q, k, v, window=None, p=0):
             out[b, :, kv * g:(kv + 1) * g, :] = (s @ v[b, :, kv, :]).transpose(1, 0, 2)
     return out
 
+
+# GMHA functions: their group size.
+GROUPS = {"gmha_g64_w32_d128": 64, "f32_gmha_g100_w300_d64": 100}
 
 # name: (H, KVH, Dh, window, offset, f32 operands, bf16 result, cases)
 # Each case is (B, Tq, Tk, p); Tk = Tq and p = 0 but for the offset function;
@@ -154,6 +177,14 @@ FUNCTIONS = {
         (1, 5, 1000, 995), (2, 5, 1000, 3),
         # more than one 64-row query block
         (2, 70, 300, 230), (1, 70, 300, 100)]),
+    # GMHA: one token, less than a group (no summary), a group exactly, a
+    # partial last group, several groups, G >= T
+    "gmha_g64_w32_d128": (8, 2, 128, 32, False, False, False, [
+        (1, 1, 1, 0), (2, 63, 63, 0), (1, 64, 64, 0), (2, 65, 65, 0),
+        (1, 200, 200, 0), (2, 1000, 1000, 0), (1, None, None, 0)]),
+    "f32_gmha_g100_w300_d64": (4, 4, 64, 300, False, True, False, [
+        (2, 1, 1, 0), (1, 99, 99, 0), (2, 100, 100, 0), (1, 101, 101, 0),
+        (2, 250, 250, 0), (1, 1000, 1000, 0), (2, None, None, 0)]),
 }
 
 
@@ -192,8 +223,17 @@ def run_case(lib, device, name, b, tq, tk, p, rng):
     got = bf16_value(got) if bf16_out else got
     device.free_all()
 
-    ref = reference(*[bf16_value(a).astype(np.float64) for a in bits],
-                    window=window, p=p)
+    group = GROUPS.get(name)
+    if group is not None:
+        # The summaries are means of the operands as given (f32 or bf16).
+        given = [a.astype(np.float64) for a in (q, k, v)] if f32_in else \
+            [bf16_value(a).astype(np.float64) for a in bits]
+        rounded = [bf16_value(a).astype(np.float64) for a in bits]
+        ref = reference(*rounded, window=window, group=group,
+                        summary_source=given[1:])
+    else:
+        ref = reference(*[bf16_value(a).astype(np.float64) for a in bits],
+                        window=window, p=p)
     err = np.abs(got - ref).max() / max(np.abs(ref).max(), 1e-30)
     ok = bool(np.isfinite(got).all() and err <= 2e-2)
     print("%-4s %-20s %-50s max rel. error %.2e (<= 2e-02)%s" % (

@@ -240,10 +240,10 @@ def read_tokens(spec):
 # the tensor-core GEMMs of a bf16 build on sm_90a do (docs/semantics.md,
 # "Numeric conventions"): every product whose weight has N and K multiples
 # of 8, except the router's logits; and so are the queries, keys and values
-# of causal attention where the tensor-core kernel takes it (Dh a multiple
-# of 16 up to 128, H / KVH dividing 64; not GMHA). The kernel also rounds
-# the softmax weights to bf16, which this does not model. Set by
-# --gemm-inputs.
+# of attention where the tensor-core kernel takes it (Dh a multiple of 16 up
+# to 128, H / KVH dividing 64), and GMHA's summaries (rounded after the
+# mean). The kernel also rounds the softmax weights to bf16, which this
+# does not model. Set by --gemm-inputs.
 GEMM_INPUTS = "f32"
 
 
@@ -317,17 +317,21 @@ def attention_mask(cfg, T):
     return mask
 
 
-def grouped_attention(q, k, v, G, W):
+def grouped_attention(q, k, v, G, W, bf16=False):
     """GMHA of docs/semantics.md §7 for one sequence and one head: q, k, v [T, Dh].
 
     Query i in group g = i // G sees local keys max(g·G, i−W+1) ≤ j ≤ i and
     one summary per earlier group g' < g (mean of its keys after RoPE and of
-    its values), all in one softmax with the 1/sqrt(Dh) scale.
+    its values), all in one softmax with the 1/sqrt(Dh) scale. With `bf16`,
+    the operands and the summaries (means of the unrounded keys and values)
+    are rounded to bf16, as the tensor-core kernel does.
     """
     T, Dh = q.shape
     nG = T // G  # complete groups; only those before a query are seen
     ks = k[:nG * G].reshape(nG, G, Dh).mean(axis=1)
     vs = v[:nG * G].reshape(nG, G, Dh).mean(axis=1)
+    if bf16:
+        q, k, v, ks, vs = (to_bf16(x) for x in (q, k, v, ks, vs))
     i = np.arange(T)[:, None]
     g = i // G
     j = np.arange(T)[None, :]
@@ -356,8 +360,9 @@ def attention(cfg, w, prefix, h, B, T):
     q = apply_rope(proj("q_proj", H), cos, sin)
     k = apply_rope(proj("k_proj", KVH), cos, sin)
     v = proj("v_proj", KVH)
-    if (GEMM_INPUTS == "bf16" and cfg.attn != "grouped" and Dh % 16 == 0
-            and Dh <= 128 and 64 % (H // KVH) == 0):
+    tensor_cores = (GEMM_INPUTS == "bf16" and Dh % 16 == 0 and Dh <= 128
+                    and 64 % (H // KVH) == 0)
+    if tensor_cores and cfg.attn != "grouped":
         q, k, v = to_bf16(q), to_bf16(k), to_bf16(v)
     o = np.empty((B, T, H, Dh))
     mask = attention_mask(cfg, T)
@@ -367,7 +372,7 @@ def attention(cfg, w, prefix, h, B, T):
             if cfg.attn == "grouped":
                 o[b, :, hd] = grouped_attention(q[b, :, hd], k[b, :, kv],
                                                 v[b, :, kv], cfg.group,
-                                                cfg.window)
+                                                cfg.window, tensor_cores)
                 continue
             s = q[b, :, hd] @ k[b, :, kv].T / math.sqrt(Dh)
             s = np.where(mask, s, -np.inf)

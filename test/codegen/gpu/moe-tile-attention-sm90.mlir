@@ -180,9 +180,52 @@ func.func @shared_kernel(%q: tensor<1x?x8x128xbf16>, %k: tensor<1x?x1x128xbf16>,
 
 // -----
 
+// GMHA: the summaries (the complete groups' f32 means, rounded to bf16
+// once) are a second key range of the kernel, walked before the local keys
+// under the same softmax.
+// CHECK-LABEL: func.func @gmha
+// CHECK: linalg.generic {{.*}}iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"]
+// CHECK: %[[MEANS:.*]]:2 = linalg.generic
+// CHECK: %[[VM:.*]] = linalg.generic {{.*}} ins(%[[MEANS]]#1 : tensor<?x?x2x64xf32>) outs(%{{.*}} : tensor<?x?x2x64xbf16>)
+// CHECK: %[[KM:.*]] = linalg.generic {{.*}} ins(%[[MEANS]]#0 : tensor<?x?x2x64xf32>) outs(%{{.*}} : tensor<?x?x2x64xbf16>)
+// CHECK: %[[KMB:.*]] = bufferization.to_buffer %[[KM]] read_only
+// CHECK: %[[VMB:.*]] = bufferization.to_buffer %[[VM]] read_only
+// CHECK: gpu.launch_func @attention_sm90_h8_kv2_d64_g128_w64_f32::@attention_sm90_h8_kv2_d64_g128_w64_f32
+// CHECK-SAME: args(%{{.*}} : memref<?x?x8x64xbf16>, %{{.*}} : memref<?x?x2x64xbf16>, %{{.*}} : memref<?x?x2x64xbf16>, %[[KMB]] : memref<?x?x2x64xbf16>, %[[VMB]] : memref<?x?x2x64xbf16>, %{{.*}} : memref<?x?x8x64xf32>, %{{.*}} : index)
+
+// The summaries' loop: summary s hidden from rows of group s or earlier;
+// then the local keys from the first row's group start, hidden before a
+// row's group start.
+// KERNEL-LABEL: gpu.func @attention_sm90_h8_kv2_d64_g128_w64_f32
+// KERNEL: memref.dim %arg3, %c1
+// KERNEL: scf.for
+// KERNEL: nvgpu.device_async_copy %arg3{{.*}} : memref<?x?x2x64xbf16> to
+// KERNEL: nvgpu.device_async_copy %arg4{{.*}} : memref<?x?x2x64xbf16> to
+// KERNEL: scf.if
+// KERNEL: arith.cmpi uge, %{{.*}}, %{{.*}} : index
+// KERNEL: scf.yield
+// KERNEL: memref.dim %arg1, %c1
+// KERNEL: arith.muli %{{.*}}, %c128
+// KERNEL: arith.maxui
+// KERNEL: scf.for
+// KERNEL: nvgpu.device_async_copy %arg1
+// KERNEL: scf.if
+// KERNEL: arith.cmpi ult, %{{.*}}, %{{.*}} : index
+// KERNEL: memref.store %{{.*}}, %arg5[{{.*}}] : memref<?x?x8x64xf32>
+
+func.func @gmha(%q: tensor<?x?x8x64xf32>, %k: tensor<?x?x2x64xf32>,
+                %v: tensor<?x?x2x64xf32>) -> tensor<?x?x8x64xf32> {
+  %o = moe.grouped_attention %q, %k, %v group_size(128) window(64)
+      : (tensor<?x?x8x64xf32>, tensor<?x?x2x64xf32>, tensor<?x?x2x64xf32>)
+      -> tensor<?x?x8x64xf32>
+  return %o : tensor<?x?x8x64xf32>
+}
+
+// -----
+
 // Left to the generic lowering: a head dimension past 128 (the registers),
 // or not a multiple of 16 (the k-step); heads per kv-head that do not
-// divide the CTA's 64 rows; GMHA.
+// divide the CTA's 64 rows (attention and GMHA).
 // CHECK-LABEL: func.func @not_taken
 // CHECK-NOT: gpu.launch_func
 // CHECK: moe.attention {{.*}} tensor<?x?x2x256xf32>
