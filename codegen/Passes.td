@@ -567,6 +567,12 @@ def TileAttentionSm90 : Pass<"moe-tile-attention-sm90", "::mlir::ModuleOp"> {
       0, not -inf); `O = O * rescale + P V`, P rounded to bf16 in place of
       the scores, values by `ldmatrix` transposed.
     * The output rows divided by their sums and stored for valid rows.
+    * A static number of queries that fits one CTA (a decode step: one query
+      per sequence against the cache) gets the `_split` shape instead: the
+      grid's x splits the visible key blocks, `min(blocks, ceil(2 *
+      sm-count / (B * KVH)))` ways (one split for a large batch), each CTA
+      writing its rows' unnormalised output, max and sum (f32), and three
+      generics merge the splits (`2^(m_s - M)` weights).
 
     f32 operands are rounded to bf16 first (one copy per value; an
     elementwise generic read only by the attention ops taken here, RoPE,
@@ -614,6 +620,11 @@ def TileAttentionSm90 : Pass<"moe-tile-attention-sm90", "::mlir::ModuleOp"> {
     "::mlir::scf::SCFDialect",
     "::mlir::tensor::TensorDialect",
     "::mlir::vector::VectorDialect",
+  ];
+  let options = [
+    Option<"smCount", "sm-count", "int64_t", /*default=*/"132",
+           "SMs of the target GPU: a decode step's keys are split so that "
+           "about two CTAs per SM run">,
   ];
 }
 

@@ -71,6 +71,10 @@ struct AttentionShape {
   /// GMHA: the group size; the summaries are a second key range.
   std::optional<int64_t> groupSize;
   Type outType;
+  /// A decode step's shape (all queries in one CTA): the grid's x splits
+  /// the keys, each CTA writing its rows' unnormalised output, max and sum,
+  /// which a combine merges.
+  bool splitKeys = false;
 
   int64_t headsPerKv() const { return heads / kvHeads; }
   /// Query positions per CTA (each with its headsPerKv() heads).
@@ -114,7 +118,8 @@ gpu::AddressSpaceAttr workgroupSpace(MLIRContext *ctx) {
 
 /// Builds the body of the kernel: arguments q, k, v (bf16 buffers), with
 /// GMHA the summaries' keys and values (bf16, [B, T / G, KVH, Dh]), then
-/// out and the position of the first query.
+/// out (split keys: the partial output [B, S, Tq, H, Dh], max and sum
+/// [B, S, Tq, H], f32) and the position of the first query.
 class KernelBuilder {
 public:
   KernelBuilder(ImplicitLocOpBuilder &b, const AttentionShape &shape,
@@ -126,6 +131,10 @@ public:
       summaryValues = args[next++];
     }
     out = args[next++];
+    if (shape.splitKeys) {
+      partialMax = args[next++];
+      partialSum = args[next++];
+    }
     offset = args[next++];
   }
 
@@ -187,15 +196,19 @@ private:
   SmallVector<Value> keyLoop(const KeySource &src, ValueRange state,
                              ArrayRef<Value> queryFragments);
   void storeOutput(ValueRange state);
+  void storePartial(ValueRange state);
   Value tileView(Value base, int64_t index);
 
   ImplicitLocOpBuilder &b;
   const AttentionShape &shape;
-  Value q, k, v, summaryKeys, summaryValues, out, offset;
+  Value q, k, v, summaryKeys, summaryValues, out, partialMax, partialSum,
+      offset;
   // Set up by build().
   /// The low bits of the rows this lane addresses in ldmatrix (lane % 8).
   Value laneRowLow;
   Value tid, lane, warp, batch, kvHead, firstQuery, queries, shared;
+  /// Split keys: this CTA's split of the grid's.
+  Value split, splits;
   Value firstPosition, lastPosition;
   Row rows[2];
   LLVM::LLVMStructType fragType;
@@ -239,6 +252,16 @@ KernelBuilder::KeySource KernelBuilder::localKeys() {
   Value endKey =
       arith::MinUIOp::create(b, add(lastPosition, idx(1)), src.count);
   src.endBlock = div(add(endKey, idx(kKeyBlock - 1)), kKeyBlock);
+  if (shape.splitKeys) {
+    // This CTA's share of the blocks: ceil(blocks / splits) each, the last
+    // ones possibly empty.
+    Value per = arith::CeilDivUIOp::create(
+        b, sub(src.endBlock, src.firstBlock), splits);
+    Value first = arith::MinUIOp::create(
+        b, add(src.firstBlock, mul(split, per)), src.endBlock);
+    src.endBlock = arith::MinUIOp::create(b, add(first, per), src.endBlock);
+    src.firstBlock = first;
+  }
   src.hidden = [this, window, groupSize](Value key, const Row &row) {
     Value hidden = cmp(arith::CmpIPredicate::ugt, key, row.position);
     // key <= position - W, as key + W <= position.
@@ -584,7 +607,36 @@ SmallVector<Value> KernelBuilder::keyBlock(const KeySource &src, Value block,
 
 /// Each valid row divided by its sum and stored: fragment n holds head
 /// dimensions 8n + 2(lane%4), + 1.
+/// Split keys: each valid row's unnormalised output, its max (log2 units)
+/// and its sum, for the combine; a split that saw no key writes -inf and 0.
+void KernelBuilder::storePartial(ValueRange state) {
+  int64_t outFrags = shape.headDim / 8;
+  Value col = mul(rem(lane, 4), idx(2));
+  Value firstLane =
+      cmp(arith::CmpIPredicate::eq, rem(lane, 4), idx(0));
+  for (int64_t h = 0; h < 2; ++h) {
+    Value l = quadReduce(state[outFrags + 2 + h], false);
+    const Row &row = rows[h];
+    auto rowIf = scf::IfOp::create(b, row.valid, false);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(rowIf.thenBlock());
+    for (int64_t n = 0; n < outFrags; ++n)
+      for (int64_t e = 0; e < 2; ++e)
+        memref::StoreOp::create(
+            b, extract(state[n], 2 * h + e), out,
+            ValueRange{batch, split, row.query, row.head,
+                       add(col, idx(8 * n + e))});
+    auto laneIf = scf::IfOp::create(b, firstLane, false);
+    b.setInsertionPointToStart(laneIf.thenBlock());
+    SmallVector<Value> at{batch, split, row.query, row.head};
+    memref::StoreOp::create(b, state[outFrags + h], partialMax, at);
+    memref::StoreOp::create(b, l, partialSum, at);
+  }
+}
+
 void KernelBuilder::storeOutput(ValueRange state) {
+  if (shape.splitKeys)
+    return storePartial(state);
   int64_t outFrags = shape.headDim / 8;
   Value col = mul(rem(lane, 4), idx(2));
   for (int64_t h = 0; h < 2; ++h) {
@@ -658,11 +710,19 @@ void KernelBuilder::build() {
   laneRowLow = arith::AndIOp::create(b, rem(lane, 8), idx(shape.swizzleMask()));
   batch = gpu::BlockIdOp::create(b, gpu::Dimension::z);
   kvHead = gpu::BlockIdOp::create(b, gpu::Dimension::y);
-  // The latest (longest) query tiles first, so that the short ones fill
-  // the SMs at the end.
-  Value tile = sub(sub(gpu::GridDimOp::create(b, gpu::Dimension::x), idx(1)),
-                   gpu::BlockIdOp::create(b, gpu::Dimension::x));
-  firstQuery = mul(tile, idx(shape.positions()));
+  if (shape.splitKeys) {
+    // One query tile; x splits the keys.
+    split = gpu::BlockIdOp::create(b, gpu::Dimension::x);
+    splits = gpu::GridDimOp::create(b, gpu::Dimension::x);
+    firstQuery = idx(0);
+  } else {
+    // The latest (longest) query tiles first, so that the short ones fill
+    // the SMs at the end.
+    Value tile =
+        sub(sub(gpu::GridDimOp::create(b, gpu::Dimension::x), idx(1)),
+            gpu::BlockIdOp::create(b, gpu::Dimension::x));
+    firstQuery = mul(tile, idx(shape.positions()));
+  }
   queries = memref::DimOp::create(b, q, 1);
   Value batches = memref::DimOp::create(b, q, 0);
   // An empty batch or query range launches one CTA, which does nothing.
@@ -726,6 +786,8 @@ gpu::GPUFuncOp KernelCache::get(const AttentionShape &shape, TypeRange types) {
     os << "_g" << *shape.groupSize;
   if (shape.window)
     os << "_w" << *shape.window;
+  if (shape.splitKeys)
+    os << "_split";
   os << "_" << shape.outType;
   gpu::GPUFuncOp &kernel = kernels[name];
   if (kernel)
@@ -745,12 +807,89 @@ gpu::GPUFuncOp KernelCache::get(const AttentionShape &shape, TypeRange types) {
   return kernel;
 }
 
+/// Whether `op` gets the split-keys shape: a static number of queries whose
+/// rows fit one CTA (a decode step: one query against the cache), where
+/// the query tiles alone would give B x KVH CTAs for the whole cache.
+bool splitsKeys(Operation *op, const AttentionShape &shape) {
+  auto queryType = cast<RankedTensorType>(op->getOperand(0).getType());
+  return isa<AttentionOp>(op) && !queryType.isDynamicDim(1) &&
+         queryType.getDimSize(1) <= shape.positions();
+}
+
+/// The split-keys partials merged: per row the max M of the splits' maxima
+/// (log2 units), then sum_s O_s 2^(m_s - M) / sum_s l_s 2^(m_s - M), cast
+/// to `outType`: three generics over the small partials.
+Value combinePartials(ImplicitLocOpBuilder &b, Value outs, Value maxima,
+                      Value sums, Type outType) {
+  auto par = utils::IteratorType::parallel;
+  auto red = utils::IteratorType::reduction;
+  Location loc = b.getLoc();
+  // Sizes [B, Tq, H, Dh] from the partials' [B, S, Tq, H, Dh].
+  SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(b, loc, outs);
+  SmallVector<OpFoldResult> rowSizes{sizes[0], sizes[2], sizes[3]};
+  SmallVector<OpFoldResult> outSizes{sizes[0], sizes[2], sizes[3], sizes[4]};
+  Value maxInit = filledTensor(b, loc, rowSizes, b.getF32FloatAttr(-INFINITY));
+  // Loops (b, q, h, s).
+  Value rowMax =
+      GenericBuilder{b, loc, {par, par, par, red}}.build(
+          maxima, {{0, 3, 1, 2}}, maxInit, {{0, 1, 2}},
+          [](OpBuilder &nb, Location nl, ValueRange args) {
+            linalg::YieldOp::create(
+                nb, nl, Value(arith::MaxNumFOp::create(nb, nl, args[0], args[1])));
+          })[0];
+  // 2^(m_s - M), with M = 0 for a row no split saw (none: its own key).
+  auto weight = [](OpBuilder &nb, Location nl, Value m, Value rowM) -> Value {
+    Value minusInf = arith::ConstantOp::create(
+        nb, nl, nb.getF32FloatAttr(-INFINITY));
+    Value zero = arith::ConstantOp::create(nb, nl, nb.getF32FloatAttr(0));
+    Value use = arith::SelectOp::create(
+        nb, nl,
+        arith::CmpFOp::create(nb, nl, arith::CmpFPredicate::OEQ, rowM,
+                              minusInf),
+        zero, rowM);
+    return math::Exp2Op::create(nb, nl, arith::SubFOp::create(nb, nl, m, use));
+  };
+  Value sumInit = filledTensor(b, loc, rowSizes, b.getF32FloatAttr(0));
+  Value rowSum =
+      GenericBuilder{b, loc, {par, par, par, red}}.build(
+          ValueRange{sums, maxima, rowMax}, {{0, 3, 1, 2}, {0, 3, 1, 2}, {0, 1, 2}},
+          sumInit, {{0, 1, 2}},
+          [&](OpBuilder &nb, Location nl, ValueRange args) {
+            Value w = weight(nb, nl, args[1], args[2]);
+            linalg::YieldOp::create(
+                nb, nl,
+                Value(arith::AddFOp::create(
+                    nb, nl, args[3], arith::MulFOp::create(nb, nl, args[0], w))));
+          })[0];
+  // Loops (b, q, h, d, s).
+  Value outInit = filledTensor(b, loc, outSizes, b.getF32FloatAttr(0));
+  Value weighted =
+      GenericBuilder{b, loc, {par, par, par, par, red}}.build(
+          ValueRange{outs, maxima, rowMax},
+          {{0, 4, 1, 2, 3}, {0, 4, 1, 2}, {0, 1, 2}}, outInit, {{0, 1, 2, 3}},
+          [&](OpBuilder &nb, Location nl, ValueRange args) {
+            Value w = weight(nb, nl, args[1], args[2]);
+            linalg::YieldOp::create(
+                nb, nl,
+                Value(arith::AddFOp::create(
+                    nb, nl, args[3], arith::MulFOp::create(nb, nl, args[0], w))));
+          })[0];
+  Value result = tensor::EmptyOp::create(b, outSizes, outType);
+  return GenericBuilder{b, loc, {par, par, par, par}}.build(
+      ValueRange{weighted, rowSum}, {{0, 1, 2, 3}, {0, 1, 2}}, result,
+      {{0, 1, 2, 3}}, [&](OpBuilder &nb, Location nl, ValueRange args) {
+        Value o = arith::DivFOp::create(nb, nl, args[0], args[1]);
+        linalg::YieldOp::create(nb, nl, truncateFromF32(nb, nl, o, outType));
+      })[0];
+}
+
 /// Replaces `op` (moe.attention or moe.grouped_attention) by bf16 buffers
 /// of its operands (and of GMHA's summaries, computed once), an output
-/// buffer, and the kernel's launch on a grid of (query tiles, kv-heads,
-/// batch).
+/// buffer (or the split-keys partials and their combine), and the kernel's
+/// launch on a grid of (query tiles or key splits, kv-heads, batch).
 void lowerAttention(RewriterBase &rewriter, Operation *op,
-                    KernelCache &kernels, Bf16Operands &bf16Operands) {
+                    KernelCache &kernels, Bf16Operands &bf16Operands,
+                    int64_t smCount) {
   ImplicitLocOpBuilder b(op->getLoc(), rewriter);
   Value q = op->getOperand(0), k = op->getOperand(1), v = op->getOperand(2);
   auto queryType = cast<RankedTensorType>(q.getType());
@@ -760,6 +899,7 @@ void lowerAttention(RewriterBase &rewriter, Operation *op,
   AttentionShape shape{queryType.getDimSize(2), keyType.getDimSize(2),
                        queryType.getDimSize(3), range.window,
                        range.groupSize, resultType.getElementType()};
+  shape.splitKeys = splitsKeys(op, shape);
   SmallVector<Value> args{readBuffer(b, bf16Operands.get(b, q)),
                           readBuffer(b, bf16Operands.get(b, k)),
                           readBuffer(b, bf16Operands.get(b, v))};
@@ -770,37 +910,63 @@ void lowerAttention(RewriterBase &rewriter, Operation *op,
     args.push_back(readBuffer(b, bf16Operands.get(b, keyMeans)));
     args.push_back(readBuffer(b, bf16Operands.get(b, valueMeans)));
   }
-  Value query = args[0];
   auto cst = [&](int64_t v) { return arith::ConstantIndexOp::create(b, v); };
-  Value batches = memref::DimOp::create(b, query, 0);
-  Value queries = memref::DimOp::create(b, query, 1);
-  Value out = memref::AllocOp::create(
-      b,
-      MemRefType::get({ShapedType::kDynamic, ShapedType::kDynamic, shape.heads,
-                       shape.headDim},
-                      shape.outType),
-      ValueRange{batches, queries});
-  args.push_back(out);
+  Value batches = memref::DimOp::create(b, args[0], 0);
+  Value queries = memref::DimOp::create(b, args[0], 1);
+  int64_t dyn = ShapedType::kDynamic;
+  Value gridX, out, partialMax, partialSum;
+  if (shape.splitKeys) {
+    // Splits: enough CTAs for two per SM, at most one per block of keys.
+    Value keyBlocks = arith::CeilDivUIOp::create(
+        b, memref::DimOp::create(b, args[1], 1), cst(kKeyBlock));
+    Value wanted = arith::CeilDivUIOp::create(
+        b, cst(2 * smCount),
+        arith::MaxUIOp::create(
+            b, arith::MulIOp::create(b, batches, cst(shape.kvHeads)), cst(1)));
+    gridX = arith::MaxUIOp::create(
+        b, arith::MinUIOp::create(b, wanted, keyBlocks), cst(1));
+    auto f32 = b.getF32Type();
+    out = memref::AllocOp::create(
+        b, MemRefType::get({dyn, dyn, dyn, shape.heads, shape.headDim}, f32),
+        ValueRange{batches, gridX, queries});
+    auto rowType = MemRefType::get({dyn, dyn, dyn, shape.heads}, f32);
+    partialMax = memref::AllocOp::create(b, rowType,
+                                         ValueRange{batches, gridX, queries});
+    partialSum = memref::AllocOp::create(b, rowType,
+                                         ValueRange{batches, gridX, queries});
+    args.append({out, partialMax, partialSum});
+  } else {
+    out = memref::AllocOp::create(
+        b,
+        MemRefType::get({dyn, dyn, shape.heads, shape.headDim}, shape.outType),
+        ValueRange{batches, queries});
+    args.push_back(out);
+    // At least one CTA per dimension (a launch of none is an error); the
+    // kernel checks its range.
+    gridX = arith::MaxUIOp::create(
+        b, arith::CeilDivUIOp::create(b, queries, cst(shape.positions())),
+        cst(1));
+  }
   args.push_back(range.queryOffset ? range.queryOffset : Value(cst(0)));
   gpu::GPUFuncOp kernel = kernels.get(
       shape, llvm::map_to_vector(args, [](Value v) { return v.getType(); }));
-  // At least one CTA per dimension (a launch of none is an error); the
-  // kernel checks its range.
-  Value tiles = arith::MaxUIOp::create(
-      b, arith::CeilDivUIOp::create(b, queries, cst(shape.positions())),
-      cst(1));
   gpu::LaunchFuncOp::create(
       b, kernel,
-      gpu::KernelDim3{tiles, cst(shape.kvHeads),
+      gpu::KernelDim3{gridX, cst(shape.kvHeads),
                       arith::MaxUIOp::create(b, batches, cst(1))},
       gpu::KernelDim3{cst(kThreads), cst(1), cst(1)},
       arith::ConstantIntOp::create(b, b.getI32Type(), shape.sharedBytes()),
       args);
-  Value result = bufferization::ToTensorOp::create(
-      b,
-      RankedTensorType::get(cast<MemRefType>(out.getType()).getShape(),
-                            shape.outType),
-      out, /*restrict=*/true, /*writable=*/true);
+  auto asTensor = [&](Value buffer) -> Value {
+    auto type = cast<MemRefType>(buffer.getType());
+    return bufferization::ToTensorOp::create(
+        b, RankedTensorType::get(type.getShape(), type.getElementType()),
+        buffer, /*restrict=*/true, /*writable=*/true);
+  };
+  Value result = shape.splitKeys
+                     ? combinePartials(b, asTensor(out), asTensor(partialMax),
+                                       asTensor(partialSum), shape.outType)
+                     : asTensor(out);
   rewriter.replaceOp(op, castToType(b, b.getLoc(), result, resultType));
 }
 
@@ -832,7 +998,7 @@ struct TileAttentionSm90
     IRRewriter rewriter(&getContext());
     for (Operation *op : ops) {
       rewriter.setInsertionPoint(op);
-      lowerAttention(rewriter, op, kernels, bf16Operands);
+      lowerAttention(rewriter, op, kernels, bf16Operands, smCount);
     }
     bf16Operands.eraseNarrowed();
   }

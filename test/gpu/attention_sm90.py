@@ -177,6 +177,16 @@ FUNCTIONS = {
         (1, 5, 1000, 995), (2, 5, 1000, 3),
         # more than one 64-row query block
         (2, 70, 300, 230), (1, 70, 300, 100)]),
+    # The split-keys decode shape (a static number of queries): the keys
+    # split over up to 2 x 132 / (B x KVH) CTAs, one block of 64 each at
+    # most, merged by a combine; B = 8 gives fewer splits.
+    "decode_g4_d128": (8, 2, 128, None, True, False, False, [
+        (1, 1, 1, 0), (2, 1, 64, 63), (1, 1, 65, 64), (1, 1, 1000, 999),
+        (2, 1, 5000, 4999), (8, 1, 3000, 2999), (1, 1, 700, 100),
+        (2, 1, 130, 0)]),
+    "decode5_window64_g8_d64": (8, 1, 64, 64, True, False, True, [
+        (1, 5, 5, 0), (2, 5, 70, 65), (1, 5, 1000, 995), (8, 5, 2000, 1995),
+        (2, 5, 600, 300)]),
     # GMHA: one token, less than a group (no summary), a group exactly, a
     # partial last group, several groups, G >= T
     "gmha_g64_w32_d128": (8, 2, 128, 32, False, False, False, [

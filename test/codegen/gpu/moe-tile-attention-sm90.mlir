@@ -1,6 +1,10 @@
 // RUN: moec-opt %s -split-input-file -moe-tile-attention-sm90 | FileCheck %s
 // RUN: moec-opt %s -split-input-file -moe-tile-attention-sm90 \
 // RUN: | FileCheck %s --check-prefix=KERNEL
+// RUN: moec-opt %s -split-input-file -moe-tile-attention-sm90="sm-count=16" \
+// RUN: | FileCheck %s --check-prefix=SMS
+// SMS-LABEL: func.func @decode
+// SMS: arith.ceildivui %c32, %{{.*}}
 
 // Causal GQA, 4 heads per kv-head: a CTA takes 64 rows = 16 positions x 4
 // heads, on a grid of (query tiles, kv-heads, batch), each at least 1; two
@@ -13,9 +17,9 @@
 // CHECK: %[[B:.*]] = memref.dim %[[QB]], %c0
 // CHECK: %[[T:.*]] = memref.dim %[[QB]], %c1
 // CHECK: %[[OUT:.*]] = memref.alloc(%[[B]], %[[T]]) : memref<?x?x8x64xf32>
-// CHECK: %[[ZERO:.*]] = arith.constant 0 : index
 // CHECK: %[[TILES:.*]] = arith.ceildivui %[[T]], %c16
 // CHECK: %[[X:.*]] = arith.maxui %[[TILES]], %c1
+// CHECK: %[[ZERO:.*]] = arith.constant 0 : index
 // CHECK: %[[Z:.*]] = arith.maxui %[[B]], %c1
 // CHECK: gpu.launch_func @attention_sm90_h8_kv2_d64_f32::@attention_sm90_h8_kv2_d64_f32
 // CHECK-SAME: blocks in (%[[X]], %c2, %[[Z]]) threads in (%c128,
@@ -219,6 +223,59 @@ func.func @gmha(%q: tensor<?x?x8x64xf32>, %k: tensor<?x?x2x64xf32>,
       : (tensor<?x?x8x64xf32>, tensor<?x?x2x64xf32>, tensor<?x?x2x64xf32>)
       -> tensor<?x?x8x64xf32>
   return %o : tensor<?x?x8x64xf32>
+}
+
+// -----
+
+// A decode step (one query, static): the keys split over
+// min(ceil(264 / (B x KVH)), key blocks) CTAs (sm-count 132), at least 1;
+// the partials (output, max, sum) merged by three generics: the rows' max,
+// the weighted sums, the division.
+// CHECK-LABEL: func.func @decode
+// CHECK: %[[KB:.*]] = bufferization.to_buffer %{{.*}} read_only : tensor<?x?x8x128xbf16>
+// CHECK: %[[B:.*]] = memref.dim %{{.*}}, %c0
+// CHECK: %[[TK:.*]] = memref.dim %[[KB]], %c1
+// CHECK: %[[BLOCKS:.*]] = arith.ceildivui %[[TK]], %c64
+// CHECK: %[[BK:.*]] = arith.muli %[[B]], %c8
+// CHECK: %[[CTAS:.*]] = arith.maxui %[[BK]], %c1
+// CHECK: %[[WANTED:.*]] = arith.ceildivui %c264, %[[CTAS]]
+// CHECK: %[[FEWER:.*]] = arith.minui %[[WANTED]], %[[BLOCKS]]
+// CHECK: %[[SPLITS:.*]] = arith.maxui %[[FEWER]], %c1
+// CHECK: %[[O:.*]] = memref.alloc(%[[B]], %[[SPLITS]], %{{.*}}) : memref<?x?x?x32x128xf32>
+// CHECK: %[[M:.*]] = memref.alloc(%[[B]], %[[SPLITS]], %{{.*}}) : memref<?x?x?x32xf32>
+// CHECK: %[[L:.*]] = memref.alloc(%[[B]], %[[SPLITS]], %{{.*}}) : memref<?x?x?x32xf32>
+// CHECK: gpu.launch_func @attention_sm90_h32_kv8_d128_split_f32::@attention_sm90_h32_kv8_d128_split_f32
+// CHECK-SAME: blocks in (%[[SPLITS]], %c8
+// CHECK-SAME: %[[O]] : memref<?x?x?x32x128xf32>, %[[M]] : memref<?x?x?x32xf32>, %[[L]] : memref<?x?x?x32xf32>, %{{.*}} : index)
+// CHECK: linalg.generic {{.*}}iterator_types = ["parallel", "parallel", "parallel", "reduction"]
+// CHECK: arith.maxnumf
+// CHECK: linalg.generic {{.*}}iterator_types = ["parallel", "parallel", "parallel", "reduction"]
+// CHECK: math.exp2
+// CHECK: linalg.generic {{.*}}iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"]
+// CHECK: math.exp2
+// CHECK: linalg.generic {{.*}}iterator_types = ["parallel", "parallel", "parallel", "parallel"]
+// CHECK: arith.divf
+// CHECK: return
+
+// The kernel: this CTA's share of the visible blocks, ceil(blocks / splits)
+// each; the rows' unnormalised output, and (lane 0 of a row) its max and
+// sum.
+// KERNEL-LABEL: gpu.func @attention_sm90_h32_kv8_d128_split_f32
+// KERNEL: %[[SPLIT:.*]] = gpu.block_id x
+// KERNEL: %[[SPLITS:.*]] = gpu.grid_dim x
+// KERNEL: %[[PER:.*]] = arith.ceildivui %{{.*}}, %[[SPLITS]]
+// KERNEL: arith.muli %[[SPLIT]], %[[PER]]
+// KERNEL: scf.for
+// KERNEL: memref.store %{{.*}}, %arg3[%{{.*}}, %[[SPLIT]], %{{.*}}, %{{.*}}, %{{.*}}] : memref<?x?x?x32x128xf32>
+// KERNEL: memref.store %{{.*}}, %arg4[%{{.*}}, %[[SPLIT]], %{{.*}}, %{{.*}}] : memref<?x?x?x32xf32>
+// KERNEL: memref.store %{{.*}}, %arg5[%{{.*}}, %[[SPLIT]], %{{.*}}, %{{.*}}] : memref<?x?x?x32xf32>
+
+func.func @decode(%q: tensor<?x1x32x128xbf16>, %k: tensor<?x?x8x128xbf16>,
+                  %v: tensor<?x?x8x128xbf16>, %p: index) -> tensor<?x1x32x128xf32> {
+  %o = moe.attention %q, %k, %v offset(%p)
+      : (tensor<?x1x32x128xbf16>, tensor<?x?x8x128xbf16>, tensor<?x?x8x128xbf16>, index)
+      -> tensor<?x1x32x128xf32>
+  return %o : tensor<?x1x32x128xf32>
 }
 
 // -----
