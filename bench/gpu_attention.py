@@ -50,56 +50,26 @@ import torch
 import torch.nn.functional as F_
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from moec_cuda import CompiledLibrary, memref, memref_type
+
 B, H, KVH, DH, WINDOW = 1, 32, 8, 128, 512
 TOKENS = [1024, 4096, 16384]
 GMHA_TOKENS = [4096, 8192, 16384, 32768, 65536]
 
 
-class Memref4(ctypes.Structure):
-    _fields_ = [("allocated", ctypes.c_void_p), ("aligned", ctypes.c_void_p),
-                ("offset", ctypes.c_int64), ("sizes", ctypes.c_int64 * 4),
-                ("strides", ctypes.c_int64 * 4)]
-
-
-def memref(tensor):
-    """The memref descriptor of a contiguous rank-4 CUDA tensor."""
-    desc = Memref4()
-    desc.allocated = desc.aligned = tensor.data_ptr()
-    desc.offset = 0
-    for i in range(4):
-        desc.sizes[i] = tensor.shape[i]
-        desc.strides[i] = tensor.stride(i)
-    return desc
-
-
-class Moec:
+class Moec(CompiledLibrary):
     """The compiled functions: `call(name, descriptors)` -> device result."""
-
-    def __init__(self, library, runtime):
-        self.rt = ctypes.CDLL(runtime)
-        self.rt.mgpuMemFree.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
-        self.rt.mgpuMemcpy.argtypes = [ctypes.c_void_p, ctypes.c_void_p,
-                                       ctypes.c_size_t, ctypes.c_void_p]
-        self.rt.mgpuStreamSynchronize.argtypes = [ctypes.c_void_p]
-        self.lib = ctypes.CDLL(library)
-
-    def has(self, name):
-        return hasattr(self.lib, "_mlir_ciface_" + name)
 
     def call(self, name, args, keep=None):
         """Runs `name` on (q, k, v) descriptors `args`; with `keep` (a torch
         tensor of the result's shape and type) copies the result there."""
-        result = Memref4()
-        getattr(self.lib, "_mlir_ciface_" + name)(
-            ctypes.byref(result), *[ctypes.byref(a) for a in args])
+        result = memref_type(4)()
+        self.invoke(name, result, args)
         if keep is not None:
             if tuple(result.sizes) != tuple(keep.shape):
                 raise RuntimeError("%s: result shape %s" % (name, tuple(result.sizes)))
-            self.rt.mgpuMemcpy(keep.data_ptr(),
-                               result.aligned + result.offset * keep.element_size(),
-                               keep.numel() * keep.element_size(), None)
-            self.rt.mgpuStreamSynchronize(None)
-        self.rt.mgpuMemFree(result.allocated, None)
+            self.copy_out(result, keep)
+        self.free(result)
         return result
 
 

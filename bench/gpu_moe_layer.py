@@ -37,7 +37,6 @@ same bf16 inputs in f32; the moec output is checked against an f32
 reference (max abs. error / max abs. value). Prints a Markdown table.
 """
 import argparse
-import ctypes
 import os
 import statistics
 import sys
@@ -46,49 +45,23 @@ import time
 import torch
 import torch.nn.functional as F_
 
+from moec_cuda import CompiledLibrary, memref, memref_type
+
 D, F, E, TOP_K, TOP_P = 4096, 14336, 8, 2, 0.5
 
 
-def memref(tensor):
-    """A ranked memref descriptor of a contiguous CUDA tensor."""
-    rank = tensor.dim()
-
-    class Memref(ctypes.Structure):
-        _fields_ = [("allocated", ctypes.c_void_p), ("aligned", ctypes.c_void_p),
-                    ("offset", ctypes.c_int64), ("sizes", ctypes.c_int64 * rank),
-                    ("strides", ctypes.c_int64 * rank)]
-    desc = Memref()
-    desc.allocated = desc.aligned = tensor.data_ptr()
-    desc.offset = 0
-    for i in range(rank):
-        desc.sizes[i] = tensor.shape[i]
-        desc.strides[i] = tensor.stride(i)
-    return desc
-
-
-class Moec:
+class Moec(CompiledLibrary):
     """The compiled layer: `call(name, x, weights)` -> device result."""
-
-    def __init__(self, library, runtime):
-        self.rt = ctypes.CDLL(runtime)
-        self.rt.mgpuMemFree.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
-        self.rt.mgpuMemcpy.argtypes = [ctypes.c_void_p, ctypes.c_void_p,
-                                       ctypes.c_size_t, ctypes.c_void_p]
-        self.rt.mgpuStreamSynchronize.argtypes = [ctypes.c_void_p]
-        self.lib = ctypes.CDLL(library)
 
     def call(self, name, x, weights, keep=False):
         args = [memref(x)] + [memref(w) for w in weights]
-        result = type(memref(x))()
-        getattr(self.lib, "_mlir_ciface_" + name)(
-            ctypes.byref(result), *[ctypes.byref(a) for a in args])
+        result = memref_type(x.dim())()
+        self.invoke(name, result, args)
         out = None
         if keep:
             out = torch.empty_like(x)
-            self.rt.mgpuMemcpy(out.data_ptr(), result.aligned,
-                               out.numel() * out.element_size(), None)
-            self.rt.mgpuStreamSynchronize(None)
-        self.rt.mgpuMemFree(result.allocated, None)
+            self.copy_out(result, out)
+        self.free(result)
         return out
 
 

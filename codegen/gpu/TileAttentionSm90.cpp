@@ -191,6 +191,11 @@ private:
   SmallVector<Value> masked(ArrayRef<Value> s, Value keyStart,
                             const KeySource &src);
   Value quadReduce(Value x, bool isMax);
+  SmallVector<Value> softmaxStep(ArrayRef<Value> s, ValueRange state,
+                                 SmallVectorImpl<Value> &x,
+                                 MutableArrayRef<Value> out);
+  void accumulateValues(Value valueTile, ArrayRef<Value> p,
+                        MutableArrayRef<Value> out);
   SmallVector<Value> keyBlock(const KeySource &src, Value block, Value buffer,
                               ValueRange state, ArrayRef<Value> queryFragments);
   SmallVector<Value> keyLoop(const KeySource &src, ValueRange state,
@@ -509,6 +514,95 @@ Value KernelBuilder::quadReduce(Value x, bool isMax) {
   return x;
 }
 
+/// The online softmax step on a block's scores `s` (masked): the scores in
+/// log2 units, the rows' new maxima (over the 4 lanes of a row), P = exp2(x
+/// - max) in place of `x`, the new sums and the rescale of the output
+/// fragments `out`. `state` holds the old maxima then sums of rows lane/4
+/// and lane/4 + 8 (after the output fragments); returns the new ones.
+SmallVector<Value> KernelBuilder::softmaxStep(ArrayRef<Value> s,
+                                              ValueRange state,
+                                              SmallVectorImpl<Value> &x,
+                                              MutableArrayRef<Value> out) {
+  // exp(x / sqrt(Dh)) = exp2(x * log2(e) / sqrt(Dh)).
+  Value scale = f32(M_LOG2E / std::sqrt(double(shape.headDim)));
+  Value minusInf = f32(-INFINITY), zero = f32(0);
+  x.resize(4 * s.size());
+  for (auto [n, frag] : llvm::enumerate(s))
+    for (int64_t i = 0; i < 4; ++i)
+      x[4 * n + i] = arith::MulFOp::create(b, extract(frag, i), scale);
+  // Register j of the fragments belongs to row (j % 4) / 2.
+  auto ofRow = [](size_t j, int64_t h) {
+    return (j % 4) / 2 == static_cast<size_t>(h);
+  };
+  Value alpha[2];
+  SmallVector<Value> maxes, sums;
+  for (int64_t h = 0; h < 2; ++h) {
+    Value m = state[h], l = state[2 + h];
+    Value blockMax = minusInf;
+    for (size_t j = 0; j < x.size(); ++j)
+      if (ofRow(j, h))
+        blockMax = arith::MaxNumFOp::create(b, blockMax, x[j]);
+    Value mNew = arith::MaxNumFOp::create(b, m, quadReduce(blockMax, true));
+    // A row that has seen no key yet subtracts 0, not -inf (no NaN).
+    Value mUse = arith::SelectOp::create(
+        b,
+        arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, mNew, minusInf),
+        zero, mNew);
+    alpha[h] = math::Exp2Op::create(b, arith::SubFOp::create(b, m, mUse));
+    Value sum = zero;
+    for (size_t j = 0; j < x.size(); ++j) {
+      if (!ofRow(j, h))
+        continue;
+      x[j] = math::Exp2Op::create(b, arith::SubFOp::create(b, x[j], mUse));
+      sum = arith::AddFOp::create(b, sum, x[j]);
+    }
+    maxes.push_back(mNew);
+    sums.push_back(arith::AddFOp::create(
+        b, arith::MulFOp::create(b, l, alpha[h]), sum));
+  }
+  for (Value &o : out)
+    for (int64_t i = 0; i < 4; ++i)
+      o = LLVM::InsertValueOp::create(
+          b, o, arith::MulFOp::create(b, extract(o, i), alpha[i / 2]), i);
+  llvm::append_range(maxes, sums);
+  return maxes;
+}
+
+/// out += P V for a block's probabilities `p` (score layout). The m16n8
+/// accumulator layout is the A-operand layout of the next product: keys
+/// 16t.. are score fragments 2t and 2t + 1, rounded to bf16 pairs in place.
+void KernelBuilder::accumulateValues(Value valueTile, ArrayRef<Value> p,
+                                     MutableArrayRef<Value> out) {
+  auto pack = [&](Value lo, Value hi) -> Value {
+    auto bf16 = b.getBF16Type();
+    Value pair = vector::FromElementsOp::create(
+        b, VectorType::get({2}, bf16),
+        ValueRange{arith::TruncFOp::create(b, bf16, lo),
+                   arith::TruncFOp::create(b, bf16, hi)});
+    return vector::ExtractOp::create(
+        b,
+        vector::BitCastOp::create(b, VectorType::get({1}, b.getI32Type()),
+                                  pair),
+        ArrayRef<int64_t>{0});
+  };
+  Value matrix = div(lane, 8);
+  for (int64_t t = 0; t < kKeyBlock / 16; ++t) {
+    const Value *lo = &p[4 * (2 * t)], *hi = &p[4 * (2 * t + 1)];
+    Value a[4] = {pack(lo[0], lo[1]), pack(lo[2], lo[3]), pack(hi[0], hi[1]),
+                  pack(hi[2], hi[3])};
+    // ldmatrix.trans, lane L: key 16t + 8 (L/8 % 2) + L%8, chunk 2u + L/16;
+    // blocks 0, 1 are the B operand of head dimensions 16u.., 2, 3 of 16u+8..
+    Value row =
+        add(idx(16 * t), add(mul(rem(matrix, 2), idx(8)), rem(lane, 8)));
+    for (int64_t u = 0; u < shape.headDim / 16; ++u) {
+      Value column = swizzledColumn(laneRowLow, 2 * u, div(matrix, 2), 1);
+      SmallVector<Value> bw = words(b, ldmatrix(valueTile, row, column, true));
+      out[2 * u] = mma(a, {bw[0], bw[1]}, out[2 * u]);
+      out[2 * u + 1] = mma(a, {bw[2], bw[3]}, out[2 * u + 1]);
+    }
+  }
+}
+
 /// One block of keys: the scores, masked where the block holds keys some
 /// row may not see; the online softmax update of the state (Dh / 8 output
 /// fragments, then the running max and sum of rows lane/4 and lane/4 + 8,
@@ -532,81 +626,15 @@ SmallVector<Value> KernelBuilder::keyBlock(const KeySource &src, Value block,
     scf::YieldOp::create(b, s);
   }
   s.assign(maskIf.getResults().begin(), maskIf.getResults().end());
-
-  // Scores in log2 units: exp(x / sqrt(Dh)) = exp2(x * log2(e) / sqrt(Dh)).
-  Value scale = f32(M_LOG2E / std::sqrt(double(shape.headDim)));
-  Value minusInf = f32(-INFINITY), zero = f32(0);
-  SmallVector<Value> newState(state.take_front(outFrags));
-  SmallVector<Value> x(4 * s.size());
-  for (auto [n, frag] : llvm::enumerate(s))
-    for (int64_t i = 0; i < 4; ++i)
-      x[4 * n + i] = arith::MulFOp::create(b, extract(frag, i), scale);
-  Value alpha[2];
-  SmallVector<Value> maxes, sums;
-  for (int64_t h = 0; h < 2; ++h) {
-    Value m = state[outFrags + h], l = state[outFrags + 2 + h];
-    Value blockMax = minusInf;
-    for (size_t j = 0; j < x.size(); ++j)
-      if ((j % 4) / 2 == static_cast<size_t>(h))
-        blockMax = arith::MaxNumFOp::create(b, blockMax, x[j]);
-    Value mNew = arith::MaxNumFOp::create(b, m, quadReduce(blockMax, true));
-    // A row that has seen no key yet subtracts 0, not -inf (no NaN).
-    Value mUse = arith::SelectOp::create(
-        b,
-        arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, mNew, minusInf),
-        zero, mNew);
-    alpha[h] = math::Exp2Op::create(b, arith::SubFOp::create(b, m, mUse));
-    Value sum = zero;
-    for (size_t j = 0; j < x.size(); ++j) {
-      if ((j % 4) / 2 != static_cast<size_t>(h))
-        continue;
-      x[j] = math::Exp2Op::create(b, arith::SubFOp::create(b, x[j], mUse));
-      sum = arith::AddFOp::create(b, sum, x[j]);
-    }
-    maxes.push_back(mNew);
-    sums.push_back(arith::AddFOp::create(
-        b, arith::MulFOp::create(b, l, alpha[h]), sum));
-  }
-  for (Value &o : newState)
-    for (int64_t i = 0; i < 4; ++i)
-      o = LLVM::InsertValueOp::create(
-          b, o, arith::MulFOp::create(b, extract(o, i), alpha[i / 2]), i);
-
-  // P as A fragments: keys 16t.. are score fragments 2t and 2t + 1.
-  auto pack = [&](Value lo, Value hi) -> Value {
-    auto bf16 = b.getBF16Type();
-    Value pair = vector::FromElementsOp::create(
-        b, VectorType::get({2}, bf16),
-        ValueRange{arith::TruncFOp::create(b, bf16, lo),
-                   arith::TruncFOp::create(b, bf16, hi)});
-    return vector::ExtractOp::create(
-        b,
-        vector::BitCastOp::create(b, VectorType::get({1}, b.getI32Type()),
-                                  pair),
-        ArrayRef<int64_t>{0});
-  };
-  Value matrix = div(lane, 8);
-  for (int64_t t = 0; t < kKeyBlock / 16; ++t) {
-    const Value *lo = &x[4 * (2 * t)], *hi = &x[4 * (2 * t + 1)];
-    Value a[4] = {pack(lo[0], lo[1]), pack(lo[2], lo[3]), pack(hi[0], hi[1]),
-                  pack(hi[2], hi[3])};
-    // ldmatrix.trans, lane L: key 16t + 8 (L/8 % 2) + L%8, chunk 2u + L/16;
-    // blocks 0, 1 are the B operand of head dimensions 16u.., 2, 3 of 16u+8..
-    Value row = add(idx(16 * t), add(mul(rem(matrix, 2), idx(8)), rem(lane, 8)));
-    for (int64_t u = 0; u < shape.headDim / 16; ++u) {
-      Value column = swizzledColumn(laneRowLow, 2 * u, div(matrix, 2), 1);
-      SmallVector<Value> bw = words(b, ldmatrix(valueTile, row, column, true));
-      newState[2 * u] = mma(a, {bw[0], bw[1]}, newState[2 * u]);
-      newState[2 * u + 1] = mma(a, {bw[2], bw[3]}, newState[2 * u + 1]);
-    }
-  }
-  llvm::append_range(newState, maxes);
-  llvm::append_range(newState, sums);
-  return newState;
+  SmallVector<Value> out(state.take_front(outFrags));
+  SmallVector<Value> p;
+  SmallVector<Value> rowState =
+      softmaxStep(s, state.drop_front(outFrags), p, out);
+  accumulateValues(valueTile, p, out);
+  llvm::append_range(out, rowState);
+  return out;
 }
 
-/// Each valid row divided by its sum and stored: fragment n holds head
-/// dimensions 8n + 2(lane%4), + 1.
 /// Split keys: each valid row's unnormalised output, its max (log2 units)
 /// and its sum, for the combine; a split that saw no key writes -inf and 0.
 void KernelBuilder::storePartial(ValueRange state) {
