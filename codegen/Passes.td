@@ -541,11 +541,10 @@ def TileAttentionSm90 : Pass<"moe-tile-attention-sm90", "::mlir::ModuleOp"> {
     is a multiple of 16, at most 128, and whose heads per kv-head divide 64,
     into the launch of a kernel in a `gpu.module` of its own per static shape
     (heads, kv-heads, Dh, group, window, result type), on a grid of (query
-    tiles, kv-heads, batch) CTAs of 4
-    warps. A CTA's 64 query rows are `64 / (H / KVH)` positions times the
-    heads of one kv-head, so each key and value tile it loads serves all the
-    heads that read it; the latest query tiles (the most keys) are launched
-    first.
+    tiles, kv-heads, batch) CTAs of 4 warps (`warps=8`: 8). A CTA's 64 query
+    rows (128) are `64 / (H / KVH)` positions times the heads of one kv-head,
+    so each key and value tile it loads serves all the heads that read it;
+    the latest query tiles (the most keys) are launched first.
 
     * Keys and values come in blocks of 64 through two shared-memory buffers
       (`nvgpu.device_async_copy`, 16-byte chunks XOR-swizzled by row,
@@ -625,6 +624,10 @@ def TileAttentionSm90 : Pass<"moe-tile-attention-sm90", "::mlir::ModuleOp"> {
     Option<"smCount", "sm-count", "int64_t", /*default=*/"132",
            "SMs of the target GPU: a decode step's keys are split so that "
            "about two CTAs per SM run">,
+    Option<"warps", "warps", "int64_t", /*default=*/"4",
+           "Warps per CTA outside decode steps, 4 or 8: 16 query rows each, "
+           "so 8 halves the key and value loads per row (one CTA per SM at "
+           "the registers a Dh = 128 kernel takes)">,
   ];
 }
 

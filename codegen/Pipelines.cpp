@@ -134,7 +134,8 @@ void moe::buildMoeToCudaPipeline(OpPassManager &pm,
               {options.stages, options.smCount, options.tileCols,
                options.combineScatter}));
         if (options.useMmaAttention())
-          kernels.addPass(moe::createTileAttentionSm90({options.smCount}));
+          kernels.addPass(moe::createTileAttentionSm90(
+              {options.smCount, options.attentionWarps}));
       });
   // Tiles of each parallel loop nest become thread blocks and the points of
   // a tile their threads; reductions stay sequential loops in each thread.

@@ -167,6 +167,11 @@ struct CudaPipelineOptions : PassPipelineOptions<CudaPipelineOptions> {
                      "attention takes the generic f32 lowering. moec compile "
                      "sets it for bf16 builds"),
       llvm::cl::init(false)};
+  Option<int64_t> attentionWarps{
+      *this, "attention-warps",
+      llvm::cl::desc("Warps per CTA of the tensor-core attention kernel, 4 "
+                     "(64 query rows) or 8 (128)"),
+      llvm::cl::init(4)};
 
   /// Whether the grouped matmuls get the sm_90a tensor-core kernel.
   bool useWgmma() const { return tensorCores && chip == "sm_90a"; }

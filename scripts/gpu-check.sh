@@ -134,6 +134,7 @@ if command -v compute-sanitizer > /dev/null; then
   gemm_check w256-memcheck libgrouped_gemm_sm90_w256.so compute-sanitizer --tool memcheck --error-exitcode 9
 fi
 attention_check sm90 libattention_sm90.so
+attention_check sm90-8warps libattention_sm90_8warps.so
 if command -v compute-sanitizer > /dev/null; then
   attention_check sm90-memcheck libattention_sm90.so compute-sanitizer --tool memcheck --error-exitcode 9
 fi
@@ -148,8 +149,9 @@ cat "$work/moe-layer.txt" >> "$work/summary.txt"
 
 # Flash attention against PyTorch's SDPA (well under 2 minutes); its check
 # against SDPA and the speed ratios at the largest T make a row.
-timeout 180 $py bench/gpu_attention.py "$out/lib/libattention_sm90.so" \
-  --runtime "$out/lib/libmoec_cuda_runtime.so" > "$work/attention-bench.txt" 2>&1
+timeout 240 $py bench/gpu_attention.py "$out/lib/libattention_sm90.so" \
+  --runtime "$out/lib/libmoec_cuda_runtime.so" \
+  --variant 8warps="$out/lib/libattention_sm90_8warps.so" > "$work/attention-bench.txt" 2>&1
 status=$?
 echo "gpu_attention: exit $status" >> "$work/summary.txt"
 cat "$work/attention-bench.txt" >> "$work/summary.txt"

@@ -10,7 +10,7 @@
 # MoE layer bench/gpu_moe_layer.py times; each also with 256-column tiles
 # (tile-cols=256), and the layer with its combine scattered by the down
 # projection's epilogue (combine-scatter=true); and the flash-attention
-# cases (libattention_sm90.so) test/gpu/attention_sm90.py checks and
+# cases (libattention_sm90.so, and with 8 warps per CTA) test/gpu/attention_sm90.py checks and
 # bench/gpu_attention.py times. Everything goes to
 # build/gpu-check/, packed into build/gpu-check.tar.xz (about 4 MB; the
 # directory is near the device tool's 64 MiB carry limit), which the device
@@ -56,6 +56,7 @@ library test/gpu/Inputs/grouped-gemm-sm90.mlir libgrouped_gemm_sm90_w256.so tile
 library bench/inputs/gpu-moe-layer.mlir libmoe_layer_sm90_scatter.so combine-scatter=true
 library bench/inputs/gpu-moe-layer.mlir libmoe_layer_sm90_w256.so tile-cols=256
 library test/gpu/Inputs/attention-sm90.mlir libattention_sm90.so attention-tensor-cores=true
+library test/gpu/Inputs/attention-sm90.mlir libattention_sm90_8warps.so "attention-tensor-cores=true attention-warps=8"
 cp /usr/lib/llvm-22/lib/libomp.so.5 "$out/lib/"
 du -sh "$out" >&2
 tar -C build -cJf build/gpu-check.tar.xz gpu-check

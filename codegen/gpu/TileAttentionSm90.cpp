@@ -2,9 +2,10 @@
 //
 // The CUDA pipeline's lowering of causal moe.attention (full or sliding
 // window, GQA, prefill or queries at an offset) to a flash-attention kernel
-// on tensor cores. A CTA of 4 warps takes 64 query rows of one kv-head's
-// GQA group: 64 / (H / KVH) positions times the group's heads, so that each
-// key and value tile it loads serves every head reading that kv-head. It
+// on tensor cores. A CTA of 4 warps (or 8) takes 64 query rows (128) of
+// one kv-head's GQA group: 64 / (H / KVH) positions times the group's
+// heads, so that each key and value tile it loads serves every head reading
+// that kv-head. It
 // walks the blocks of 64 keys its rows can see, skipping those the causal
 // mask or the window exclude, with the scores, the online softmax and the
 // output in registers:
@@ -53,11 +54,10 @@ using namespace mlir::moe;
 
 namespace {
 
-constexpr int64_t kWarps = 4;
-constexpr int64_t kThreads = 32 * kWarps;
 /// Query rows per warp: one m16 product.
 constexpr int64_t kWarpRows = 16;
-constexpr int64_t kRows = kWarpRows * kWarps;
+/// The rows of the smallest CTA (4 warps), which GQA groups must divide.
+constexpr int64_t kMinRows = 4 * kWarpRows;
 /// Keys per block: the scores of a warp are 16 x 64 (32 f32 per thread).
 constexpr int64_t kKeyBlock = 64;
 /// The widest head dimension: 128 keeps the output (Dh / 2 f32 per thread),
@@ -75,10 +75,14 @@ struct AttentionShape {
   /// the keys, each CTA writing its rows' unnormalised output, max and sum,
   /// which a combine merges.
   bool splitKeys = false;
+  /// Warps per CTA, 4 or 8: 16 query rows each, sharing each key tile.
+  int64_t warps = 4;
 
+  int64_t threads() const { return 32 * warps; }
+  int64_t rows() const { return kWarpRows * warps; }
   int64_t headsPerKv() const { return heads / kvHeads; }
   /// Query positions per CTA (each with its headsPerKv() heads).
-  int64_t positions() const { return kRows / headsPerKv(); }
+  int64_t positions() const { return rows() / headsPerKv(); }
   /// 16-byte chunks per key row.
   int64_t chunks() const { return headDim / 8; }
   /// The low bits of a row XORed into its chunk index: the largest power of
@@ -107,7 +111,7 @@ bool takes(OpTy op) {
   // m16n8k16 steps along the head dimension; a CTA's rows must hold whole
   // GQA groups of heads.
   return headDim % 16 == 0 && headDim <= kMaxHeadDim &&
-         kRows % (heads / kvHeads) == 0 && floatType(op.getQuery()) &&
+         kMinRows % (heads / kvHeads) == 0 && floatType(op.getQuery()) &&
          floatType(op.getKey()) && floatType(op.getValue()) &&
          floatType(op.getResult());
 }
@@ -382,10 +386,11 @@ void KernelBuilder::issueTile(const KeySource &src, Value block,
   Value keyTile = tileView(base, 0), valueTile = tileView(base, 1);
   auto tokenType = nvgpu::DeviceAsyncTokenType::get(b.getContext());
   int64_t chunks = kKeyBlock * shape.chunks();
-  for (int64_t i = 0, e = llvm::divideCeil(chunks, kThreads); i < e; ++i) {
-    Value c = add(tid, idx(i * kThreads));
+  int64_t threads = shape.threads();
+  for (int64_t i = 0, e = llvm::divideCeil(chunks, threads); i < e; ++i) {
+    Value c = add(tid, idx(i * threads));
     OpBuilder::InsertionGuard guard(b);
-    if ((i + 1) * kThreads > chunks) {
+    if ((i + 1) * threads > chunks) {
       auto inTile = scf::IfOp::create(
           b, cmp(arith::CmpIPredicate::ult, c, idx(chunks)), false);
       b.setInsertionPointToStart(inTile.thenBlock());
@@ -393,8 +398,8 @@ void KernelBuilder::issueTile(const KeySource &src, Value block,
     // Where the threads cover whole rows (chunks dividing the threads), a
     // thread's rows are 128 / chunks apart and its chunk is fixed.
     Value row, chunk;
-    if (kThreads % shape.chunks() == 0) {
-      row = add(div(tid, shape.chunks()), idx(i * (kThreads / shape.chunks())));
+    if (threads % shape.chunks() == 0) {
+      row = add(div(tid, shape.chunks()), idx(i * (threads / shape.chunks())));
       chunk = rem(tid, shape.chunks());
     } else {
       row = div(c, shape.chunks());
@@ -816,6 +821,8 @@ gpu::GPUFuncOp KernelCache::get(const AttentionShape &shape, TypeRange types) {
     os << "_w" << *shape.window;
   if (shape.splitKeys)
     os << "_split";
+  if (shape.warps != 4)
+    os << "_" << shape.warps << "warps";
   os << "_" << shape.outType;
   gpu::GPUFuncOp &kernel = kernels[name];
   if (kernel)
@@ -829,7 +836,7 @@ gpu::GPUFuncOp KernelCache::get(const AttentionShape &shape, TypeRange types) {
                                   TypeRange(), TypeRange());
   kernel->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b.getUnitAttr());
   kernel.setKnownBlockSizeAttr(
-      b.getDenseI32ArrayAttr({static_cast<int32_t>(kThreads), 1, 1}));
+      b.getDenseI32ArrayAttr({static_cast<int32_t>(shape.threads()), 1, 1}));
   b.setInsertionPointToStart(&kernel.getBody().front());
   KernelBuilder(b, shape, kernel.getArguments()).build();
   return kernel;
@@ -917,7 +924,7 @@ Value combinePartials(ImplicitLocOpBuilder &b, Value outs, Value maxima,
 /// launch on a grid of (query tiles or key splits, kv-heads, batch).
 void lowerAttention(RewriterBase &rewriter, Operation *op,
                     KernelCache &kernels, Bf16Operands &bf16Operands,
-                    int64_t smCount) {
+                    int64_t smCount, int64_t warps) {
   ImplicitLocOpBuilder b(op->getLoc(), rewriter);
   Value q = op->getOperand(0), k = op->getOperand(1), v = op->getOperand(2);
   auto queryType = cast<RankedTensorType>(q.getType());
@@ -927,7 +934,10 @@ void lowerAttention(RewriterBase &rewriter, Operation *op,
   AttentionShape shape{queryType.getDimSize(2), keyType.getDimSize(2),
                        queryType.getDimSize(3), range.window,
                        range.groupSize, resultType.getElementType()};
+  // A decode step keeps 4 warps: its rows are mostly idle already.
   shape.splitKeys = splitsKeys(op, shape);
+  if (!shape.splitKeys)
+    shape.warps = warps;
   SmallVector<Value> args{readBuffer(b, bf16Operands.get(b, q)),
                           readBuffer(b, bf16Operands.get(b, k)),
                           readBuffer(b, bf16Operands.get(b, v))};
@@ -982,7 +992,7 @@ void lowerAttention(RewriterBase &rewriter, Operation *op,
       b, kernel,
       gpu::KernelDim3{gridX, cst(shape.kvHeads),
                       arith::MaxUIOp::create(b, batches, cst(1))},
-      gpu::KernelDim3{cst(kThreads), cst(1), cst(1)},
+      gpu::KernelDim3{cst(shape.threads()), cst(1), cst(1)},
       arith::ConstantIntOp::create(b, b.getI32Type(), shape.sharedBytes()),
       args);
   auto asTensor = [&](Value buffer) -> Value {
@@ -1003,6 +1013,16 @@ struct TileAttentionSm90
   using Base::Base;
 
   void runOnOperation() override {
+    if (smCount < 1) {
+      getOperation()->emitError(
+          "moe-tile-attention-sm90: sm-count must be positive");
+      return signalPassFailure();
+    }
+    if (warps != 4 && warps != 8) {
+      getOperation()->emitError(
+          "moe-tile-attention-sm90: warps must be 4 or 8");
+      return signalPassFailure();
+    }
     SmallVector<Operation *> ops;
     getOperation()->walk([&](Operation *op) {
       if (auto attention = dyn_cast<AttentionOp>(op); attention && takes(attention))
@@ -1026,7 +1046,7 @@ struct TileAttentionSm90
     IRRewriter rewriter(&getContext());
     for (Operation *op : ops) {
       rewriter.setInsertionPoint(op);
-      lowerAttention(rewriter, op, kernels, bf16Operands, smCount);
+      lowerAttention(rewriter, op, kernels, bf16Operands, smCount, warps);
     }
     bf16Operands.eraseNarrowed();
   }

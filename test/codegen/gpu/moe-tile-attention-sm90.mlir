@@ -5,6 +5,27 @@
 // RUN: | FileCheck %s --check-prefix=SMS
 // SMS-LABEL: func.func @decode
 // SMS: arith.ceildivui %c32, %{{.*}}
+// RUN: not moec-opt %s -split-input-file -moe-tile-attention-sm90="sm-count=0" 2>&1 \
+// RUN: | FileCheck %s --check-prefix=BAD
+// BAD: moe-tile-attention-sm90: sm-count must be positive
+// RUN: not moec-opt %s -split-input-file -moe-tile-attention-sm90="warps=6" 2>&1 \
+// RUN: | FileCheck %s --check-prefix=BAD-WARPS
+// BAD-WARPS: moe-tile-attention-sm90: warps must be 4 or 8
+// With 8 warps a CTA takes 128 rows (32 positions x 4 heads), 256 threads;
+// a decode step keeps 4 warps.
+// RUN: moec-opt %s -split-input-file -moe-tile-attention-sm90="warps=8" \
+// RUN: | FileCheck %s --check-prefix=WARPS
+// WARPS-LABEL: func.func @causal
+// WARPS: arith.ceildivui %{{.*}}, %c32
+// WARPS: gpu.launch_func @attention_sm90_h8_kv2_d64_8warps_f32::@attention_sm90_h8_kv2_d64_8warps_f32
+// WARPS-SAME: threads in (%c256,
+// WARPS: gpu.func @attention_sm90_h8_kv2_d64_8warps_f32
+// WARPS-SAME: known_block_size = array<i32: 256, 1, 1>
+// WARPS-COUNT-4: nvgpu.device_async_copy %arg{{[12]}}
+// WARPS-NOT: nvgpu.device_async_copy
+// WARPS: nvgpu.device_async_create_group
+// WARPS-LABEL: func.func @decode
+// WARPS: gpu.launch_func @attention_sm90_h32_kv8_d128_split_f32::
 
 // Causal GQA, 4 heads per kv-head: a CTA takes 64 rows = 16 positions x 4
 // heads, on a grid of (query tiles, kv-heads, batch), each at least 1; two
