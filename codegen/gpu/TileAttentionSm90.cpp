@@ -20,8 +20,8 @@
 //
 // The key and value tiles come through two shared-memory buffers filled by
 // cp.async (16-byte chunks, XOR-swizzled so that ldmatrix's 8 row reads hit
-// distinct banks), the next block's copies in flight while this one is
-// multiplied. Why mma.sync rather than wgmma: P is produced in registers,
+// distinct banks at Dh = 64 and 128; 2-way conflicts at the other sizes),
+// the next block's copies in flight while this one is multiplied. Why mma.sync rather than wgmma: P is produced in registers,
 // where m16n8k16 takes it as it is, and the kernel's parts (its fragment
 // layouts) are the ones the PTX ISA documents per thread.
 //
@@ -353,7 +353,8 @@ SmallVector<Value> KernelBuilder::loadQueryFragments() {
 /// The element column where chunk `constChunk + laneChunk` (laneChunk at
 /// most `maxLane`) of a row whose low bits (row & swizzleMask()) are
 /// `rowLow` is stored: chunks are XORed with those bits, so that the 8 rows
-/// an ldmatrix reads at one chunk index fall on distinct banks. Where no
+/// an ldmatrix reads at one chunk index fall on distinct banks (with a mask
+/// of 7, Dh = 64 and 128; a smaller mask leaves 2-way conflicts). Where no
 /// carry crosses the mask, only the lane-dependent part is XORed, and the
 /// constant part stays an immediate offset of the address.
 Value KernelBuilder::swizzledColumn(Value rowLow, int64_t constChunk,
@@ -789,11 +790,20 @@ void KernelBuilder::build() {
 }
 
 /// A read-only buffer of tensor `t`.
+/// A read-only buffer of the [B, T, heads, Dh] tensor `t`, cast to dynamic
+/// B and T: the kernel reads them with memref.dim, so ops of one shape but
+/// other static B or T (a decode step of 1 query and one of 4) share it.
 Value readBuffer(ImplicitLocOpBuilder &b, Value t) {
   auto type = cast<RankedTensorType>(t.getType());
-  return bufferization::ToBufferOp::create(
+  Value buffer = bufferization::ToBufferOp::create(
       b, MemRefType::get(type.getShape(), type.getElementType()), t,
       /*read_only=*/true);
+  SmallVector<int64_t> shape(type.getShape());
+  shape[0] = shape[1] = ShapedType::kDynamic;
+  auto dynamic = MemRefType::get(shape, type.getElementType());
+  return dynamic == buffer.getType()
+             ? buffer
+             : Value(memref::CastOp::create(b, dynamic, buffer));
 }
 
 /// The kernels built so far, one per static shape: a model's layers share
@@ -913,7 +923,14 @@ Value combinePartials(ImplicitLocOpBuilder &b, Value outs, Value maxima,
   return GenericBuilder{b, loc, {par, par, par, par}}.build(
       ValueRange{weighted, rowSum}, {{0, 1, 2, 3}, {0, 1, 2}}, result,
       {{0, 1, 2, 3}}, [&](OpBuilder &nb, Location nl, ValueRange args) {
-        Value o = arith::DivFOp::create(nb, nl, args[0], args[1]);
+        // A row no key reached (none under the op's contract) gets 0, as
+        // in the kernel's own division.
+        Value zero = arith::ConstantOp::create(nb, nl, nb.getF32FloatAttr(0));
+        Value seen = arith::CmpFOp::create(nb, nl, arith::CmpFPredicate::OGT,
+                                           args[1], zero);
+        Value o = arith::SelectOp::create(
+            nb, nl, seen, arith::DivFOp::create(nb, nl, args[0], args[1]),
+            zero);
         linalg::YieldOp::create(nb, nl, truncateFromF32(nb, nl, o, outType));
       })[0];
 }
@@ -954,9 +971,17 @@ void lowerAttention(RewriterBase &rewriter, Operation *op,
   int64_t dyn = ShapedType::kDynamic;
   Value gridX, out, partialMax, partialSum;
   if (shape.splitKeys) {
-    // Splits: enough CTAs for two per SM, at most one per block of keys.
+    // Splits: enough CTAs for two per SM, at most one per visible block
+    // of keys (with a window, W + Tq - 1 keys span at most that many
+    // blocks plus one).
     Value keyBlocks = arith::CeilDivUIOp::create(
         b, memref::DimOp::create(b, args[1], 1), cst(kKeyBlock));
+    if (range.window)
+      keyBlocks = arith::MinUIOp::create(
+          b, keyBlocks,
+          cst(llvm::divideCeil(*range.window + queryType.getDimSize(1) - 1,
+                               kKeyBlock) +
+              1));
     Value wanted = arith::CeilDivUIOp::create(
         b, cst(2 * smCount),
         arith::MaxUIOp::create(

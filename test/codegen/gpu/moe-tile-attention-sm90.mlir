@@ -301,6 +301,35 @@ func.func @decode(%q: tensor<?x1x32x128xbf16>, %k: tensor<?x?x8x128xbf16>,
 
 // -----
 
+// Ops of one shape but other static B, T or query counts share a kernel:
+// its buffers are cast to dynamic B and T. With a window the splits are
+// bounded by the blocks the window spans (W = 100, 4 queries: 3).
+// CHECK-LABEL: func.func @shapes_share
+// CHECK: memref.cast %{{.*}} : memref<1x1x32x128xbf16> to memref<?x?x32x128xbf16>
+// CHECK: gpu.launch_func @attention_sm90_h32_kv8_d128_split_f32::
+// CHECK: arith.minui %{{.*}}, %c3
+// CHECK: gpu.launch_func @attention_sm90_h32_kv8_d128_w100_split_f32::
+// CHECK: gpu.launch_func @attention_sm90_h32_kv8_d128_split_f32::
+// CHECK-COUNT-2: gpu.module
+// CHECK-NOT: gpu.module
+func.func @shapes_share(%q: tensor<1x1x32x128xbf16>, %q4: tensor<?x4x32x128xbf16>,
+                        %k: tensor<?x?x8x128xbf16>, %v: tensor<?x?x8x128xbf16>,
+                        %p: index)
+    -> (tensor<1x1x32x128xf32>, tensor<?x4x32x128xf32>, tensor<?x4x32x128xf32>) {
+  %a = moe.attention %q, %k, %v offset(%p)
+      : (tensor<1x1x32x128xbf16>, tensor<?x?x8x128xbf16>, tensor<?x?x8x128xbf16>, index)
+      -> tensor<1x1x32x128xf32>
+  %b = moe.attention %q4, %k, %v offset(%p) window(100)
+      : (tensor<?x4x32x128xbf16>, tensor<?x?x8x128xbf16>, tensor<?x?x8x128xbf16>, index)
+      -> tensor<?x4x32x128xf32>
+  %c = moe.attention %q4, %k, %v offset(%p)
+      : (tensor<?x4x32x128xbf16>, tensor<?x?x8x128xbf16>, tensor<?x?x8x128xbf16>, index)
+      -> tensor<?x4x32x128xf32>
+  return %a, %b, %c : tensor<1x1x32x128xf32>, tensor<?x4x32x128xf32>, tensor<?x4x32x128xf32>
+}
+
+// -----
+
 // Left to the generic lowering: a head dimension past 128 (the registers),
 // or not a multiple of 16 (the k-step); heads per kv-head that do not
 // divide the CTA's 64 rows (attention and GMHA).
