@@ -161,11 +161,12 @@ struct CudaPipelineOptions : PassPipelineOptions<CudaPipelineOptions> {
 
   Option<bool> attentionTensorCores{
       *this, "attention-tensor-cores",
-      llvm::cl::desc("On sm_90a, lower causal attention to the flash-attention "
-                     "kernel on tensor cores (moe-tile-attention-sm90): q, k, "
-                     "v and the softmax weights rounded to bf16; otherwise "
-                     "attention takes the generic f32 lowering. moec compile "
-                     "sets it for bf16 builds"),
+      llvm::cl::desc("On sm_90a, lower attention (causal GQA, sliding "
+                     "window, GMHA) to the flash-attention kernel on tensor "
+                     "cores (moe-tile-attention-sm90): q, k, v and the "
+                     "softmax weights rounded to bf16; otherwise attention "
+                     "takes the generic f32 lowering. moec compile sets it "
+                     "for bf16 builds"),
       llvm::cl::init(false)};
   Option<int64_t> attentionWarps{
       *this, "attention-warps",
