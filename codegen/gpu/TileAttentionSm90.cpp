@@ -183,6 +183,8 @@ private:
     std::function<Value(Value keyStart)> straddles;
   };
   Row rowOf(int64_t h);
+  /// `keys` and `values` ([B, count, KVH, Dh]), with no range yet.
+  KeySource sourceOf(Value keys, Value values);
   KeySource localKeys();
   KeySource groupSummaries();
   SmallVector<Value> loadQueryFragments();
@@ -241,11 +243,16 @@ KernelBuilder::Row KernelBuilder::rowOf(int64_t h) {
 /// its group's start) to the last row's position. A key is hidden after
 /// the row's position, at or before its position - W, and before its
 /// group's start.
-KernelBuilder::KeySource KernelBuilder::localKeys() {
+KernelBuilder::KeySource KernelBuilder::sourceOf(Value keys, Value values) {
   KeySource src;
-  src.keys = k;
-  src.values = v;
-  src.count = memref::DimOp::create(b, k, 1);
+  src.keys = keys;
+  src.values = values;
+  src.count = memref::DimOp::create(b, keys, 1);
+  return src;
+}
+
+KernelBuilder::KeySource KernelBuilder::localKeys() {
+  KeySource src = sourceOf(k, v);
   std::optional<int64_t> window = shape.window, groupSize = shape.groupSize;
   Value lowKey = idx(0);
   if (window) {
@@ -308,10 +315,7 @@ KernelBuilder::KeySource KernelBuilder::localKeys() {
 /// GMHA's summaries: summary s (the means of group s) is seen by the rows
 /// of later groups, s < the row's group; blocks up to the last row's group.
 KernelBuilder::KeySource KernelBuilder::groupSummaries() {
-  KeySource src;
-  src.keys = summaryKeys;
-  src.values = summaryValues;
-  src.count = memref::DimOp::create(b, summaryKeys, 1);
+  KeySource src = sourceOf(summaryKeys, summaryValues);
   src.firstBlock = idx(0);
   Value seen = arith::MinUIOp::create(
       b, div(lastPosition, *shape.groupSize), src.count);
@@ -894,31 +898,26 @@ Value combinePartials(ImplicitLocOpBuilder &b, Value outs, Value maxima,
         zero, rowM);
     return math::Exp2Op::create(nb, nl, arith::SubFOp::create(nb, nl, m, use));
   };
+  // acc + x * 2^(m_s - M) over the splits, args (x, m_s, M, acc).
+  auto weightedSum = [&](OpBuilder &nb, Location nl, ValueRange args) {
+    Value w = weight(nb, nl, args[1], args[2]);
+    linalg::YieldOp::create(
+        nb, nl,
+        Value(arith::AddFOp::create(
+            nb, nl, args[3], arith::MulFOp::create(nb, nl, args[0], w))));
+  };
   Value sumInit = filledTensor(b, loc, rowSizes, b.getF32FloatAttr(0));
   Value rowSum =
       GenericBuilder{b, loc, {par, par, par, red}}.build(
           ValueRange{sums, maxima, rowMax}, {{0, 3, 1, 2}, {0, 3, 1, 2}, {0, 1, 2}},
-          sumInit, {{0, 1, 2}},
-          [&](OpBuilder &nb, Location nl, ValueRange args) {
-            Value w = weight(nb, nl, args[1], args[2]);
-            linalg::YieldOp::create(
-                nb, nl,
-                Value(arith::AddFOp::create(
-                    nb, nl, args[3], arith::MulFOp::create(nb, nl, args[0], w))));
-          })[0];
+          sumInit, {{0, 1, 2}}, weightedSum)[0];
   // Loops (b, q, h, d, s).
   Value outInit = filledTensor(b, loc, outSizes, b.getF32FloatAttr(0));
   Value weighted =
       GenericBuilder{b, loc, {par, par, par, par, red}}.build(
           ValueRange{outs, maxima, rowMax},
           {{0, 4, 1, 2, 3}, {0, 4, 1, 2}, {0, 1, 2}}, outInit, {{0, 1, 2, 3}},
-          [&](OpBuilder &nb, Location nl, ValueRange args) {
-            Value w = weight(nb, nl, args[1], args[2]);
-            linalg::YieldOp::create(
-                nb, nl,
-                Value(arith::AddFOp::create(
-                    nb, nl, args[3], arith::MulFOp::create(nb, nl, args[0], w))));
-          })[0];
+          weightedSum)[0];
   Value result = tensor::EmptyOp::create(b, outSizes, outType);
   return GenericBuilder{b, loc, {par, par, par, par}}.build(
       ValueRange{weighted, rowSum}, {{0, 1, 2, 3}, {0, 1, 2}}, result,
