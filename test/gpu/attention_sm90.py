@@ -186,7 +186,28 @@ def run_case(lib, device, name, b, tq, tk, p, rng):
     print("%-4s %-20s %-50s max rel. error %.2e (<= 2e-02)%s" % (
         "PASS" if ok else "FAIL", name, detail, err,
         "" if np.isfinite(got).all() else "; not finite"))
+    if not ok:
+        diagnose(got, ref)
     return ok
+
+
+def diagnose(got, ref):
+    """Where a failing result is wrong, for fixing the kernel without a GPU
+    at hand: the worst element, and the (b, t, h) rows off by more than the
+    tolerance, by position and by head."""
+    scale = max(np.abs(ref).max(), 1e-30)
+    diff = np.where(np.isfinite(got), np.abs(got - ref), np.inf) / scale
+    worst = np.unravel_index(np.argmax(diff), diff.shape)
+    print("     worst at (b, t, h, d) = %s: got %r, expected %r" % (
+        tuple(int(i) for i in worst), float(got[worst]), float(ref[worst])))
+    bad = diff.max(axis=-1) > 2e-2                       # [B, T, H]
+    b_, t_, h_ = np.nonzero(bad)
+    print("     %d of %d (b, t, h) rows off; positions %s; heads %s" % (
+        bad.sum(), bad.size, np.unique(t_)[:12].tolist(),
+        np.unique(h_)[:12].tolist()))
+    # A wrong layout shows as a pattern in the head dimension.
+    cols = (diff > 2e-2).any(axis=(0, 1, 2))
+    print("     head dims off: %s" % np.nonzero(cols)[0][:32].tolist())
 
 
 def main():
