@@ -242,8 +242,8 @@ def read_tokens(spec):
 # of 8, except the router's logits; and so are the queries, keys and values
 # of attention where the tensor-core kernel takes it (Dh a multiple of 16 up
 # to 128, H / KVH dividing 64), and GMHA's summaries (rounded after the
-# mean). The kernel also rounds the softmax weights to bf16, which this
-# does not model. Set by --gemm-inputs.
+# mean); there the softmax is the kernel's blocked one, its weights rounded
+# to bf16 (flash_attention_bf16). Set by --gemm-inputs.
 GEMM_INPUTS = "f32"
 
 
@@ -317,6 +317,36 @@ def attention_mask(cfg, T):
     return mask
 
 
+def flash_attention_bf16(q, sources):
+    """Softmax attention as the sm_90a tensor-core kernel computes it, for
+    one head: q [T, Dh] (bf16 values); `sources` a list of (keys [N, Dh],
+    values [N, Dh], mask [T, N]) walked in order, each in blocks of 64 keys
+    under one online softmax. Scores and sums in f32, in log2 units
+    (exp2(s · log2(e) / sqrt(Dh) − running max)); the weights rounded to
+    bf16 before they multiply the values (the rounding this reproduces,
+    which depends on each block's running max); f32 accumulation.
+    """
+    T, Dh = q.shape
+    f32 = np.float32
+    scale = f32(math.log2(math.e) / math.sqrt(Dh))
+    m = np.full(T, -np.inf, f32)
+    l = np.zeros(T, f32)
+    acc = np.zeros((T, Dh), f32)
+    for keys, vals, mask in sources:
+        for j0 in range(0, keys.shape[0], 64):
+            x = (q @ keys[j0:j0 + 64].T).astype(f32) * scale
+            x = np.where(mask[:, j0:j0 + 64], x, f32(-np.inf))
+            m_new = np.maximum(m, x.max(axis=1, initial=-np.inf))
+            m_use = np.where(m_new == -np.inf, f32(0), m_new)
+            alpha = np.exp2(m - m_use).astype(f32)
+            p = np.exp2(x - m_use[:, None]).astype(f32)
+            l = (l * alpha + p.sum(axis=1, dtype=f32)).astype(f32)
+            acc = (acc * alpha[:, None]
+                   + (to_bf16(p) @ vals[j0:j0 + 64]).astype(f32)).astype(f32)
+            m = m_new
+    return acc.astype(np.float64) / np.where(l > 0, l, 1)[:, None]
+
+
 def grouped_attention(q, k, v, G, W, bf16=False):
     """GMHA of docs/semantics.md §7 for one sequence and one head: q, k, v [T, Dh].
 
@@ -324,7 +354,8 @@ def grouped_attention(q, k, v, G, W, bf16=False):
     one summary per earlier group g' < g (mean of its keys after RoPE and of
     its values), all in one softmax with the 1/sqrt(Dh) scale. With `bf16`,
     the operands and the summaries (means of the unrounded keys and values)
-    are rounded to bf16, as the tensor-core kernel does.
+    are rounded to bf16 and the softmax is the tensor-core kernel's
+    (flash_attention_bf16: the summaries first, then the local keys).
     """
     T, Dh = q.shape
     nG = T // G  # complete groups; only those before a query are seen
@@ -337,6 +368,8 @@ def grouped_attention(q, k, v, G, W, bf16=False):
     j = np.arange(T)[None, :]
     local = (j <= i) & (j >= np.maximum(g * G, i - W + 1))
     summary = np.arange(nG)[None, :] < g
+    if bf16:
+        return flash_attention_bf16(q, [(ks, vs, summary), (k, v, local)])
     keys = np.concatenate([k, ks], axis=0)
     vals = np.concatenate([v, vs], axis=0)
     mask = np.concatenate([local, summary], axis=1)
@@ -373,6 +406,10 @@ def attention(cfg, w, prefix, h, B, T):
                 o[b, :, hd] = grouped_attention(q[b, :, hd], k[b, :, kv],
                                                 v[b, :, kv], cfg.group,
                                                 cfg.window, tensor_cores)
+                continue
+            if tensor_cores:
+                o[b, :, hd] = flash_attention_bf16(
+                    q[b, :, hd], [(k[b, :, kv], v[b, :, kv], mask)])
                 continue
             s = q[b, :, hd] @ k[b, :, kv].T / math.sqrt(Dh)
             s = np.where(mask, s, -np.inf)
