@@ -30,6 +30,7 @@
 #include "codegen/AttentionUtils.h"
 #include "codegen/Passes.h"
 #include "codegen/gpu/Bf16Operands.h"
+#include "codegen/gpu/KernelUtils.h"
 #include "dialect/LoweringUtils.h"
 #include "dialect/MoeOps.h"
 
@@ -114,10 +115,6 @@ bool takes(OpTy op) {
          kMinRows % (heads / kvHeads) == 0 && floatType(op.getQuery()) &&
          floatType(op.getKey()) && floatType(op.getValue()) &&
          floatType(op.getResult());
-}
-
-gpu::AddressSpaceAttr workgroupSpace(MLIRContext *ctx) {
-  return gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
 }
 
 /// Builds the body of the kernel: arguments q, k, v (bf16 buffers), with
@@ -790,15 +787,12 @@ void KernelBuilder::build() {
   gpu::ReturnOp::create(b);
 }
 
-/// A read-only buffer of tensor `t`.
 /// A read-only buffer of the [B, T, heads, Dh] tensor `t`, cast to dynamic
 /// B and T: the kernel reads them with memref.dim, so ops of one shape but
 /// other static B or T (a decode step of 1 query and one of 4) share it.
-Value readBuffer(ImplicitLocOpBuilder &b, Value t) {
+Value readOperand(ImplicitLocOpBuilder &b, Value t) {
   auto type = cast<RankedTensorType>(t.getType());
-  Value buffer = bufferization::ToBufferOp::create(
-      b, MemRefType::get(type.getShape(), type.getElementType()), t,
-      /*read_only=*/true);
+  Value buffer = readBuffer(b, t);
   SmallVector<int64_t> shape(type.getShape());
   shape[0] = shape[1] = ShapedType::kDynamic;
   auto dynamic = MemRefType::get(shape, type.getElementType());
@@ -839,16 +833,7 @@ gpu::GPUFuncOp KernelCache::get(const AttentionShape &shape, TypeRange types) {
   if (kernel)
     return kernel;
   ImplicitLocOpBuilder b(module.getLoc(), module.getContext());
-  b.setInsertionPointToEnd(module.getBody());
-  auto gpuModule = gpu::GPUModuleOp::create(b, name);
-  symbols.insert(gpuModule);
-  b.setInsertionPointToStart(gpuModule.getBody());
-  kernel = gpu::GPUFuncOp::create(b, name, b.getFunctionType(types, {}),
-                                  TypeRange(), TypeRange());
-  kernel->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b.getUnitAttr());
-  kernel.setKnownBlockSizeAttr(
-      b.getDenseI32ArrayAttr({static_cast<int32_t>(shape.threads()), 1, 1}));
-  b.setInsertionPointToStart(&kernel.getBody().front());
+  kernel = createKernel(b, module, symbols, name, types, shape.threads());
   KernelBuilder(b, shape, kernel.getArguments()).build();
   return kernel;
 }
@@ -951,15 +936,15 @@ void lowerAttention(RewriterBase &rewriter, Operation *op,
   shape.splitKeys = splitsKeys(op, shape);
   if (!shape.splitKeys)
     shape.warps = warps;
-  SmallVector<Value> args{readBuffer(b, bf16Operands.get(b, q)),
-                          readBuffer(b, bf16Operands.get(b, k)),
-                          readBuffer(b, bf16Operands.get(b, v))};
+  SmallVector<Value> args{readOperand(b, bf16Operands.get(b, q)),
+                          readOperand(b, bf16Operands.get(b, k)),
+                          readOperand(b, bf16Operands.get(b, v))};
   if (range.groupSize) {
     // The means of the f32 (or bf16) keys and values, rounded once.
     auto [keyMeans, valueMeans] =
         buildGroupMeans(b, b.getLoc(), k, v, *range.groupSize);
-    args.push_back(readBuffer(b, bf16Operands.get(b, keyMeans)));
-    args.push_back(readBuffer(b, bf16Operands.get(b, valueMeans)));
+    args.push_back(readOperand(b, bf16Operands.get(b, keyMeans)));
+    args.push_back(readOperand(b, bf16Operands.get(b, valueMeans)));
   }
   auto cst = [&](int64_t v) { return arith::ConstantIndexOp::create(b, v); };
   Value batches = memref::DimOp::create(b, args[0], 0);

@@ -27,6 +27,7 @@
 #include "codegen/Passes.h"
 #include "codegen/gpu/Bf16Operands.h"
 #include "codegen/gpu/FusedEpilogue.h"
+#include "codegen/gpu/KernelUtils.h"
 #include "dialect/LoweringUtils.h"
 #include "dialect/MoeDialect.h"
 #include "dialect/MoeOps.h"
@@ -119,11 +120,6 @@ bool takes(GroupedMatmulOp op) {
          isa<Float32Type, BFloat16Type>(input.getElementType()) &&
          isa<Float32Type, BFloat16Type>(result.getElementType()) &&
          weight.getDimSize(2) % 8 == 0 && weight.getDimSize(1) % 8 == 0;
-}
-
-/// Shared memory.
-gpu::AddressSpaceAttr workgroupSpace(MLIRContext *ctx) {
-  return gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
 }
 
 /// The 64-bit wgmma descriptor of a K-major, 128-byte swizzled operand at
@@ -645,14 +641,6 @@ Value tmaDescriptor(ImplicitLocOpBuilder &b, Value matrix, int64_t boxRows) {
   return castTo(b, desc, LLVM::LLVMPointerType::get(ctx));
 }
 
-/// A read-only buffer of tensor `t`.
-Value readBuffer(ImplicitLocOpBuilder &b, Value t) {
-  auto type = cast<RankedTensorType>(t.getType());
-  return bufferization::ToBufferOp::create(
-      b, MemRefType::get(type.getShape(), type.getElementType()), t,
-      /*read_only=*/true);
-}
-
 /// A [G, N, K] weight buffer as the [G * N, K] matrix its TMA boxes tile.
 Value weightMatrix(ImplicitLocOpBuilder &b, Value weight) {
   return memref::CollapseShapeOp::create(
@@ -755,16 +743,8 @@ gpu::GPUFuncOp KernelCache::get(const GemmShape &shape,
   if (!fused.empty())
     name += "_ep" + std::to_string(epilogues[name]++);
   ImplicitLocOpBuilder b(module.getLoc(), module.getContext());
-  b.setInsertionPointToEnd(module.getBody());
-  auto gpuModule = gpu::GPUModuleOp::create(b, name);
-  symbols.insert(gpuModule);
-  b.setInsertionPointToStart(gpuModule.getBody());
-  auto kernel = gpu::GPUFuncOp::create(b, name, b.getFunctionType(types, {}),
-                                       TypeRange(), TypeRange());
-  kernel->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b.getUnitAttr());
-  kernel.setKnownBlockSizeAttr(
-      b.getDenseI32ArrayAttr({static_cast<int32_t>(shape.threads()), 1, 1}));
-  b.setInsertionPointToStart(&kernel.getBody().front());
+  gpu::GPUFuncOp kernel =
+      createKernel(b, module, symbols, name, types, shape.threads());
   KernelBuilder(b, shape, stages, fused, kernel.getArguments()).build();
   kernels[key] = kernel;
   return kernel;
