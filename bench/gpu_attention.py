@@ -156,6 +156,12 @@ def time_host(fn, inputs, runs):
     return statistics.median(times)
 
 
+def random_qkv(t):
+    """Random bf16 q [B, t, H, Dh] and k, v [B, t, KVH, Dh] on the GPU."""
+    return tuple(torch.randn(B, t, n, DH, device="cuda", dtype=torch.bfloat16)
+                 for n in (H, KVH, KVH))
+
+
 def kept_pairs(t, window=None):
     if window is None or t <= window:
         return t * (t + 1) // 2
@@ -233,8 +239,7 @@ def main():
     # A call creates its stream, allocates, launches and synchronises: a
     # fixed host cost, measured on one token and taken off the times.
     overhead = {}
-    one = tuple(torch.randn(B, 1, n, DH, device=dev, dtype=bf16)
-                for n in (H, KVH, KVH))
+    one = random_qkv(1)
     for label, build in builds:
         for name in ("bench_causal", "bench_window512"):
             overhead[(label, name)] = time_host(
@@ -261,9 +266,7 @@ def main():
     for t in tokens:
         sets = []
         for _ in range(3):
-            q = torch.randn(B, t, H, DH, device=dev, dtype=bf16)
-            k = torch.randn(B, t, KVH, DH, device=dev, dtype=bf16)
-            v = torch.randn(B, t, KVH, DH, device=dev, dtype=bf16)
+            q, k, v = random_qkv(t)
             qt, kt, vt = (x.transpose(1, 2) for x in (q, k, v))
             grouped = (qt, kt, vt)
             if not (flash_gqa and window_gqa):
@@ -336,9 +339,7 @@ def main():
         for t in gmha_tokens:
             sets = []
             for _ in range(2):
-                q = torch.randn(B, t, H, DH, device=dev, dtype=bf16)
-                k = torch.randn(B, t, KVH, DH, device=dev, dtype=bf16)
-                v = torch.randn(B, t, KVH, DH, device=dev, dtype=bf16)
+                q, k, v = random_qkv(t)
                 sets.append(((q, k, v), (memref(q), memref(k), memref(v))))
             torch.cuda.synchronize()
             inputs_mib = sum(x.numel() * x.element_size() for x in sets[0][0]) / 2**20
